@@ -1,0 +1,29 @@
+# Every target creates .venv on first use, so one command does all the set-up.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+DEVICE  ?= auto
+
+.PHONY: demo test test-slow lint data bench-dm clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## distil digits with DM at IPC 1 and 10, run the baselines, evaluate, draw
+	$(PY) experiments/demo.py --device $(DEVICE)
+
+test: $(STAMP)  ## lint, then the fast test suite
+	.venv/bin/ruff check core apps tests experiments
+	.venv/bin/pytest -q
+
+test-slow: $(STAMP)
+	.venv/bin/pytest -q -m slow
+
+data:  ## Fashion-MNIST from Debian's dataset-fashion-mnist (needs root)
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "fashion-mnist already installed"; \
+	else apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,1 @@
+"""datadistill core engine."""

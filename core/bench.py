@@ -1,0 +1,108 @@
+"""One benchmark cell: distil (or select) -> save -> evaluate -> result rows. Resumable.
+
+Experiments, the demo and sweeps are lists of cells. A cell whose rows are already in
+the results file is skipped; a learnt summary whose run was interrupted resumes from its
+checkpoint. So killing a benchmark and starting it again loses no finished work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core import methods
+from core.data import Dataset
+from core.distill import SUMMARY_FILE, RunOptions, run
+from core.evaluate import EvalConfig, evaluate
+from core.plots import summary_grid
+from core.results import append_rows, load_rows
+from core.summary import Summary
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    ipc: int
+    iterations: int | None = None  # None: the method's default
+    seed: int = 0
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def folder(self, data: Dataset) -> str:
+        return f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
+
+
+def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
+    """Rows of `results` that already answer this cell (same method, IPC, seed, eval setup)."""
+    rows = []
+    for r in load_rows(results):
+        if (
+            r["method"],
+            r["dataset"],
+            r["ipc"],
+            r.get("seed"),
+            r.get("eval_epochs"),
+            r["runs"],
+        ) != (
+            cell.method,
+            data.spec.name,
+            cell.ipc,
+            cell.seed,
+            config.train.epochs,
+            config.runs,
+        ) or r["arch"] not in config.archs:
+            continue
+        if methods.get(cell.method).learnt and cell.iterations is not None:
+            if r["iterations"] != cell.iterations:
+                continue
+        rows.append(r)
+    return rows if len(rows) == len(config.archs) else []
+
+
+def run_cell(
+    cell: Cell,
+    data: Dataset,
+    *,
+    config: EvalConfig,
+    results: Path,
+    runs_dir: Path,
+    device: torch.device,
+    time_limit: float | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Produce (or reuse) the summary of `cell`, evaluate it, append its rows to `results`."""
+    existing = done_rows(results, data, cell, config)
+    if existing:
+        return existing
+    out = runs_dir / cell.folder(data)
+    path = out / SUMMARY_FILE
+    summary = Summary.load(path) if path.exists() else None
+    finished = summary is not None and (
+        not methods.get(cell.method).learnt
+        or cell.iterations is None
+        or summary.extra["run"]["iterations"] >= cell.iterations
+    )
+    if not finished:
+        options = RunOptions(
+            seed=cell.seed,
+            iterations=cell.iterations,
+            resume=True,
+            time_limit=time_limit,
+            progress=progress,
+        )
+        summary = run(
+            cell.method,
+            data,
+            cell.ipc,
+            options=options,
+            overrides=dict(cell.overrides),
+            device=device,
+            out_dir=out,
+        )
+        summary_grid(summary, out / "grid.png")
+        if cell.iterations is not None and summary.extra["run"]["iterations"] < cell.iterations:
+            return []  # stopped by the time limit; the next call resumes it
+    rows = evaluate(summary, data, config=config, device=device, progress=progress)
+    append_rows(results, rows)
+    return rows

@@ -1,0 +1,230 @@
+"""`distill`: the command line. Arguments are translated into typed configs here, at the edge.
+
+distill list
+distill run  --method dm --dataset fashion-mnist --ipc 10 --iterations 1000 --out runs/x
+distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
+distill show runs/x/summary.safetensors -o grid.png
+distill export runs/x/summary.safetensors --format npz -o summary.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core import data as datasets
+from core import methods, nets
+from core.errors import DistillError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distill", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="methods, datasets and architectures")
+
+    r = sub.add_parser("run", help="distil a dataset into a summary")
+    r.add_argument("--method", required=True)
+    r.add_argument("--dataset", default="digits")
+    r.add_argument("--ipc", type=int, default=10, help="images per class")
+    r.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
+    r.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    r.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
+    r.add_argument("--checkpoint-every", type=int, default=100)
+    r.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one of the method's settings (see `distill list`)",
+    )
+    _common(r)
+
+    e = sub.add_parser("eval", help="train fresh models on a summary and test them")
+    e.add_argument("summary", type=Path)
+    e.add_argument("--arch", default="convnet", help="comma-separated architectures")
+    e.add_argument("--runs", type=int, default=5)
+    e.add_argument("--epochs", type=int, default=300, help="300 quick, 1000 as published")
+    e.add_argument("--no-dsa", action="store_true", help="train without augmentation")
+    e.add_argument("--results", type=Path, help="append the rows to this JSON results file")
+    e.add_argument("--eval-seed", type=int, default=0)
+    _common(e, dataset=True)
+
+    s = sub.add_parser("show", help="draw a summary's images as a grid, one row per class")
+    s.add_argument("summary", type=Path)
+    s.add_argument("-o", "--output", type=Path, help="PNG path (default: next to the summary)")
+    s.add_argument("--max-per-class", type=int, default=10)
+
+    x = sub.add_parser("export", help="write a summary as .npz, .pt or a folder of PNGs")
+    x.add_argument("summary", type=Path)
+    x.add_argument("--format", choices=("npz", "pt", "png"), default="npz")
+    x.add_argument("-o", "--output", type=Path, required=True)
+    return p
+
+
+def _common(p: argparse.ArgumentParser, dataset: bool = False) -> None:
+    if dataset:
+        p.add_argument("--dataset", help="test data (default: the summary's own dataset)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0 ...")
+    p.add_argument("--data-root", type=Path, help="folder with the dataset's files")
+    p.add_argument("--download", action="store_true", help="let torchvision fetch missing data")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise DistillError(f"--set expects KEY=VALUE, got '{pair}'")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_list(args) -> None:
+    print("methods:")
+    for name in methods.available():
+        m = methods.get(name)
+        cfg = m.config_cls()
+        settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
+        print(f"  {name:10s} {m.family:24s} {m.paper}\n  {'':10s} settings: {settings}")
+    print("datasets:")
+    for name in datasets.available():
+        s = datasets.get_spec(name)
+        print(f"  {name:14s} {s.num_classes} classes, {s.channels}x{s.size}x{s.size}")
+    print("architectures:\n  " + ", ".join(nets.available()))
+
+
+def cmd_run(args) -> None:
+    from core.distill import RunOptions, resolve_device, run
+
+    method = methods.get(args.method)
+    data = datasets.load(args.dataset, root=args.data_root, download=args.download)
+    device = resolve_device(args.device)
+    out = args.out or Path("runs") / f"{method.name}-{args.dataset}-ipc{args.ipc}-s{args.seed}"
+    evaluator = None
+    if args.eval_every:
+        from core.evaluate import EvalConfig, evaluate
+        from core.train import TrainConfig
+
+        quick = EvalConfig(runs=1, train=TrainConfig(epochs=100))
+        evaluator = lambda s: round(
+            evaluate(s, data, config=quick, device=device, progress=False)[0]["acc_mean"], 4
+        )
+    options = RunOptions(
+        seed=args.seed,
+        iterations=args.iterations,
+        resume=args.resume,
+        time_limit=args.time_limit,
+        checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+        progress=not args.quiet,
+    )
+    summary = run(
+        method.name,
+        data,
+        args.ipc,
+        options=options,
+        overrides=_settings(args.set),
+        device=device,
+        out_dir=out,
+        evaluator=evaluator,
+    )
+    info = summary.extra["run"]
+    print(
+        f"wrote {out / 'summary.safetensors'}: {summary.n} images, {summary.stored_bytes} bytes, "
+        f"{info['iterations']} iterations in {info['seconds']:.1f} s"
+    )
+    print(
+        f"next: distill eval {out / 'summary.safetensors'}  |  distill show "
+        f"{out / 'summary.safetensors'}"
+    )
+
+
+def cmd_eval(args) -> None:
+    from core.distill import resolve_device
+    from core.evaluate import EvalConfig, evaluate
+    from core.results import append_rows, table
+    from core.summary import Summary
+    from core.train import TrainConfig
+
+    summary = Summary.load(args.summary)
+    archs = tuple(a.strip() for a in args.arch.split(",") if a.strip())
+    for a in archs:
+        if a not in nets.available():
+            raise DistillError(
+                f"unknown architecture '{a}'; choose from: {', '.join(nets.available())}"
+            )
+    if args.runs < 1 or args.epochs < 1:
+        raise DistillError("--runs and --epochs must be at least 1")
+    data = datasets.load(
+        args.dataset or summary.spec.name, root=args.data_root, download=args.download
+    )
+    cfg = EvalConfig(
+        archs=archs,
+        runs=args.runs,
+        seed=args.eval_seed,
+        train=TrainConfig(epochs=args.epochs, dsa=not args.no_dsa),
+    )
+    rows = evaluate(
+        summary, data, config=cfg, device=resolve_device(args.device), progress=not args.quiet
+    )
+    print(table(rows))
+    if args.results:
+        append_rows(args.results, rows)
+        print(f"appended {len(rows)} rows to {args.results}")
+
+
+def cmd_show(args) -> None:
+    from core.plots import summary_grid
+    from core.summary import Summary
+
+    summary = Summary.load(args.summary)
+    out = args.output or args.summary.with_suffix(".png")
+    summary_grid(summary, out, max_per_class=args.max_per_class)
+    print(f"wrote {out}")
+
+
+def cmd_export(args) -> None:
+    from core.export import export
+    from core.summary import Summary
+
+    export(Summary.load(args.summary), args.output, fmt=args.format)
+    print(f"wrote {args.output}")
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "eval": cmd_eval,
+    "show": cmd_show,
+    "export": cmd_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.results import set_command
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    set_command(argv)
+    try:
+        COMMANDS[args.command](args)
+    except DistillError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; `distill run ... --resume` continues from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The evaluation protocol: how a summary is judged, on the survey's three cornerstones.
+
+Performance: K fresh models per architecture trained on the summary with the one training
+loop (`core.train`), mean and std of test accuracy. Efficiency: every row carries the
+summary's size in images *and* stored bytes. Transferability: the same summary evaluated
+on several architectures (`archs`), one row each.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from core import nets
+from core.data import Dataset
+from core.errors import DistillError
+from core.profile import measure
+from core.results import command_line
+from core.summary import Summary
+from core.train import QUICK, TrainConfig, test, train
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    archs: tuple[str, ...] = ("convnet",)
+    runs: int = 5
+    train: TrainConfig = field(default_factory=lambda: QUICK)
+    seed: int = 0
+
+
+def train_config_for(summary: Summary, base: TrainConfig) -> TrainConfig:
+    """The summary's own training hyperparameters override the protocol's (MTT's syn_lr)."""
+    changes = {}
+    if "syn_lr" in summary.extra:
+        changes["lr"] = float(summary.extra["syn_lr"])
+    if "label_loss" in summary.extra:
+        changes["label_loss"] = summary.extra["label_loss"]
+    return base.with_(**changes)
+
+
+def evaluate(
+    summary: Summary, data: Dataset, *, config: EvalConfig, device, progress: bool = True
+) -> list[dict]:
+    """Train `config.runs` fresh models per architecture on `summary`; one result row each arch."""
+    if summary.spec.shape != data.spec.shape or summary.spec.num_classes != data.spec.num_classes:
+        raise DistillError(
+            f"summary is for {summary.spec.name} {summary.spec.shape}, "
+            f"but the test data is {data.spec.name} {data.spec.shape}; pass --dataset "
+            f"{summary.spec.name}"
+        )
+    tcfg = train_config_for(summary, config.train)
+    x, y = summary.images.to(device), summary.labels.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    run_info = summary.extra.get("run", {})
+    rows = []
+    for arch in config.archs:
+        accs = []
+        bar = tqdm(
+            range(config.runs),
+            desc=f"eval {summary.method} ipc{summary.ipc} {arch}",
+            disable=not progress,
+            leave=False,
+        )
+        with measure(device) as m:
+            for r in bar:
+                seed = config.seed * 1000 + r
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    net = nets.build(arch, data.spec).to(device)
+                gen = torch.Generator().manual_seed(seed)
+                train(net, x, y, config=tcfg, dsa_strategy=data.spec.dsa_strategy, generator=gen)
+                accs.append(test(net, x_test, y_test))
+                bar.set_postfix(acc=f"{100 * accs[-1]:.1f}")
+        rows.append({
+            "method": summary.method,
+            "dataset": summary.spec.name,
+            "ipc": summary.ipc,
+            "iterations": run_info.get("iterations", 0),
+            "arch": arch,
+            "runs": config.runs,
+            "acc_mean": statistics.fmean(accs),
+            "acc_std": statistics.pstdev(accs),
+            "images": summary.n,
+            "stored_bytes": summary.stored_bytes,
+            "sec_per_iter": run_info.get("sec_per_iter"),
+            "peak_mem_mb": run_info.get("peak_mem_mb"),
+            "command": command_line(),
+            "accs": accs,
+            "eval_epochs": tcfg.epochs,
+            "eval_dsa": tcfg.dsa,
+            "eval_seconds": m.seconds,
+            "distill_seconds": run_info.get("seconds"),
+            "seed": summary.seed,
+            "objective": summary.objective,
+            "parameterisation": summary.parameterisation,
+            "device": str(device),
+        })  # fmt: skip
+    return rows

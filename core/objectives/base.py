@@ -1,0 +1,33 @@
+"""The objective interface (DESIGN.md: "the two interfaces").
+
+An objective owns whatever inner loop it needs (random networks, expert trajectories,
+kernels) and returns one scalar loss per outer step. The outer loop (`core.distill`)
+owns optimisers, logging, checkpoints, progress, seeds and time limits, so an objective
+never prints, saves or seeds anything itself: its randomness comes from the generator
+it is handed, which is what makes a resumed run identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.data import Dataset
+from core.params.base import Parameterisation
+
+
+class Objective:
+    """Base class: `loss(param, data, generator, step)` -> scalar tensor."""
+
+    name = "base"
+
+    def loss(
+        self, param: Parameterisation, data: Dataset, generator: torch.Generator, step: int
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Inner state to checkpoint (model pools, trained networks); none by default."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

@@ -1,0 +1,53 @@
+"""The parameterisation interface (DESIGN.md: "the two interfaces").
+
+A parameterisation is an `nn.Module` whose parameters are the summary. Objectives only
+see `sample()`; the outer loop only sees `parameters()`, `materialize()` and
+`stored_bytes()`. That is what lets any parameterisation be optimised by any objective
+(survey section 2.5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.spec import DataSpec
+
+
+class Parameterisation(nn.Module):
+    """Base class. Subclasses produce `images_per_class` examples of every class.
+
+    Examples are always ordered by class: rows [c * m, (c + 1) * m) belong to class c,
+    with m = `images_per_class`, so objectives can reshape to [K, m, ...] and treat all
+    classes in one batched pass.
+    """
+
+    name = "base"
+
+    def __init__(self, spec: DataSpec, images_per_class: int):
+        super().__init__()
+        self.spec = spec
+        self.num_classes = spec.num_classes
+        self.images_per_class = images_per_class
+
+    def sample(self, class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A differentiable batch (x, y) of every example of `class_ids` (all classes if None)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def materialize(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every example, detached: what the summary file stores under `images`/`labels`."""
+        x, y = self.sample()
+        return x.detach().clone(), y.detach().clone()
+
+    def stored_bytes(self) -> int:
+        """Bytes the summary really needs: every learnt tensor, labels included."""
+        return sum(p.numel() * p.element_size() for p in self.state_dict().values())
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors to save under `param.*`; free images need none beyond `images`."""
+        return {}
+
+    def hard_labels(self) -> torch.Tensor:
+        m = self.images_per_class
+        return torch.arange(self.num_classes).repeat_interleave(m)

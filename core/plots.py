@@ -1,0 +1,89 @@
+"""Pictures: a summary's images as a grid, one row per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from core.summary import Summary  # noqa: E402
+
+
+def to_pixels(summary: Summary) -> torch.Tensor:
+    """Images back in [0, 1] pixel space, [n, H, W, C]."""
+    mean = torch.tensor(summary.spec.mean).view(1, -1, 1, 1)
+    std = torch.tensor(summary.spec.std).view(1, -1, 1, 1)
+    return (summary.images * std + mean).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def summary_grid(summary: Summary, path: str | Path, *, max_per_class: int = 10) -> Path:
+    """Save a class x example grid of the summary's images as a PNG."""
+    pixels = to_pixels(summary).numpy()
+    labels = summary.hard_labels()
+    k = summary.spec.num_classes
+    rows = [torch.nonzero(labels == c).flatten()[:max_per_class] for c in range(k)]
+    cols = max(1, max(len(r) for r in rows))
+    fig, axes = plt.subplots(k, cols, figsize=(cols * 0.8 + 0.6, k * 0.8 + 0.6), squeeze=False)
+    cmap = "gray" if summary.spec.channels == 1 else None
+    for c, ix in enumerate(rows):
+        for j in range(cols):
+            ax = axes[c][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if j < len(ix):
+                img = pixels[ix[j]]
+                ax.imshow(
+                    img.squeeze(-1) if summary.spec.channels == 1 else img,
+                    cmap=cmap,
+                    vmin=0,
+                    vmax=1,
+                )
+        axes[c][0].set_ylabel(str(c), rotation=0, labelpad=10, va="center")
+    fig.suptitle(
+        f"{summary.method} on {summary.spec.name}, IPC {summary.ipc} "
+        f"({summary.n} images, {summary.stored_bytes} bytes)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def accuracy_curves(rows: list[dict], path: str | Path, *, title: str) -> Path:
+    """Two panels: accuracy against images per class, and against stored bytes (log x)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for method in sorted({r["method"] for r in rows}):
+        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["ipc"])
+        acc = [100 * r["acc_mean"] for r in rs]
+        err = [100 * r["acc_std"] for r in rs]
+        axes[0].errorbar([r["ipc"] for r in rs], acc, yerr=err, marker="o", capsize=3, label=method)
+        axes[1].errorbar(
+            [r["stored_bytes"] / 1024 for r in rs],
+            acc,
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=method,
+        )
+    for ax, xlabel in zip(axes, ("images per class (IPC)", "stored bytes (KiB)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,68 @@
+"""Measuring time and peak memory of a block, on CPU and GPU alike.
+
+On a GPU, peak memory is CUDA's own high-water mark. On a CPU there is no allocator
+counter to reset, so a background thread samples the process's resident set every few
+milliseconds; the reported figure is the peak above the level at entry, i.e. what the
+block itself needed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+_PAGE = 4096
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+@dataclass
+class Measure:
+    seconds: float = 0.0
+    peak_mem_mb: float = 0.0
+
+
+@contextmanager
+def measure(device: torch.device | str = "cpu", interval: float = 0.005):
+    """`with measure(dev) as m: ...` then read m.seconds and m.peak_mem_mb."""
+    m = Measure()
+    dev = torch.device(device)
+    stop = threading.Event()
+    base = rss_bytes()
+    peak = [base]
+
+    def sample():
+        while not stop.wait(interval):
+            peak[0] = max(peak[0], rss_bytes())
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        cuda_base = torch.cuda.memory_allocated(dev)
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    try:
+        yield m
+    finally:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        m.seconds = time.perf_counter() - start
+        stop.set()
+        thread.join()
+        peak[0] = max(peak[0], rss_bytes())
+        if dev.type == "cuda":
+            m.peak_mem_mb = (torch.cuda.max_memory_allocated(dev) - cuda_base) / 2**20
+        else:
+            m.peak_mem_mb = (peak[0] - base) / 2**20

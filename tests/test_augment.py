@@ -1,0 +1,54 @@
+"""DSA: one draw applied to two batches is the same transform; gradients reach the images."""
+
+import pytest
+import torch
+
+from core import data
+from core.augment import DSA, OPS
+from core.errors import DistillError
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_same_draw_gives_same_transform_on_both_batches(op, gen):
+    x = torch.randn(6, 3, 16, 16)
+    aug = DSA(op)
+    draw = aug.draw(6, gen)
+    real, syn = aug.apply(x, draw), aug.apply(x.clone()[:4], draw)
+    assert torch.equal(real[:4], syn)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_same_seed_same_transform_and_transform_changes_images(op):
+    x = torch.randn(8, 1, 12, 12)
+    aug = DSA(op)
+    a = aug(x, torch.Generator().manual_seed(3))
+    b = aug(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, x)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_gradients_reach_synthetic_images(op, gen):
+    syn = torch.randn(4, 1, 12, 12, requires_grad=True)
+    aug = DSA(op)
+    aug.apply(syn, aug.draw(4, gen)).pow(2).sum().backward()
+    assert syn.grad is not None and syn.grad.abs().sum() > 0
+
+
+def test_index_maps_examples_to_rows_of_the_draw(gen):
+    aug = DSA("rotate")
+    x = torch.randn(6, 1, 10, 10)
+    draw = aug.draw(6, gen)
+    rows = torch.tensor([4, 1])
+    assert torch.equal(aug.apply(x[rows], draw, index=rows), aug.apply(x, draw)[rows])
+
+
+def test_unknown_op_is_refused():
+    with pytest.raises(DistillError, match="unknown augmentation 'blur'"):
+        DSA("crop_blur")
+
+
+def test_strategies_per_dataset_drop_flip_for_digits():
+    for name in ("digits", "mnist", "fashion-mnist", "svhn"):
+        assert "flip" not in data.get_spec(name).dsa_strategy
+    assert "flip" in data.get_spec("cifar10").dsa_strategy

@@ -1,0 +1,127 @@
+"""The outer loop and DM: loss goes down, batched equals per-class, resume is exact, errors."""
+
+import pytest
+import torch
+
+from core import methods
+from core.distill import RunOptions, run
+from core.errors import DistillError
+from core.objectives.distribution import MeanEmbedding
+from core.params.images import FreeImages
+
+
+def _dm_loss_at(param, digits, seed=123):
+    """DM's loss over 8 fixed random networks (fixed seeds: no sampling noise between calls)."""
+    obj = MeanEmbedding(batch_real=139, dsa_strategy=None)
+    with torch.no_grad():
+        losses = [
+            float(obj.loss(param, digits, torch.Generator().manual_seed(seed + i), 0))
+            for i in range(8)
+        ]
+    return sum(losses) / len(losses)
+
+
+def test_dm_lowers_its_loss_on_digits(digits):
+    opts = RunOptions(iterations=40, progress=False)
+    before = run("dm", digits, 2, options=RunOptions(iterations=0, progress=False))
+    after = run("dm", digits, 2, options=opts, overrides={"batch_real": 64, "dsa": "false"})
+    p0 = FreeImages(digits, 2, generator=torch.Generator().manual_seed(0))
+    p1 = FreeImages(digits, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p0.images.copy_(before.images)
+        p1.images.copy_(after.images)
+    assert _dm_loss_at(p1, digits) < 0.95 * _dm_loss_at(p0, digits)
+
+
+def test_batched_dm_equals_per_class(digits):
+    p = FreeImages(digits, 3, generator=torch.Generator().manual_seed(0))
+    losses = []
+    for per_class in (False, True):
+        obj = MeanEmbedding(
+            batch_real=32, dsa_strategy=digits.spec.dsa_strategy, per_class=per_class
+        )
+        loss = obj.loss(p, digits, torch.Generator().manual_seed(5), 0)
+        (grad,) = torch.autograd.grad(loss, p.images)
+        losses.append((loss.detach(), grad))
+    assert torch.allclose(losses[0][0], losses[1][0], rtol=1e-5)
+    assert torch.allclose(losses[0][1], losses[1][1], rtol=1e-4, atol=1e-7)
+
+
+def test_dm_refuses_batch_norm():
+    with pytest.raises(ValueError, match="batch norm"):
+        MeanEmbedding(arch="convnet_bn", dsa_strategy=None)
+
+
+def test_interrupted_run_resumes_to_the_same_result(digits, tmp_path):
+    opts = dict(iterations=6, checkpoint_every=2, progress=False)
+    full = run("dm", digits, 1, options=RunOptions(**opts), overrides={"batch_real": 16})
+
+    def crash(it, record):
+        if it == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(
+            "dm",
+            digits,
+            1,
+            options=RunOptions(**opts),
+            overrides={"batch_real": 16},
+            out_dir=tmp_path,
+            callbacks=[crash],
+        )
+    resumed = run(
+        "dm",
+        digits,
+        1,
+        options=RunOptions(**opts, resume=True),
+        overrides={"batch_real": 16},
+        out_dir=tmp_path,
+    )
+    assert torch.equal(full.images, resumed.images)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 5 + 2  # 5 before the crash, iterations 5 and 6 after resuming from 4
+
+
+def test_time_limit_stops_cleanly_with_a_checkpoint(digits, tmp_path):
+    s = run(
+        "dm",
+        digits,
+        1,
+        options=RunOptions(iterations=50, time_limit=0.0, progress=False),
+        overrides={"batch_real": 8},
+        out_dir=tmp_path,
+    )
+    assert s.extra["run"]["iterations"] == 1
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "summary.safetensors").exists()
+
+
+@pytest.mark.parametrize("ipc", [0, -1, 10_000])
+def test_ipc_out_of_range(digits, ipc):
+    with pytest.raises(DistillError, match=r"--ipc .* out of range.*use 1 to 139"):
+        run("random", digits, ipc)
+
+
+def test_unknown_method_and_setting(digits):
+    with pytest.raises(DistillError, match="unknown method 'nope'; choose one of: .*dm"):
+        run("nope", digits, 1)
+    with pytest.raises(DistillError, match="has no setting lr_imgs"):
+        run("dm", digits, 1, overrides={"lr_imgs": "1"})
+
+
+def test_divergence_is_reported_not_saved(digits, tmp_path):
+    with pytest.raises(DistillError, match="lower the learning rate"):
+        run(
+            "dm",
+            digits,
+            1,
+            options=RunOptions(iterations=30, progress=False),
+            overrides={"lr_img": "1e38", "batch_real": 8},
+            out_dir=tmp_path,
+        )
+    assert not (tmp_path / "summary.safetensors").exists()
+
+
+def test_settings_are_typed_from_strings():
+    cfg = methods.get("dm").config("digits", {"lr_img": "0.5", "dsa": "false", "batch_real": "7"})
+    assert cfg.lr_img == 0.5 and cfg.dsa is False and cfg.batch_real == 7

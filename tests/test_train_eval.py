@@ -1,0 +1,117 @@
+"""The training loop and the evaluation protocol."""
+
+import pytest
+import torch
+
+from core import coreset, nets
+from core.errors import DistillError
+from core.evaluate import EvalConfig, evaluate
+from core.results import ROW_KEYS
+from core.summary import Summary
+from core.train import TrainConfig, loss_fn, train
+from core.train import test as accuracy
+
+
+def _random_summary(digits, gen, ipc=10):
+    rows = coreset.random_select(digits, ipc, gen)
+    return Summary(
+        images=digits.x_train[rows],
+        labels=digits.y_train[rows],
+        spec=digits.spec,
+        method="random",
+        ipc=ipc,
+    )
+
+
+def test_training_on_a_small_subset_beats_chance(digits, gen):
+    s = _random_summary(digits, gen)
+    torch.manual_seed(0)
+    net = nets.build("convnet", digits.spec, width=32)
+    before = accuracy(net, digits.x_test, digits.y_test)
+    train(
+        net, s.images, s.labels, config=TrainConfig(epochs=150), dsa_strategy="crop", generator=gen
+    )
+    after = accuracy(net, digits.x_test, digits.y_test)
+    assert after > 0.6 and after > before + 0.3
+
+
+def test_soft_and_mse_labels():
+    logits = torch.randn(4, 3)
+    y = torch.tensor([0, 1, 2, 0])
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    assert torch.allclose(loss_fn(logits, onehot), loss_fn(logits, y))
+    assert torch.allclose(loss_fn(logits, y, "mse"), ((logits - onehot) ** 2).mean())
+
+
+def test_learning_rate_halves_at_half_of_epochs(digits, gen):
+    seen = []
+    net = nets.build("mlp", digits.spec)
+    opt_lrs = []
+
+    def record(epoch, loss):
+        seen.append(loss)
+
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        opt_lrs.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        train(
+            net,
+            digits.x_train[:10],
+            digits.y_train[:10],
+            config=TrainConfig(epochs=4),
+            dsa_strategy="crop",
+            generator=gen,
+            on_epoch=record,
+        )
+    finally:
+        torch.optim.SGD.step = orig
+    assert len(seen) == 4
+    assert opt_lrs == pytest.approx([0.01, 0.01, 0.001, 0.001])
+
+
+def test_protocol_rows_per_architecture(digits, gen):
+    s = _random_summary(digits, gen, ipc=2)
+    cfg = EvalConfig(archs=("convnet", "mlp"), runs=2, train=TrainConfig(epochs=3))
+    rows = evaluate(s, digits, config=cfg, device="cpu", progress=False)
+    assert [r["arch"] for r in rows] == ["convnet", "mlp"]
+    for r in rows:
+        assert set(ROW_KEYS) <= set(r)
+        assert r["runs"] == 2 and len(r["accs"]) == 2
+        assert r["images"] == 20 and r["stored_bytes"] == 20 * 64 * 4 + 20 * 8
+        assert 0 <= r["acc_mean"] <= 1
+
+
+def test_protocol_is_deterministic(digits, gen):
+    s = _random_summary(digits, gen, ipc=2)
+    cfg = EvalConfig(runs=1, train=TrainConfig(epochs=3))
+    a = evaluate(s, digits, config=cfg, device="cpu", progress=False)[0]["accs"]
+    b = evaluate(s, digits, config=cfg, device="cpu", progress=False)[0]["accs"]
+    assert a == b
+
+
+def test_summary_for_another_dataset_is_refused(digits, gen):
+    from core.spec import DataSpec
+
+    spec = DataSpec("other", 1, 28, 10, (0.5,), (0.5,))
+    s = Summary(
+        images=torch.zeros(10, 1, 28, 28),
+        labels=torch.arange(10),
+        spec=spec,
+        method="random",
+        ipc=1,
+    )
+    with pytest.raises(DistillError, match="--dataset other"):
+        evaluate(s, digits, config=EvalConfig(runs=1), device="cpu", progress=False)
+
+
+def test_summary_syn_lr_overrides_protocol_lr(digits, gen):
+    from core.evaluate import train_config_for
+
+    s = _random_summary(digits, gen, ipc=1)
+    s.extra["syn_lr"] = 0.05
+    assert train_config_for(s, TrainConfig()).lr == 0.05
