@@ -1,0 +1,70 @@
+"""Regenerate the README's results table from experiments/results/*.json (never by hand).
+
+python experiments/report.py          # rewrite README.md between the markers
+python experiments/report.py --check  # exit 1 if README.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.results import fmt_acc, fmt_bytes, load_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
+
+
+def results_table(folder: Path = ROOT / "experiments" / "results") -> str:
+    rows = [r for p in sorted(folder.glob("*.json")) for r in load_rows(p)]
+    rows = [r for r in rows if r.get("variant") is None]
+    if not rows:
+        return "_No results yet._"
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rows.sort(
+        key=lambda r: (r["dataset"], r["arch"], r["ipc"], order.get(r["method"], 99), r["method"])
+    )
+    lines = [
+        "| dataset | arch | IPC | method | iterations | images | stored | accuracy % | runs "
+        "| epochs | s/iter | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        spi = "-" if r.get("sec_per_iter") is None else f"{r['sec_per_iter']:.2f}"
+        mem = "-" if not r.get("peak_mem_mb") else f"{r['peak_mem_mb']:.0f}"
+        lines.append(
+            f"| {r['dataset']} | {r['arch']} | {r['ipc']} | {r['method']} | {r['iterations']} "
+            f"| {r['images']} | {fmt_bytes(r['stored_bytes'])} | {fmt_acc(r)} | {r['runs']} "
+            f"| {r.get('eval_epochs', '-')} | {spi} | {mem} |"
+        )
+    return "\n".join(lines)
+
+
+def render(readme: str, table: str) -> str:
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{table}\n{END}{tail}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    path = ROOT / "README.md"
+    old = path.read_text()
+    new = render(old, results_table())
+    if args.check:
+        if new != old:
+            print("README.md results table is out of date: run python experiments/report.py")
+            sys.exit(1)
+        return
+    path.write_text(new)
+    print(f"updated {path}")
+
+
+if __name__ == "__main__":
+    main()
