@@ -138,8 +138,9 @@ def run(
                 loss = objective.loss(param, data_dev, generator, it)
                 if not torch.isfinite(loss):
                     raise DistillError(
-                        f"loss became {float(loss.detach())} at iteration {it}; lower the learning rate "
-                        f"(--set lr_img={cfg.lr_img / 10:g}) or check the data for NaN/inf"
+                        f"loss became {float(loss.detach())} at iteration {it}; lower the "
+                        f"learning rate (--set lr_img={cfg.lr_img / 10:g}) or check the data "
+                        "for NaN/inf"
                     )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -1,0 +1,378 @@
+"""Gradient matching: DC, DSA, DCC and IDC's real-trained variant (survey section 2.2).
+
+DC: Zhao, Mopuri & Bilen, "Dataset Condensation with Gradient Matching", ICLR 2021; survey
+eq. (7): min_S E_{theta_0} [ sum_t sum_c D(grad l(T_c; theta_t), grad l(S_c; theta_t)) ], with
+theta_{t+1} = theta_t - eta grad l(S; theta_t): per class, the gradient of the loss on a real
+batch and on the synthetic images are pulled together, along the trajectory of a network that
+is trained on the synthetic set between matching steps. DSA (Zhao & Bilen, ICML 2021) adds a
+siamese augmentation: one draw applied to the real and the synthetic batch of a class.
+
+DCC: Lee et al., "Dataset Condensation with Contrastive Signals", ICML 2022; survey eq. (8):
+D(mean_c grad l(T_c), mean_c grad l(S_c)), one gradient of all classes on each side, so the
+synthetic set also learns what tells classes apart.
+
+IDC: Kim et al., "Dataset Condensation via Efficient Synthetic-Data Parameterization", ICML
+2022; survey eq. (9): as (7) but theta_{t+1} = theta_t - eta grad l(T; theta_t), the network
+between matching steps is trained on the *real* data, and D is a plain mse or l1 distance over
+the convolution kernels only.
+
+How DC's two loops map onto the interface: one `loss()` call is one matching step (the outer
+loop of `core.distill` then takes one step on the images). The objective keeps the current
+network and its optimiser as state; at the start of the next call it first trains that network
+for `inner_loop` steps on the *current* (already updated) synthetic set, as DC does between
+matching steps, and every `outer_loop` calls it draws a fresh network instead. So DC's
+"iteration" is `outer_loop` of our iterations.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from core import nets
+from core.augment import DSA
+from core.data import Dataset
+from core.objectives.base import Objective
+from core.objectives.distribution import fresh_network
+from core.params.base import Parameterisation
+from core.train import loss_fn
+
+METRICS = ("layerwise", "cos", "mse", "l1")
+_EPS = 1e-6  # DC's epsilon in the cosine denominators
+
+
+def gradient_distance(
+    g_syn: Sequence[torch.Tensor],
+    g_real: Sequence[torch.Tensor],
+    metric: str = "layerwise",
+    *,
+    conv_only: bool = False,
+) -> torch.Tensor:
+    """Distance D between two gradients given as lists of per-parameter tensors.
+
+    Args:
+        metric: ``layerwise`` is DC's D: every weight tensor is reshaped to [out, -1] and
+            D sums ``1 - cos`` over its output nodes; 1-D tensors (biases, norm scales)
+            count 0, as in DC. ``cos`` is ``1 - cos`` of the whole flattened gradients,
+            ``mse`` the summed squared difference and ``l1`` the summed absolute difference
+            (DC's and IDC's alternatives).
+        conv_only: keep only tensors of more than two dimensions (convolution kernels), as
+            IDC matches neither biases, norms nor the classifier.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown gradient distance '{metric}'; use one of: {', '.join(METRICS)}")
+    pairs = [(s, r) for s, r in zip(g_syn, g_real, strict=True) if not conv_only or s.dim() > 2]
+    if not pairs:
+        raise ValueError("no parameter tensor left to match; the network has no convolution")
+    if metric == "layerwise":
+        total = pairs[0][0].new_zeros(())
+        for s, r in pairs:
+            if s.dim() == 1:
+                continue
+            s, r = s.reshape(len(s), -1), r.reshape(len(r), -1)
+            cos = (s * r).sum(-1) / (s.norm(dim=-1) * r.norm(dim=-1) + _EPS)
+            total = total + (1 - cos).sum()
+        return total
+    s = torch.cat([p.reshape(-1) for p, _ in pairs])
+    r = torch.cat([p.reshape(-1) for _, p in pairs])
+    if metric == "cos":
+        return 1 - (s * r).sum() / (s.norm() * r.norm() + _EPS)
+    if metric == "mse":
+        return ((s - r) ** 2).sum()
+    return (s - r).abs().sum()
+
+
+class GradientMatching(Objective):
+    """DC's per-class gradient matching (survey eq. 7); with `dsa_strategy` it is DSA.
+
+    Args:
+        arch: network whose gradients are matched; re-initialised every `outer_loop` calls.
+        batch_real: real images per class per matching step (DC: 256).
+        metric: the distance D, see `gradient_distance` (DC: layerwise).
+        dsa_strategy: DSA string for the siamese augmentation of matching batches and of the
+            network's training batches (DSA), or None (DC).
+        outer_loop: matching steps per network (DC's outer_loop).
+        inner_loop: epochs over the synthetic set that train the network between two
+            matching steps (DC's inner_loop), in batches of `batch_train`.
+        lr_net: learning rate of the network's plain SGD (DC: 0.01, no momentum).
+        conv_only: match only convolution kernels (see `gradient_distance`).
+        loss_scale: multiplies the loss; for SGD on the images this is a learning-rate
+            factor that can depend on the ipc (IDC scales its image learning rate by ipc/10).
+    """
+
+    name = "gradient_matching"
+    shared_draw = False  # True: one augmentation for a whole class batch (IDC)
+
+    def __init__(
+        self,
+        *,
+        arch: str = "convnet",
+        batch_real: int = 256,
+        metric: str = "layerwise",
+        dsa_strategy: str | None = None,
+        outer_loop: int = 1,
+        inner_loop: int = 1,
+        lr_net: float = 0.01,
+        batch_train: int = 256,
+        conv_only: bool = False,
+        loss_scale: float = 1.0,
+        net_config: dict | None = None,
+    ):
+        if "bn" in arch.split("_"):
+            raise ValueError(
+                "gradient matching here needs a per-example norm (instance norm); batch norm "
+                "needs DC's frozen running statistics, which are not implemented"
+            )
+        if metric not in METRICS:
+            raise ValueError(f"unknown gradient distance '{metric}'; use one of: {METRICS}")
+        if outer_loop < 1 or inner_loop < 0:
+            raise ValueError(
+                f"need outer_loop >= 1 and inner_loop >= 0, got {outer_loop}, {inner_loop}"
+            )
+        self.arch = arch
+        self.batch_real = batch_real
+        self.metric = metric
+        self.aug = DSA(dsa_strategy) if dsa_strategy else None
+        self.outer_loop = outer_loop
+        self.inner_loop = inner_loop
+        self.lr_net = lr_net
+        self.batch_train = batch_train
+        self.conv_only = conv_only
+        self.loss_scale = loss_scale
+        self.net_config = net_config or {}
+        self._net: torch.nn.Module | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._age = 0  # matching steps taken with the current network
+        self._nets = 0  # networks drawn so far
+        self._pending: dict | None = None  # state loaded before the network could be rebuilt
+
+    # --- the template: one matching step per call -------------------------------------------
+
+    def loss(self, param: Parameterisation, data: Dataset, generator, step):
+        x_syn, y_syn = param.sample()
+        device = x_syn.device
+        if self._pending is not None:
+            self._restore(data, device)
+        if self._net is None or self._age >= self.outer_loop:
+            self._net = fresh_network(self.arch, data, generator, device, **self.net_config)
+            self._opt = self._optimiser(self._net)
+            self._age, self._nets = 0, self._nets + 1
+        else:  # the images moved since the last match: train the net before matching again
+            self._net.train()
+            self._update_network(x_syn.detach(), y_syn.detach(), data, generator)
+        self._net.train()
+        loss = self._match(self._net, x_syn, y_syn, param.images_per_class, data, generator)
+        self._age += 1
+        return loss * self.loss_scale if self.loss_scale != 1.0 else loss
+
+    def _optimiser(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(net.parameters(), lr=self.lr_net)
+
+    def _update_network(self, x_syn, y_syn, data: Dataset, generator) -> None:
+        """DC: `inner_loop` epochs of SGD on the synthetic set (augmented under DSA)."""
+        for _ in range(self.inner_loop):
+            order = torch.randperm(len(x_syn), generator=generator).to(x_syn.device)
+            for rows in order.split(self.batch_train):
+                xb = x_syn[rows]
+                if self.aug is not None:
+                    xb = self.aug(xb, generator)
+                self._sgd_step(loss_fn(self._net(xb), y_syn[rows]))
+
+    def _sgd_step(self, loss: torch.Tensor) -> None:
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._opt.step()
+
+    def _match(self, net, x_syn, y_syn, m: int, data: Dataset, generator) -> torch.Tensor:
+        """DC's loss: sum over classes of D(real gradient, synthetic gradient)."""
+        k, n = data.spec.num_classes, self.batch_real
+        x_real = data.sample_per_class(n, generator).to(x_syn.device)
+        params = list(net.parameters())
+        total = x_syn.new_zeros(())
+        for c in range(k):
+            xr, xs = self._augment(
+                x_real[c * n : (c + 1) * n], x_syn[c * m : (c + 1) * m], generator
+            )
+            yr = torch.full((n,), c, dtype=torch.long, device=xr.device)
+            g_real = torch.autograd.grad(F.cross_entropy(net(xr), yr), params)
+            ys = y_syn[c * m : (c + 1) * m]
+            g_syn = torch.autograd.grad(loss_fn(net(xs), ys), params, create_graph=True)
+            total = total + gradient_distance(g_syn, g_real, self.metric, conv_only=self.conv_only)
+        return total
+
+    def _augment(self, xr: torch.Tensor, xs: torch.Tensor, generator):
+        """The siamese draw of one class: synthetic example i shares real example i's draw."""
+        if self.aug is None:
+            return xr, xs
+        n, m = len(xr), len(xs)
+        if self.shared_draw:
+            draw = self.aug.draw(1, generator)
+            zeros = torch.zeros(max(n, m), dtype=torch.long)
+            return self.aug.apply(xr, draw, index=zeros[:n]), self.aug.apply(
+                xs, draw, index=zeros[:m]
+            )
+        draw = self.aug.draw(n, generator)
+        rows = torch.arange(m).remainder(n) if m > n else None
+        return self.aug.apply(xr, draw), self.aug.apply(xs, draw, index=rows)
+
+    # --- inner state ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The current network, its optimiser and the counters: a resumed run is identical."""
+        if self._pending is not None:
+            return copy.deepcopy(self._pending)
+        return {
+            "age": self._age,
+            "nets": self._nets,
+            "net": None if self._net is None else copy.deepcopy(self._net.state_dict()),
+            "opt": None if self._opt is None else copy.deepcopy(self._opt.state_dict()),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        # the network is rebuilt at the next call, when the data spec and device are known
+        self._pending = copy.deepcopy(state)
+        self._age, self._nets = state["age"], state["nets"]
+        self._net = self._opt = None
+
+    def _restore(self, data: Dataset, device) -> None:
+        state, self._pending = self._pending, None
+        if state["net"] is None:
+            return
+        with torch.random.fork_rng(devices=[]):  # the weights are overwritten: no RNG use
+            net = nets.build(self.arch, data.spec, **self.net_config).to(device)
+        net.load_state_dict(state["net"])
+        self._net, self._opt = net, self._optimiser(net)
+        self._opt.load_state_dict(state["opt"])
+
+
+class ClassContrastiveMatching(GradientMatching):
+    """DCC (Lee et al., ICML 2022; survey eq. 8): match the mean gradient over all classes.
+
+    Real side: the mean over classes of each class's mean loss, one gradient (computed in
+    chunks of classes to bound memory; exact, as instance norm keeps examples independent).
+    Synthetic side: the mean loss over every class's images, one gradient. DCC's bi-level
+    warm-up keeps DC's per-class loss for the first `outer_warmup` networks and, within
+    every network, for its first `inner_warmup` matching steps (DCC's code: 250 and 10).
+    """
+
+    name = "class_contrastive"
+    real_chunk = 2560  # real images per forward pass of the real side
+
+    def __init__(self, *, outer_warmup: int = 250, inner_warmup: int = 10, **kwargs):
+        super().__init__(**kwargs)
+        self.outer_warmup = outer_warmup
+        self.inner_warmup = inner_warmup
+
+    def _match(self, net, x_syn, y_syn, m, data, generator):
+        if self._nets - 1 < self.outer_warmup and self._age < self.inner_warmup:
+            return super()._match(net, x_syn, y_syn, m, data, generator)
+        k, n = data.spec.num_classes, self.batch_real
+        x_real = data.sample_per_class(n, generator).to(x_syn.device)
+        if self.aug is not None:  # one siamese draw per class, as in DCC's code
+            pairs = [
+                self._augment(x_real[c * n : (c + 1) * n], x_syn[c * m : (c + 1) * m], generator)
+                for c in range(k)
+            ]
+            x_real = torch.cat([p[0] for p in pairs])
+            x_syn = torch.cat([p[1] for p in pairs])
+        params = list(net.parameters())
+        y_real = torch.arange(k, device=x_real.device).repeat_interleave(n)
+        g_real = [torch.zeros_like(p) for p in params]
+        chunk = max(1, self.real_chunk // n) * n
+        for xr, yr in zip(x_real.split(chunk), y_real.split(chunk), strict=True):
+            part = F.cross_entropy(net(xr), yr, reduction="sum") / (k * n)
+            for acc, g in zip(g_real, torch.autograd.grad(part, params), strict=True):
+                acc += g
+        g_syn = torch.autograd.grad(loss_fn(net(x_syn), y_syn), params, create_graph=True)
+        return gradient_distance(g_syn, g_real, self.metric, conv_only=self.conv_only)
+
+
+class RealTrainedMatching(GradientMatching):
+    """IDC's matching (Kim et al., ICML 2022; survey eq. 9): the network learns from real data.
+
+    Between matching steps the network takes `ceil(n_data / batch_net)` SGD steps (momentum
+    0.9, weight decay 5e-4) on random real batches, per-example augmented with
+    `net_dsa_strategy` and mixed by CutMix with probability `cutmix_p` (Beta(1, 1) areas), as
+    IDC's `train_epoch` with `n_data`. Matching uses one augmentation draw for a class's whole
+    real + synthetic batch (IDC's batch mode) and at most `batch_syn_max` synthetic images per
+    class (a random subset when the class has more).
+    """
+
+    name = "real_trained_matching"
+    shared_draw = True
+
+    def __init__(
+        self,
+        *,
+        n_data: int = 500,
+        batch_net: int = 64,
+        momentum_net: float = 0.9,
+        weight_decay_net: float = 5e-4,
+        net_dsa_strategy: str | None = None,
+        cutmix_p: float = 0.5,
+        batch_syn_max: int = 128,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.n_data = n_data
+        self.batch_net = batch_net
+        self.momentum_net = momentum_net
+        self.weight_decay_net = weight_decay_net
+        self.net_aug = DSA(net_dsa_strategy) if net_dsa_strategy else None
+        self.cutmix_p = cutmix_p
+        self.batch_syn_max = batch_syn_max
+
+    def _optimiser(self, net):
+        return torch.optim.SGD(
+            net.parameters(),
+            lr=self.lr_net,
+            momentum=self.momentum_net,
+            weight_decay=self.weight_decay_net,
+        )
+
+    def _update_network(self, x_syn, y_syn, data, generator):
+        x_all, y_all = data.x_train, data.y_train
+        for _ in range(math.ceil(self.n_data / self.batch_net)):
+            rows = torch.randint(len(x_all), (self.batch_net,), generator=generator)
+            rows = rows.to(x_all.device)
+            xb, yb = x_all[rows], y_all[rows]
+            if self.net_aug is not None:
+                xb = self.net_aug(xb, generator)
+            if self.cutmix_p > 0 and float(torch.rand(1, generator=generator)) < self.cutmix_p:
+                xb, yb2, keep = _cutmix(xb, yb, generator)
+                out = self._net(xb)
+                loss = keep * F.cross_entropy(out, yb) + (1 - keep) * F.cross_entropy(out, yb2)
+            else:
+                loss = F.cross_entropy(self._net(xb), yb)
+            self._sgd_step(loss)
+
+    def _match(self, net, x_syn, y_syn, m, data, generator):
+        if m > self.batch_syn_max:
+            k, b = data.spec.num_classes, self.batch_syn_max
+            keep = torch.stack([torch.randperm(m, generator=generator)[:b] for _ in range(k)])
+            rows = (keep + torch.arange(k).view(-1, 1) * m).flatten().to(x_syn.device)
+            x_syn, y_syn, m = x_syn[rows], y_syn[rows], b
+        return super()._match(net, x_syn, y_syn, m, data, generator)
+
+
+def _cutmix(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator):
+    """CutMix (Yun et al., ICCV 2019) with a Beta(1, 1) area: (mixed x, second labels, weight).
+
+    The weight is the fraction of each image that keeps its own pixels (and label).
+    """
+    h, w = x.shape[-2:]
+    lam, cy, cx = torch.rand(3, generator=generator).tolist()
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
+    cut = math.sqrt(1.0 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(cy * h), int(cx * w)
+    y1, y2 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x1, x2 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+    keep = 1.0 - (y2 - y1) * (x2 - x1) / (h * w)
+    return x, y[perm], keep
