@@ -104,6 +104,7 @@ def run(
             data.x_train[rows],
             data.y_train[rows],
             None,
+            objective="selection",
             iterations=0,
             sec_per_iter=None,
             seconds=m.seconds,
@@ -151,7 +152,7 @@ def run(
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
                 record["acc"] = evaluator(
-                    _current(method, cfg, data, ipc, options.seed, param, state)
+                    _current(method, cfg, data, ipc, options.seed, param, objective, state)
                 )
             if log is not None:
                 log.write(json.dumps(record) + "\n")
@@ -176,13 +177,13 @@ def run(
         bar.close()
         if log is not None:
             log.close()
-    summary = _current(method, cfg, data, ipc, options.seed, param, state)
+    summary = _current(method, cfg, data, ipc, options.seed, param, objective, state)
     if out is not None:
         summary.save(out / SUMMARY_FILE)
     return summary
 
 
-def _current(method, cfg, data, ipc, seed, param, state) -> Summary:
+def _current(method, cfg, data, ipc, seed, param, objective, state) -> Summary:
     x, y = param.materialize()
     n = max(state["iteration"], 1)
     return _summary(
@@ -194,6 +195,7 @@ def _current(method, cfg, data, ipc, seed, param, state) -> Summary:
         x.cpu(),
         y.cpu(),
         param,
+        objective=objective.name,
         iterations=state["iteration"],
         sec_per_iter=state["step_seconds"] / n,
         seconds=state["step_seconds"],
@@ -202,9 +204,21 @@ def _current(method, cfg, data, ipc, seed, param, state) -> Summary:
 
 
 def _summary(
-    method, cfg, data, ipc, seed, x, y, param, *, iterations, sec_per_iter, seconds, peak_mem_mb
+    method,
+    cfg,
+    data,
+    ipc,
+    seed,
+    x,
+    y,
+    param,
+    *,
+    objective,
+    iterations,
+    sec_per_iter,
+    seconds,
+    peak_mem_mb,
 ) -> Summary:
-    objective = method.family if param is not None else "selection"
     return Summary(
         images=x.float().contiguous(),
         labels=y.contiguous(),

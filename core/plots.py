@@ -50,12 +50,7 @@ def summary_grid(summary: Summary, path: str | Path, *, max_per_class: int = 10)
         f"({summary.n} images, {summary.stored_bytes} bytes)",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=100)
 
 
 def accuracy_curves(rows: list[dict], path: str | Path, *, title: str) -> Path:
@@ -81,9 +76,14 @@ def accuracy_curves(rows: list[dict], path: str | Path, *, title: str) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.suptitle(title)
+    return save(fig, path)
+
+
+def save(fig, path: str | Path, *, dpi: int = 110) -> Path:
+    """Lay out, write (creating folders) and close a figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
