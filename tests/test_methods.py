@@ -23,7 +23,11 @@ def test_every_method_produces_a_valid_summary(name, digits, tmp_path):
         out_dir=tmp_path,
     )
     loaded = Summary.load(tmp_path / "summary.safetensors")
-    assert loaded.method == name and loaded.n == 20
+    assert loaded.method == name
+    if loaded.parameterisation == "images":
+        assert loaded.n == 20
+    else:  # a factorised summary decodes more examples than the 2 a class it stores
+        assert loaded.n > 20 and loaded.n % 10 == 0 and loaded.params
     assert torch.isfinite(loaded.images).all()
     assert loaded.stored_bytes == s.stored_bytes > 0
     assert loaded.metadata()["config"] == s.config

@@ -128,7 +128,9 @@ class GradientMatching(Objective):
                 "needs DC's frozen running statistics, which are not implemented"
             )
         if metric not in METRICS:
-            raise ValueError(f"unknown gradient distance '{metric}'; use one of: {METRICS}")
+            raise ValueError(
+                f"unknown gradient distance '{metric}'; use one of: {', '.join(METRICS)}"
+            )
         if outer_loop < 1 or inner_loop < 0:
             raise ValueError(
                 f"need outer_loop >= 1 and inner_loop >= 0, got {outer_loop}, {inner_loop}"
