@@ -29,7 +29,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=int, default=3, help="fresh models per summary")
-    p.add_argument("--dm-iterations", type=int, default=200)
+    p.add_argument("--dm-iterations", type=int, default=100)
     args = p.parse_args()
 
     start = time.monotonic()
