@@ -8,6 +8,7 @@ cell updates it instead of duplicating it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -64,8 +65,11 @@ def append_rows(path: str | Path, rows: Iterable[dict]) -> list[dict]:
     path = Path(path)
     new = [check_row(dict(r)) for r in rows]
     keys = {key_of(r) for r in new}
-    kept = [r for r in load_rows(path) if key_of(r) not in keys]
-    write_json(path, kept + new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers append to one file safely
+        kept = [r for r in load_rows(path) if key_of(r) not in keys]
+        write_json(path, kept + new)
     return kept + new
 
 
