@@ -5,6 +5,7 @@ distill run  --method dm --dataset fashion-mnist --ipc 10 --iterations 1000 --ou
 distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
 distill show runs/x/summary.safetensors -o grid.png
 distill export runs/x/summary.safetensors --format npz -o summary.npz
+distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("summary", type=Path)
     x.add_argument("--format", choices=("npz", "pt", "png"), default="npz")
     x.add_argument("-o", "--output", type=Path, required=True)
+
+    t = sub.add_parser("experts", help="train expert trajectories for trajectory matching")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--arch", default="convnet")
+    t.add_argument("--depth", type=int, default=0, help="network depth (0: the arch's default)")
+    t.add_argument("--width", type=int, default=0, help="network width (0: the arch's default)")
+    t.add_argument("--num", type=int, default=20, help="experts to train (MTT: 100)")
+    t.add_argument("--epochs", type=int, default=50, help="epochs per expert (MTT: 50)")
+    t.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (MTT: 0.01)")
+    t.add_argument("--out", type=Path, help="folder (default: experts/DATASET-ARCH[-depthN...])")
+    t.add_argument("--seed", type=int, default=0)
+    _common(t)
     return p
 
 
@@ -197,12 +210,38 @@ def cmd_export(args) -> None:
     print(f"wrote {args.output}")
 
 
+def cmd_experts(args) -> None:
+    from core.distill import resolve_device
+    from core.experts import ExpertConfig, default_folder, train_experts
+
+    if args.arch not in nets.available():
+        raise DistillError(
+            f"unknown architecture '{args.arch}'; choose from: {', '.join(nets.available())}"
+        )
+    net_config = {k: v for k, v in (("depth", args.depth), ("width", args.width)) if v}
+    data = datasets.load(args.dataset, root=args.data_root, download=args.download)
+    out = args.out or default_folder(args.dataset, args.arch, net_config)
+    config = ExpertConfig(
+        num=args.num,
+        epochs=args.epochs,
+        lr=args.lr,
+        arch=args.arch,
+        net_config=net_config,
+        seed=args.seed,
+    )
+    paths = train_experts(
+        data, config=config, folder=out, device=resolve_device(args.device), progress=not args.quiet
+    )
+    print(f"{len(paths)} experts of {args.epochs} epochs in {out}")
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
     "eval": cmd_eval,
     "show": cmd_show,
     "export": cmd_export,
+    "experts": cmd_experts,
 }
 
 

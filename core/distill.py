@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from core import methods
+from core import accel, methods
 from core.data import Dataset
 from core.errors import DistillError
 from core.profile import measure
@@ -83,6 +83,7 @@ def run(
             tests that interrupt a run).
         evaluator: summary -> accuracy, called every `options.eval_every` iterations.
     """
+    accel.tune_allocator()
     method = methods.get(method_name)
     check_ipc(data, ipc)
     cfg = method.config(data.spec.name, overrides)
@@ -117,7 +118,7 @@ def run(
     param, objective = method.build(cfg, data, ipc, generator)
     param = param.to(device)
     data_dev = data.to(device) if device.type != "cpu" else data
-    opt = torch.optim.SGD(param.parameters(), lr=cfg.lr_img, momentum=cfg.momentum)
+    opt = torch.optim.SGD(param.param_groups(), lr=cfg.lr_img, momentum=cfg.momentum)
     state = {"iteration": 0, "step_seconds": 0.0, "peak_mem_mb": 0.0}
     if options.resume and out is not None and (out / CHECKPOINT_FILE).exists():
         state = _load_checkpoint(out / CHECKPOINT_FILE, param, opt, objective, generator, device)
@@ -231,6 +232,7 @@ def _summary(
         config=dataclasses.asdict(cfg),
         seed=seed,
         extra={
+            **(param.summary_extra() if param is not None else {}),
             "run": {
                 "iterations": iterations,
                 "sec_per_iter": sec_per_iter,

@@ -71,6 +71,7 @@ def train(
         generator: CPU generator for shuffling and augmentation draws (determinism).
         on_epoch: called as on_epoch(epoch, mean_loss) after each epoch (progress bars).
     """
+    accel.tune_allocator()
     aug = DSA(config.dsa_strategy or dsa_strategy) if config.dsa else None
     opt = torch.optim.SGD(
         net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay

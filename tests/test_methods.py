@@ -8,12 +8,26 @@ from core.distill import RunOptions, run
 from core.summary import Summary
 
 
+@pytest.fixture(scope="module")
+def tiny_experts(digits, tmp_path_factory):
+    """One 2-epoch expert of a small ConvNet, for the trajectory-matching presets."""
+    from core.experts import ExpertConfig, train_experts
+
+    folder = tmp_path_factory.mktemp("experts")
+    config = ExpertConfig(num=1, epochs=2, net_config={"depth": 2, "width": 16})
+    train_experts(digits, config=config, folder=folder, progress=False)
+    return folder
+
+
 @pytest.mark.parametrize("name", methods.available())
-def test_every_method_produces_a_valid_summary(name, digits, tmp_path):
+def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
     overrides = {"batch_real": "16"} if name == "dm" else {}
     if not m.learnt and "feature_epochs" in {f for f in vars(m.config_cls())}:
         overrides["feature_epochs"] = "1"
+    if m.family == "trajectory matching":
+        folder = request.getfixturevalue("tiny_experts")
+        overrides.update(experts=str(folder), net_width="16", max_start_epoch="1")
     s = run(
         name,
         digits,

@@ -44,6 +44,15 @@ class Parameterisation(nn.Module):
         """Bytes the summary really needs: every learnt tensor, labels included."""
         return sum(p.numel() * p.element_size() for p in self.state_dict().values())
 
+    def param_groups(self) -> list[dict]:
+        """Optimiser groups; a group without "lr" uses the method's lr_img (e.g. a learnt
+        step size or labels can carry their own learning rate)."""
+        return [{"params": list(self.parameters())}]
+
+    def summary_extra(self) -> dict:
+        """Values the summary's metadata must carry for faithful evaluation (MTT's syn_lr)."""
+        return {}
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """Tensors to save under `param.*`; free images need none beyond `images`."""
         return {}
