@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DEVICE  ?= auto
 
-.PHONY: demo test test-slow lint data bench-dm clean
+.PHONY: demo test test-slow data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
