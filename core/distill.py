@@ -106,6 +106,7 @@ def run(
             data.y_train[rows],
             None,
             objective="selection",
+            objective_extra={},
             iterations=0,
             sec_per_iter=None,
             seconds=m.seconds,
@@ -197,6 +198,7 @@ def _current(method, cfg, data, ipc, seed, param, objective, state) -> Summary:
         y.cpu(),
         param,
         objective=objective.name,
+        objective_extra=objective.summary_extra(),
         iterations=state["iteration"],
         sec_per_iter=state["step_seconds"] / n,
         seconds=state["step_seconds"],
@@ -215,6 +217,7 @@ def _summary(
     param,
     *,
     objective,
+    objective_extra,
     iterations,
     sec_per_iter,
     seconds,
@@ -233,12 +236,13 @@ def _summary(
         seed=seed,
         extra={
             **(param.summary_extra() if param is not None else {}),
+            **objective_extra,
             "run": {
                 "iterations": iterations,
                 "sec_per_iter": sec_per_iter,
                 "seconds": seconds,
                 "peak_mem_mb": peak_mem_mb,
-            }
+            },
         },
         params={
             k: v.detach().cpu() for k, v in (param.tensors() if param is not None else {}).items()

@@ -22,7 +22,7 @@ def tiny_experts(digits, tmp_path_factory):
 @pytest.mark.parametrize("name", methods.available())
 def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
-    overrides = {"batch_real": "16"} if name == "dm" else {}
+    overrides = {"dm": {"batch_real": "16"}, "rfad": {"n_models": "2", "width": "64"}}.get(name, {})
     if not m.learnt and "feature_epochs" in {f for f in vars(m.config_cls())}:
         overrides["feature_epochs"] = "1"
     if m.family == "trajectory matching":

@@ -90,4 +90,4 @@ def available() -> list[str]:
 
 
 # Fill the registry: one module per family (imported for their side effect).
-from core.methods import coreset, distribution, gradient, trajectory  # noqa: E402, F401
+from core.methods import coreset, distribution, gradient, meta, trajectory  # noqa: E402, F401

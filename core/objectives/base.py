@@ -25,6 +25,10 @@ class Objective:
     ) -> torch.Tensor:
         raise NotImplementedError
 
+    def summary_extra(self) -> dict:
+        """Values evaluation must use, e.g. {"label_loss": "mse"} for KRR-trained labels."""
+        return {}
+
     def state_dict(self) -> dict:
         """Inner state to checkpoint (model pools, trained networks); none by default."""
         return {}
