@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ import safetensors.torch as st
 import torch
 from tqdm.auto import tqdm
 
-from core import nets
+from core import atomic, nets
 from core.data import Dataset
 from core.errors import DistillError
 from core.train import TrainConfig, train
@@ -116,23 +115,7 @@ def save_trajectory(path: str | os.PathLike, trajectory: torch.Tensor, meta: dic
         {TENSOR: trajectory.detach().float().cpu().contiguous()},
         metadata={METADATA_KEY: json.dumps(meta, allow_nan=False)},
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name: str | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as tmp:
-            tmp_name = tmp.name
-            tmp.write(blob)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_bytes(path, blob)
 
 
 class _Done(Exception):

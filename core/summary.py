@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ import safetensors
 import safetensors.torch as st
 import torch
 
+from core import atomic
 from core.errors import DistillError, SummaryFormatError
 from core.spec import DataSpec
 
@@ -133,23 +133,7 @@ class Summary:
         # clone: safetensors refuses tensors that share storage (e.g. a param aliasing images)
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_name: str | None = None
-        try:
-            with tempfile.NamedTemporaryFile(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-            ) as tmp:
-                tmp_name = tmp.name
-                tmp.write(st.save(tensors, metadata={METADATA_KEY: meta}))
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.chmod(tmp_name, 0o644)  # NamedTemporaryFile creates 0600
-            os.replace(tmp_name, path)
-        except BaseException:
-            if tmp_name is not None:
-                Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic.write_bytes(path, st.save(tensors, metadata={METADATA_KEY: meta}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Summary:
