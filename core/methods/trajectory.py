@@ -24,8 +24,8 @@ from core.errors import DistillError
 from core.experts import ExpertBank, default_folder, experts_command
 from core.methods import Method, MethodConfig, register
 from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching, unflatten
-from core.params.base import Parameterisation
 from core.params.images import FreeImages
+from core.params.learnt_lr import WithLearntLR
 
 # (syn_steps N, expert_epochs M, max_start_epoch T+, batch_syn (0: all), lr_lr) per IPC.
 # CIFAR-10: MTT's settings without ZCA whitening (this library has none), as listed under
@@ -52,81 +52,6 @@ def published(dataset: str, ipc: int) -> tuple[int, int, int, int, float]:
         if ipc <= key:
             return rows[key]
     return rows[max(rows)]
-
-
-class WithLearntLR(Parameterisation):
-    """Any parameterisation plus the learnt student step size and, optionally, soft labels.
-
-    Trajectory matching learns the learning rate a model should train on the summary with
-    (MTT's `syn_lr`) together with the summary itself, so it is stored with it. Soft labels
-    are learnt logits whose softmax is the label distribution `sample()` returns (and the
-    file stores), so evaluation's cross-entropy uses exactly what was distilled.
-
-    Each learnt tensor has its own learning rate (MTT: SGD on syn_lr with lr_lr, momentum
-    0.5): `param_groups()` gives the outer loop one optimiser group per kind.
-    """
-
-    def __init__(
-        self,
-        inner: Parameterisation,
-        *,
-        syn_lr: float,
-        lr_lr: float,
-        label_logits: torch.Tensor | None = None,
-        lr_label: float = 0.0,
-        momentum_label: float = 0.9,
-    ):
-        super().__init__(inner.spec, inner.images_per_class)
-        self.inner = inner
-        self.name = inner.name
-        self.syn_lr = nn.Parameter(torch.tensor(float(syn_lr)))
-        self.lr_lr = lr_lr
-        self.lr_label = lr_label
-        self.momentum_label = momentum_label
-        if label_logits is None:
-            self.register_parameter("label_logits", None)
-        else:
-            self.label_logits = nn.Parameter(label_logits.detach().float().clone())
-
-    def sample(self, class_ids=None):
-        x, y = self.inner.sample(class_ids)
-        if self.label_logits is None:
-            return x, y
-        logits = self.label_logits
-        if class_ids is not None:
-            m = self.images_per_class
-            rows = (torch.as_tensor(class_ids).view(-1, 1) * m + torch.arange(m)).flatten()
-            logits = logits[rows.to(logits.device)]
-        return x, logits.softmax(1)
-
-    def param_groups(self) -> list[dict]:
-        """Optimiser groups: the summary (outer loop's lr), syn_lr (lr_lr), labels (lr_label)."""
-        groups = [{"params": list(self.inner.parameters())}]
-        groups.append({"params": [self.syn_lr], "lr": self.lr_lr})
-        if self.label_logits is not None:
-            groups.append(
-                {
-                    "params": [self.label_logits],
-                    "lr": self.lr_label,
-                    "momentum": self.momentum_label,
-                }
-            )
-        return groups
-
-    def summary_extra(self) -> dict:
-        """What evaluation must use: train at the learnt step size."""
-        return {"syn_lr": float(self.syn_lr.detach())}
-
-    def stored_bytes(self) -> int:
-        n = self.inner.stored_bytes() + self.syn_lr.numel() * self.syn_lr.element_size()
-        if self.label_logits is not None:  # soft labels replace the hard ones
-            hard = getattr(self.inner, "labels", None)
-            n -= hard.numel() * hard.element_size() if isinstance(hard, torch.Tensor) else 0
-            n += self.label_logits.numel() * self.label_logits.element_size()
-        return n
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return self.inner.tensors()
 
 
 @dataclass(frozen=True)
