@@ -2,7 +2,7 @@
 
 Quick evaluation protocol: ConvNet, 300 epochs, DSA, 5 fresh models per summary.
 Resumable: finished cells are read back from the results file; an interrupted DM run
-resumes from its checkpoint under runs/engine_fmnist/.
+resumes from its checkpoint under experiments/results/engine_fmnist/.
 
     python experiments/engine_fmnist.py [--ipc 1 10 50] [--dm-iterations 600]
 """
@@ -21,6 +21,8 @@ from core.results import load_rows, table
 from core.train import QUICK
 
 RESULTS = Path("experiments/results/engine_fmnist.json")
+# summaries, grids, metrics and checkpoints: committed, so any machine can resume a cell
+RUNS = Path("experiments/results/engine_fmnist")
 
 
 def main() -> None:
@@ -44,7 +46,7 @@ def main() -> None:
                 data,
                 config=config,
                 results=RESULTS,
-                runs_dir=Path("runs/engine_fmnist"),
+                runs_dir=RUNS,
                 device=device,
                 time_limit=args.time_limit,
             )

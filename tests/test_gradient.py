@@ -143,8 +143,13 @@ def test_network_is_redrawn_every_outer_loop(digits):
 
 
 def test_dc_loops_follow_the_paper_and_come_from_the_ipc(digits):
-    assert [methods.dc_loops(i) for i in (1, 10, 20, 50)] == [(1, 1), (10, 50), (20, 25), (50, 10)]
-    assert methods.dc_loops(2) == (10, 50) and methods.dc_loops(100) == (50, 10)
+    assert [methods.gradient.dc_loops(i) for i in (1, 10, 20, 50)] == [
+        (1, 1),
+        (10, 50),
+        (20, 25),
+        (50, 10),
+    ]
+    assert methods.gradient.dc_loops(2) == (10, 50) and methods.gradient.dc_loops(100) == (50, 10)
     m = methods.get("dc")
     for ipc, loops in [(1, (1, 1)), (10, (10, 50))]:
         _, obj = m.build(m.config("digits"), digits, ipc, torch.Generator().manual_seed(0))
