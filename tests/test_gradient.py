@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from resume import full_and_resumed
 
 from core import methods
 from core.data import Dataset
@@ -205,31 +206,7 @@ _SMALL = {
 def test_interrupted_run_resumes_with_its_network(name, digits, tmp_path):
     # checkpoint at 4 holds the second network after one matching step: resuming must
     # restore that network and its optimiser, then train it before matching again
-    opts = dict(iterations=6, checkpoint_every=2, progress=False)
-    full = run(name, digits, 1, options=RunOptions(**opts), overrides=_SMALL[name])
-
-    def crash(it, record):
-        if it == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(
-            name,
-            digits,
-            1,
-            options=RunOptions(**opts),
-            overrides=_SMALL[name],
-            out_dir=tmp_path,
-            callbacks=[crash],
-        )
-    resumed = run(
-        name,
-        digits,
-        1,
-        options=RunOptions(**opts, resume=True),
-        overrides=_SMALL[name],
-        out_dir=tmp_path,
-    )
+    full, resumed = full_and_resumed(name, digits, tmp_path, _SMALL[name])
     assert torch.equal(full.images, resumed.images)
     assert torch.equal(
         full.params.get("images", full.images), resumed.params.get("images", resumed.images)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from resume import full_and_resumed
 
 from core import methods
 from core.distill import RunOptions, run
@@ -155,34 +156,10 @@ def test_frepo_pool_trains_one_network_per_step_and_resets_it(digits):
 @pytest.mark.parametrize("name", ["frepo", "rfad", "dd"])
 def test_interrupted_run_resumes_to_the_same_result(name, digits, tmp_path):
     """FRePO's pool, RFAD's temperature and DD's rate live in the objective's state."""
-    opts = dict(iterations=6, checkpoint_every=2, progress=False)
     overrides = (
         {**TINY[name], "pool_size": "2", "max_steps": "2"} if name == "frepo" else TINY[name]
     )
-    full = run(name, digits, 1, options=RunOptions(**opts), overrides=overrides)
-
-    def crash(it, record):
-        if it == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(
-            name,
-            digits,
-            1,
-            options=RunOptions(**opts),
-            overrides=overrides,
-            out_dir=tmp_path,
-            callbacks=[crash],
-        )
-    resumed = run(
-        name,
-        digits,
-        1,
-        options=RunOptions(**opts, resume=True),
-        overrides=overrides,
-        out_dir=tmp_path,
-    )
+    full, resumed = full_and_resumed(name, digits, tmp_path, overrides)
     assert torch.equal(full.images, resumed.images)
     assert torch.equal(full.labels, resumed.labels)
 
