@@ -70,8 +70,14 @@ def run_cell(
     device: torch.device,
     time_limit: float | None = None,
     progress: bool = True,
+    evaluate_partial: bool = False,
 ) -> list[dict]:
-    """Produce (or reuse) the summary of `cell`, evaluate it, append its rows to `results`."""
+    """Produce (or reuse) the summary of `cell`, evaluate it, append its rows to `results`.
+
+    A run stopped by `time_limit` is left to resume, unevaluated; with `evaluate_partial`
+    it is evaluated as it stands (its rows record the iterations reached, so a later call
+    that reaches `cell.iterations` adds a row instead of hiding this one).
+    """
     existing = done_rows(results, data, cell, config)
     if existing:
         return existing
@@ -101,7 +107,8 @@ def run_cell(
             out_dir=out,
         )
         summary_grid(summary, out / "grid.png")
-        if cell.iterations is not None and summary.extra["run"]["iterations"] < cell.iterations:
+        reached = summary.extra["run"]["iterations"]
+        if cell.iterations is not None and reached < cell.iterations and not evaluate_partial:
             return []  # stopped by the time limit; the next call resumes it
     rows = evaluate(summary, data, config=config, device=device, progress=progress)
     append_rows(results, rows)

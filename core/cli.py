@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (MTT: 0.01)")
     t.add_argument("--out", type=Path, help="folder (default: experts/DATASET-ARCH[-depthN...])")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--only",
+        type=int,
+        nargs="+",
+        metavar="I",
+        help="train only these expert indices (spread one folder over processes or machines)",
+    )
     _common(t)
     return p
 
@@ -230,7 +237,12 @@ def cmd_experts(args) -> None:
         seed=args.seed,
     )
     paths = train_experts(
-        data, config=config, folder=out, device=resolve_device(args.device), progress=not args.quiet
+        data,
+        config=config,
+        folder=out,
+        device=resolve_device(args.device),
+        progress=not args.quiet,
+        only=args.only,
     )
     print(f"{len(paths)} experts of {args.epochs} epochs in {out}")
 

@@ -266,7 +266,8 @@ def _save_checkpoint(path: Path, param, opt, objective, generator, state) -> Non
 
 def _load_checkpoint(path: Path, param, opt, objective, generator, device) -> dict:
     try:
-        blob = torch.load(path, map_location=device, weights_only=False)
+        # on the CPU: RNG states must stay there; modules and optimisers copy to their device
+        blob = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise DistillError(
             f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start afresh"

@@ -31,6 +31,14 @@ class EvalConfig:
     seed: int = 0
 
 
+def device_name(device) -> str:
+    """'cpu', or 'cuda (NVIDIA H200)': timings are only comparable on the same card."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def train_config_for(summary: Summary, base: TrainConfig) -> TrainConfig:
     """The summary's own training hyperparameters override the protocol's (MTT's syn_lr)."""
     changes = {}
@@ -96,6 +104,6 @@ def evaluate(
             "seed": summary.seed,
             "objective": summary.objective,
             "parameterisation": summary.parameterisation,
-            "device": str(device),
+            "device": device_name(device),
         })  # fmt: skip
     return rows

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,8 +188,12 @@ def train_experts(
     folder: str | os.PathLike,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    only: Sequence[int] | None = None,
 ) -> list[Path]:
     """Train `config.num` experts into `folder`, skipping those already there (resumable).
+
+    `only` restricts the work to some indices, so several processes can fill one folder;
+    each expert's seed depends on its index alone, so the result is the same.
 
     Raises:
         DistillError: the folder holds experts made with other settings, or a corrupt file.
@@ -197,12 +201,16 @@ def train_experts(
     if config.num < 1 or config.epochs < 1:
         raise DistillError("--num and --epochs must be at least 1")
     folder = Path(folder)
-    paths = [expert_file(folder, i) for i in range(config.num)]
+    indices = range(config.num) if only is None else sorted(set(only))
+    bad = [i for i in indices if not 0 <= i < config.num]
+    if bad:
+        raise DistillError(f"--only {bad[0]} is not an expert index: use 0 to {config.num - 1}")
+    paths = [expert_file(folder, i) for i in indices]
     done = [p for p in paths if p.exists()]
     for p in done:
         _check_settings(read_metadata(p), config, data, p)
     bar = tqdm(
-        total=config.num * config.epochs,
+        total=len(paths) * config.epochs,
         initial=len(done) * config.epochs,
         disable=not progress,
         desc=f"experts {data.spec.name} {config.arch}",
@@ -210,7 +218,7 @@ def train_experts(
         dynamic_ncols=True,
     )
     try:
-        for i, path in enumerate(paths):
+        for i, path in zip(indices, paths, strict=True):
             if path.exists():
                 continue
 

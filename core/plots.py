@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from core import atomic  # noqa: E402
 from core.summary import Summary  # noqa: E402
 
 
@@ -80,10 +82,12 @@ def accuracy_curves(rows: list[dict], path: str | Path, *, title: str) -> Path:
 
 
 def save(fig, path: str | Path, *, dpi: int = 110) -> Path:
-    """Lay out, write (creating folders) and close a figure."""
+    """Lay out, write atomically (creating folders) and close a figure.
+
+    Atomic because parallel experiment processes redraw the same plot of a results file.
+    """
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
-    return path
+    return atomic.write_bytes(path, buffer.getvalue())

@@ -93,7 +93,7 @@ class LearntScalar:
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             self.log.copy_(state["log"])
-        self.log.grad = None if state["grad"] is None else state["grad"].clone()
+        self.log.grad = None if state["grad"] is None else state["grad"].to(self.log.device)
         if self.opt is not None and state["opt"] is not None:
             self.opt.load_state_dict(state["opt"])
 

@@ -1,0 +1,95 @@
+"""Benchmark cells for any methods: distil (or select), evaluate, append rows. Resumable.
+
+The family issues' experiments are lists of cells; this script runs them under the quick
+protocol (ConvNet, 300 epochs, DSA, 5 runs) and writes rows to
+experiments/results/<name>.json, with each cell's summary, grid, metrics and checkpoint
+under experiments/results/<name>/ (committed, so another machine can resume a cell).
+
+    python experiments/cells.py --name gradient_fmnist --methods dc dsa --ipc 1 10 \
+        --iterations 1000 --time-limit 3600
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core import data as datasets
+from core import methods
+from core.bench import Cell, run_cell
+from core.distill import resolve_device
+from core.evaluate import EvalConfig
+from core.plots import accuracy_curves
+from core.results import load_rows, table
+from core.train import TrainConfig
+
+RESULTS = Path("experiments/results")
+
+
+def parse_sets(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes key=value, got '{item}'")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", required=True, help="results file stem, e.g. gradient_fmnist")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--methods", nargs="+", required=True)
+    p.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    p.add_argument("--iterations", type=int, help="learnt methods: outer iterations")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--time-limit", type=float, help="seconds per distillation before it stops")
+    p.add_argument(
+        "--evaluate-partial",
+        action="store_true",
+        help="evaluate a run stopped by --time-limit (its rows say the iterations reached)",
+    )
+    args = p.parse_args()
+
+    for name in args.methods:
+        methods.get(name)  # unknown names fail before any work
+    data = datasets.load(args.dataset)
+    device = resolve_device(args.device)
+    results = RESULTS / f"{args.name}.json"
+    config = EvalConfig(archs=("convnet",), runs=args.runs, train=TrainConfig(epochs=args.epochs))
+    overrides = parse_sets(args.set)
+    for ipc in args.ipc:
+        for name in args.methods:
+            learnt = methods.get(name).learnt
+            cell = Cell(
+                name,
+                ipc,
+                iterations=args.iterations if learnt else None,
+                overrides=overrides if learnt else (),
+            )
+            rows = run_cell(
+                cell,
+                data,
+                config=config,
+                results=results,
+                runs_dir=RESULTS / args.name,
+                device=device,
+                time_limit=args.time_limit,
+                evaluate_partial=args.evaluate_partial,
+            )
+            print(
+                table(rows) if rows else f"{name} ipc{ipc}: stopped early, run again to resume",
+                flush=True,
+            )
+    rows = [r for r in load_rows(results) if r["eval_epochs"] == args.epochs]
+    rows.sort(key=lambda r: (r["ipc"], r["method"]))
+    print(table(rows))
+    accuracy_curves(rows, results.with_suffix(".png"), title=f"{args.dataset}, {args.epochs} ep")
+
+
+if __name__ == "__main__":
+    main()
