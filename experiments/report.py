@@ -17,6 +17,25 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
 
 
+def ran_on(row: dict) -> str:
+    """Where a row was measured: its s/iter compares only with rows run the same way."""
+    device = str(row.get("device", "cpu"))
+    card = device[device.find("NVIDIA ") + 7 : -1] if "NVIDIA " in device else device
+    note = row.get("note", "")
+    if note.startswith("GPU batch"):
+        return f"{card}, shared"
+    if note.startswith("resumed across devices"):
+        return f"cpu + {card}"
+    return card
+
+
+def sec_per_iter(row: dict) -> str:
+    """Shared-GPU and mixed-device timings are not speed figures: left out of the table."""
+    if row.get("sec_per_iter") is None or row.get("note"):
+        return "-"
+    return f"{row['sec_per_iter']:.2f}"
+
+
 def results_table(folder: Path = ROOT / "experiments" / "results") -> str:
     rows = [r for p in sorted(folder.glob("*.json")) for r in load_rows(p)]
     rows = [r for r in rows if r.get("variant") is None]
@@ -28,16 +47,16 @@ def results_table(folder: Path = ROOT / "experiments" / "results") -> str:
     )
     lines = [
         "| dataset | arch | IPC | method | iterations | images | stored | accuracy % | runs "
-        "| epochs | s/iter | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| epochs | run on | s/iter | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        spi = "-" if r.get("sec_per_iter") is None else f"{r['sec_per_iter']:.2f}"
+        spi = sec_per_iter(r)
         mem = "-" if not r.get("peak_mem_mb") else f"{r['peak_mem_mb']:.0f}"
         lines.append(
             f"| {r['dataset']} | {r['arch']} | {r['ipc']} | {r['method']} | {r['iterations']} "
             f"| {r['images']} | {fmt_bytes(r['stored_bytes'])} | {fmt_acc(r)} | {r['runs']} "
-            f"| {r.get('eval_epochs', '-')} | {spi} | {mem} |"
+            f"| {r.get('eval_epochs', '-')} | {ran_on(r)} | {spi} | {mem} |"
         )
     return "\n".join(lines)
 
