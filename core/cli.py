@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from core import data as datasets
-from core import methods, nets
+from core import methods, nets, plugins
 from core.errors import DistillError
 
 
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="change one of the method's settings (see `distill list`)",
     )
-    _common(r)
+    common_options(r)
 
     e = sub.add_parser("eval", help="train fresh models on a summary and test them")
     e.add_argument("summary", type=Path)
@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-dsa", action="store_true", help="train without augmentation")
     e.add_argument("--results", type=Path, help="append the rows to this JSON results file")
     e.add_argument("--eval-seed", type=int, default=0)
-    _common(e, dataset=True)
+    common_options(e, dataset=True)
 
     s = sub.add_parser("show", help="draw a summary's images as a grid, one row per class")
     s.add_argument("summary", type=Path)
@@ -82,11 +82,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="I",
         help="train only these expert indices (spread one folder over processes or machines)",
     )
-    _common(t)
+    common_options(t)
+
+    for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
+        if hasattr(module, "add_commands"):
+            COMMANDS.update(module.add_commands(sub))
     return p
 
 
-def _common(p: argparse.ArgumentParser, dataset: bool = False) -> None:
+def common_options(p: argparse.ArgumentParser, dataset: bool = False) -> None:
+    """--device, --data-root, --download, --quiet (and --dataset): apps' commands reuse them."""
     if dataset:
         p.add_argument("--dataset", help="test data (default: the summary's own dataset)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0 ...")

@@ -79,6 +79,8 @@ def register(method: Method) -> Method:
 
 def get(name: str) -> Method:
     if name not in _REGISTRY:
+        _load_plugins()
+    if name not in _REGISTRY:
         raise DistillError(
             f"unknown method '{name}'; choose one of: {', '.join(available())} (see `distill list`)"
         )
@@ -86,7 +88,15 @@ def get(name: str) -> Method:
 
 
 def available() -> list[str]:
+    _load_plugins()
     return sorted(_REGISTRY)
+
+
+def _load_plugins() -> None:
+    """Methods registered by apps/ (through `core.plugins`), imported on first need."""
+    from core import plugins
+
+    plugins.load()
 
 
 # Fill the registry: one module per family (imported for their side effect).
