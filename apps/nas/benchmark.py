@@ -39,16 +39,20 @@ def load_benchmark(path: str | Path) -> NASBench201API:
             "the NAS-Bench-201 authors and pass its path to --benchmark-file"
         )
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        warnings.warn(
-            f"{path.name} needs full unpickling (weights_only=False); trusting it as the "
-            "authors' file",
-            stacklevel=2,
-        )
-        raw = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as safe_error:
+            if "Weights only load failed" not in str(safe_error):
+                raise
+            warnings.warn(
+                f"{path.name} needs full unpickling (weights_only=False); trusting it as the "
+                "authors' file",
+                stacklevel=2,
+            )
+            raw = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated or foreign files
-        raise DistillError(f"cannot read {path} as a torch file ({e}); re-download it") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DistillError(f"cannot read {path} as a torch file ({first}); re-download it") from e
     if not isinstance(raw, dict) or any(k not in raw for k in REQUIRED):
         raise DistillError(
             f"{path} is not a NAS-Bench-201 file (needs keys {', '.join(REQUIRED)}); pass "

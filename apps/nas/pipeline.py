@@ -135,7 +135,7 @@ def score_proxy(
         "images": train_set.n, "stored_bytes": train_set.stored_bytes, "sec_per_iter": None,
         "peak_mem_mb": max(r["peak_mem_mb"] for r in rows), "command": command_line(),
         "variant": f"proxy={train_set.kind}", "eval_epochs": setting.train.epochs, "seed": seed,
-        "spearman": agree.spearman, "kendall": agree.kendall, f"top{agree.k}": agree.top_k,
+        "spearman": agree.spearman, "kendall": agree.kendall, f"top{plan.top_k}": agree.top_k,
         "cells_scored": agree.n, "proxy_seconds": seconds, "truth_seconds": truth.seconds,
         "cost_ratio": seconds / truth.seconds if truth.seconds else None,
         "truth": truth.label, "setting": setting.label(), "source": train_set.source,
