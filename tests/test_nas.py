@@ -292,3 +292,12 @@ def test_cli_rank_writes_rows_and_a_plot(nas_cli, tmp_path, capsys):
 def test_cli_rank_needs_something_to_rank(nas_cli, capsys):
     assert cli.main(["nas", "rank", "--archs", "3"]) == 2
     assert "--summary" in capsys.readouterr().err
+
+
+def test_cli_rank_reads_the_benchmark_file_and_names_its_datasets(nas_cli, tmp_path, capsys):
+    archs = [str(a) for a in sample_archs(3, seed=0)]
+    path = _synthetic_benchmark(tmp_path / "nb201.pth", archs)
+    argv = ["nas", "rank", "--dataset", "digits", "--archs", "3", "--benchmark-file", str(path),
+            "--results", str(tmp_path / "r.json")]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "NAS-Bench-201 has no results for 'digits'" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def add_commands(sub) -> dict:
     r.add_argument("--benchmark-hp", choices=("12", "200"), default="200")
     r.add_argument("--width", type=int, default=8, help="C, channels of the first stage")
     r.add_argument("--cells", type=int, default=1, help="N, cells per stage")
-    r.add_argument("--truth-epochs", type=int, default=10, help="epochs on the full data")
+    r.add_argument("--truth-epochs", type=int, default=12, help="epochs on the full data")
     r.add_argument("--truth-lr", type=float, default=0.1)
     r.add_argument("--steps", type=int, default=200, help="SGD steps per proxy cell")
     r.add_argument(
