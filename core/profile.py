@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -66,3 +67,33 @@ def measure(device: torch.device | str = "cpu", interval: float = 0.005):
             m.peak_mem_mb = (torch.cuda.max_memory_allocated(dev) - cuda_base) / 2**20
         else:
             m.peak_mem_mb = (peak[0] - base) / 2**20
+
+
+class _Box(list):
+    """Holds one saved tensor; weak-referenceable, so its release can be observed."""
+
+
+def peak_saved_bytes(fn) -> int:
+    """Peak bytes of the tensors autograd keeps for backward while `fn()` runs, alive at once.
+
+    Every saved tensor is packed in a box whose finaliser runs when autograd releases it (its
+    graph is freed): a deterministic, allocator-independent measure of the memory an unrolled
+    graph holds (MTT's grows with its unrolled steps, TESLA's should not). Run the backward
+    inside `fn`.
+    """
+    state = {"live": 0, "peak": 0}
+
+    def free(n: int) -> None:
+        state["live"] -= n
+
+    def pack(t: torch.Tensor):
+        n = t.numel() * t.element_size()
+        state["live"] += n
+        state["peak"] = max(state["peak"], state["live"])
+        box = _Box([t])
+        weakref.finalize(box, free, n)
+        return box
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box[0]):
+        fn()
+    return state["peak"]
