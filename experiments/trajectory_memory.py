@@ -1,15 +1,16 @@
 """MTT against TESLA: memory of one outer iteration at syn_steps 10, 20, 40, 80 (issue 4).
 
-Fashion-MNIST, IPC 10, ConvNet-3 (width 128), all 100 images per student step, DSA. Two
-memory figures per setting, all settings in one run:
-  saved MB  peak bytes autograd holds for backward (core.profile.peak_saved_bytes):
-            deterministic, the unrolled graph itself;
+Fashion-MNIST, IPC 1 by default (MTT's unrolled graph at IPC 10 and 80 steps would need
+about 20 GB here), ConvNet-3 (width 128), every image in each student step, DSA. Two memory
+figures per setting, all settings in one run:
+  saved MB  peak bytes autograd holds for backward (core.profile.peak_saved_bytes; a tensor
+            saved by two operations counts twice): deterministic, the unrolled graph itself;
   peak MB   the process's peak resident memory above its level before the iteration, each
             setting in a fresh process (so no allocator cache hides growth).
 Both objectives give the same image gradient (tests/test_trajectory.py). The experts are two
 short ones (2 epochs on 2,000 training images): memory does not depend on their quality.
 
-    python experiments/trajectory_memory.py [--steps 10 20 40 80]
+    python experiments/trajectory_memory.py [--steps 10 20 40 80] [--ipc 1]
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from core.results import append_rows, command_line  # noqa: E402
 
 RESULTS = Path("experiments/results/trajectory_memory.json")
 KINDS = {"mtt": TrajectoryMatching, "tesla": ConstantMemoryMatching}
-IPC = 10
 
 
 def make_experts(data, folder: Path) -> None:
@@ -50,11 +50,11 @@ def make_experts(data, folder: Path) -> None:
     train_experts(subset, config=ExpertConfig(num=2, epochs=2), folder=folder, progress=False)
 
 
-def measure_one(kind: str, steps: int, folder: Path) -> dict:
+def measure_one(kind: str, steps: int, ipc: int, folder: Path) -> dict:
     """One setting, in this (fresh) process: seconds, peak RSS and saved bytes."""
     data = datasets.load("fashion-mnist")
     gen = torch.Generator().manual_seed(0)
-    images = FreeImages(data, IPC, generator=gen)
+    images = FreeImages(data, ipc, generator=gen)
     param = WithLearntLR(images, syn_lr=0.01, lr_lr=1e-5)
     objective = KINDS[kind](
         experts=ExpertBank(folder),
@@ -91,7 +91,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot(steps, [r["saved_mb"] for r in rs], marker=marker, ls="--", label=f"{method} saved")
     ax.set_xlabel("syn_steps (unrolled student steps)")
     ax.set_ylabel("MB for one outer iteration")
-    ax.set_title("Fashion-MNIST IPC 10, ConvNet-3: MTT vs TESLA memory")
+    ax.set_title(f"Fashion-MNIST IPC {rows[0]['ipc']}, ConvNet-3: MTT vs TESLA memory")
     ax.legend()
     save(fig, path)
 
@@ -99,11 +99,12 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40, 80])
+    p.add_argument("--ipc", type=int, default=1)
     p.add_argument("--one", nargs=3, metavar=("KIND", "STEPS", "EXPERTS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         kind, steps, folder = args.one
-        print(json.dumps(measure_one(kind, int(steps), Path(folder))))
+        print(json.dumps(measure_one(kind, int(steps), args.ipc, Path(folder))))
         return
 
     command = command_line()
@@ -114,16 +115,17 @@ def main() -> None:
         for steps in args.steps:
             for kind in KINDS:
                 out = subprocess.run(
-                    [sys.executable, __file__, "--one", kind, str(steps), str(folder)],
+                    [sys.executable, __file__, "--ipc", str(args.ipc), "--one", kind, str(steps)]
+                    + [str(folder)],
                     check=True,
                     capture_output=True,
                     text=True,
                 ).stdout
                 m = json.loads(out.strip().splitlines()[-1])
                 rows.append({
-                    "method": kind, "dataset": "fashion-mnist", "ipc": IPC, "iterations": 1,
+                    "method": kind, "dataset": "fashion-mnist", "ipc": args.ipc, "iterations": 1,
                     "arch": "convnet", "runs": 0, "acc_mean": None, "acc_std": None,
-                    "images": 10 * IPC, "stored_bytes": m["stored_bytes"],
+                    "images": 10 * args.ipc, "stored_bytes": m["stored_bytes"],
                     "sec_per_iter": m["seconds"], "peak_mem_mb": m["peak_mb"],
                     "command": command, "variant": f"syn_steps={steps}", "syn_steps": steps,
                     "saved_mb": m["saved_mb"], "threads": torch.get_num_threads(),
