@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import psutil
+
 from apps.federated.config import FedConfig
 from core.errors import DistillError
 
@@ -40,6 +42,8 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
         "init_args": {"num_cpus": cpus, "include_dashboard": False},
     }
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
     try:
         run_simulation(
             server_app=make_server_app(cfg, sink),
@@ -51,6 +55,18 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
     finally:
         if ray.is_initialized():
             ray.shutdown()
+        _reap([p for p in me.children(recursive=True) if p.pid not in before])
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
+
+
+def _reap(procs: list[psutil.Process], grace: float = 20.0) -> None:
+    """Wait for Ray's workers to exit after shutdown; stop any that linger."""
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
