@@ -38,8 +38,10 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
 
     sink: list[dict] = []
     cpus = max(1, os.cpu_count() or 1)
+    # Ray hides the GPU from actors that ask for none: share it between clients on CUDA
+    gpus = 0.5 if cfg.device.startswith("cuda") else 0.0
     backend = {
-        "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+        "client_resources": {"num_cpus": cpus_per_client, "num_gpus": gpus},
         "init_args": {"num_cpus": cpus, "include_dashboard": False},
     }
     me = psutil.Process()
