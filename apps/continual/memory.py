@@ -19,14 +19,13 @@ import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
 from torch.utils.data import DataLoader
 
+from apps.continual.bench import as_avalanche
 from core import methods
 from core.data import Dataset
 from core.distill import RunOptions, run
 from core.errors import DistillError
 from core.spec import DataSpec
 from core.summary import Summary, count_bytes
-
-from apps.continual.bench import as_avalanche
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 def usage(buffer: ExemplarsBuffer) -> dict:
     """Images, bytes and per-class counts a buffer holds now (raw or distilled alike)."""
     x, y = tensors(buffer.buffer)
-    per_class = {int(c): int(n) for c, n in zip(*torch.unique(y, return_counts=True))}
+    per_class = {int(c): int(n) for c, n in zip(*torch.unique(y, return_counts=True), strict=True)}
     return {"images": len(y), "bytes": count_bytes(x, y), "per_class": per_class}
 
 
@@ -115,7 +114,12 @@ class DistilledBuffer(ExemplarsBuffer):
             progress=cfg.progress,
         )
         summary = run(
-            cfg.method, sub, cfg.memory, options=options, overrides=cfg.overrides, device=self.device
+            cfg.method,
+            sub,
+            cfg.memory,
+            options=options,
+            overrides=cfg.overrides,
+            device=self.device,
         )
         if summary.soft_labels:
             raise DistillError(

@@ -41,12 +41,11 @@ from avalanche.training.storage_policy import (
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from apps.continual.memory import DistilledBuffer, DistillMemoryConfig
 from core import nets
 from core.augment import DSA
 from core.errors import DistillError
 from core.spec import DataSpec
-
-from apps.continual.memory import DistilledBuffer, DistillMemoryConfig
 
 
 @dataclass(frozen=True)
