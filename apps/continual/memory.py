@@ -70,11 +70,14 @@ def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset,
     """One experience as a core Dataset of its own classes, relabelled 0..k-1.
 
     Core methods distil every class of a dataset, so an experience's 2 classes become a
-    2-class dataset; the returned `classes` maps the summary's labels back.
+    2-class dataset; the returned `classes` maps the summary's labels back. The name
+    carries the classes, because core caches per dataset name (herding's feature network)
+    and a subset must never reuse another subset's cache.
     """
     classes = torch.unique(y)
     local = torch.searchsorted(classes, y)
-    sub_spec = dataclasses.replace(spec, num_classes=len(classes))
+    name = f"{spec.name}-classes-{'-'.join(str(int(c)) for c in classes)}"
+    sub_spec = dataclasses.replace(spec, name=name, num_classes=len(classes))
     empty_x, empty_y = x[:0], local[:0]
     return Dataset(sub_spec, x, local, empty_x, empty_y), classes
 

@@ -37,36 +37,43 @@ def _base(r: StreamResult, *, dataset: str, method: str, iterations: int, arch: 
     }
 
 
-def rows(
-    results: list[StreamResult], *, dataset: str, method: str, iterations: int, arch: str
-) -> list[dict]:
-    """Per-order rows plus one aggregate row per (strategy, memory)."""
-    out, groups = [], {}
-    for r in results:
-        row = _base(r, dataset=dataset, method=method, iterations=iterations, arch=arch)
+def seed_row(r: StreamResult, *, dataset: str, method: str, iterations: int, arch: str) -> dict:
+    """The row of one strategy on one class order."""
+    row = _base(r, dataset=dataset, method=method, iterations=iterations, arch=arch)
+    row.update(
+        variant=f"strategy={r.strategy},memory={r.memory},order={r.seed}",
+        seed=r.seed,
+        runs=1,
+        acc_mean=r.final_acc,
+        acc_std=0.0,
+        forgetting_mean=r.forgetting,
+        forgetting_std=0.0,
+        curve_mean=r.curve,
+        acc_matrix=r.acc_matrix,
+        class_order=r.order,
+        buffer_sizes=r.buffer_sizes,
+        seconds=round(r.seconds, 1),
+    )
+    return row
+
+
+GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iterations")
+
+
+def aggregate(seed_rows: list[dict]) -> list[dict]:
+    """Mean +- std over class orders, one row per (method, strategy, memory, ...)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in seed_rows:
+        if "seed" in r and r["runs"] == 1:
+            groups.setdefault(tuple(r[k] for k in GROUP), []).append(r)
+    out = []
+    for rs in groups.values():
+        row = {k: v for k, v in rs[0].items() if k not in _PER_SEED}
+        accs, forg = [r["acc_mean"] for r in rs], [r["forgetting_mean"] for r in rs]
+        curves = list(zip(*(r["curve_mean"] for r in rs), strict=True))
         row.update(
-            variant=f"strategy={r.strategy},memory={r.memory},order={r.seed}",
-            seed=r.seed,
-            runs=1,
-            acc_mean=r.final_acc,
-            acc_std=0.0,
-            forgetting_mean=r.forgetting,
-            forgetting_std=0.0,
-            curve_mean=r.curve,
-            acc_matrix=r.acc_matrix,
-            class_order=r.order,
-            buffer_sizes=r.buffer_sizes,
-            seconds=round(r.seconds, 1),
-        )
-        out.append(row)
-        groups.setdefault((r.strategy, r.memory), []).append(r)
-    for (strategy, memory), rs in groups.items():
-        row = _base(rs[0], dataset=dataset, method=method, iterations=iterations, arch=arch)
-        accs, forg = [r.final_acc for r in rs], [r.forgetting for r in rs]
-        curves = list(zip(*(r.curve for r in rs), strict=True))
-        row.update(
-            variant=f"strategy={strategy},memory={memory}",
-            seeds=[r.seed for r in rs],
+            variant=f"strategy={row['strategy']},memory={row['memory_per_class']}",
+            seeds=sorted(r["seed"] for r in rs),
             runs=len(rs),
             acc_mean=statistics.fmean(accs),
             acc_std=_std(accs),
@@ -74,10 +81,25 @@ def rows(
             forgetting_std=_std(forg),
             curve_mean=[statistics.fmean(c) for c in curves],
             curve_std=[_std(list(c)) for c in curves],
-            seconds=round(sum(r.seconds for r in rs), 1),
+            seconds=round(sum(r["seconds"] for r in rs), 1),
+            command=command_line(),
         )
         out.append(row)
     return out
+
+
+_PER_SEED = ("seed", "acc_matrix", "class_order", "buffer_sizes")
+
+
+def rows(
+    results: list[StreamResult], *, dataset: str, method: str, iterations: int, arch: str
+) -> list[dict]:
+    """Per-order rows plus one aggregate row per (strategy, memory)."""
+    per = [
+        seed_row(r, dataset=dataset, method=method, iterations=iterations, arch=arch)
+        for r in results
+    ]
+    return per + aggregate(per)
 
 
 def _forgetting(r: dict) -> str:
