@@ -82,6 +82,11 @@ def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset,
     return Dataset(sub_spec, x, local, empty_x, empty_y), classes
 
 
+# (method, iterations, overrides, memory, seed, experience, classes) -> Summary: the replay
+# and recall modes of one class order distil the same data the same way, so once is enough
+_SUMMARIES: dict[tuple, Summary] = {}
+
+
 class DistilledBuffer(ExemplarsBuffer):
     """Keeps one distilled summary per experience: `memory` images for each of its classes.
 
@@ -116,14 +121,22 @@ class DistilledBuffer(ExemplarsBuffer):
             iterations=cfg.iterations,
             progress=cfg.progress,
         )
-        summary = run(
-            cfg.method,
-            sub,
-            cfg.memory,
-            options=options,
-            overrides=cfg.overrides,
-            device=self.device,
-        )
+        # the parent dataset's published settings: the subset's own name is in no table
+        overrides = {**methods.get(cfg.method).per_dataset.get(self.spec.name, {}), **cfg.overrides}
+        key = (
+            cfg.method, cfg.iterations, tuple(sorted(overrides.items())), cfg.memory,
+            options.seed, sub.spec.name, len(y), str(self.device),
+        )  # fmt: skip
+        if key not in _SUMMARIES:
+            _SUMMARIES[key] = run(
+                cfg.method,
+                sub,
+                cfg.memory,
+                options=options,
+                overrides=overrides,
+                device=self.device,
+            )
+        summary = _SUMMARIES[key]
         if summary.soft_labels:
             raise DistillError(
                 f"method '{cfg.method}' learns soft labels, which class-incremental replay "
