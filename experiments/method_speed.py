@@ -2,8 +2,8 @@
 
 Each measurement runs in a fresh process: the method's outer loop (`core.distill.run`) for
 --warmup + --steps iterations on Fashion-MNIST at --ipc; seconds per iteration are the
-median of the timed steps, peak memory the process's peak resident memory above its level
-once the data is loaded (so the allocator's cache of earlier settings cannot hide growth).
+median of the timed steps, peak memory the process's peak resident memory (the kernel's
+high-water mark, reset once the data is loaded) above its level at that point.
 `--scale METHOD KEY V1 V2 ...` repeats one method over values of one setting (KIP's cost
 against its real batch, RFAD's against its number of random models) and draws the curves.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from core import data as datasets
 from core import methods
 from core.distill import RunOptions, run
 from core.plots import save
-from core.profile import rss_bytes
+from core.profile import peak_rss_bytes, reset_peak_rss, rss_bytes
 from core.results import append_rows, command_line
 
 RESULTS = Path("experiments/results/method_speed.json")
@@ -38,6 +37,7 @@ RESULTS = Path("experiments/results/method_speed.json")
 
 def measure_one(method: str, ipc: int, overrides: dict, warmup: int, steps: int) -> dict:
     data = datasets.load("fashion-mnist")
+    reset_peak_rss()
     base = rss_bytes()
     secs: list[float] = []
     summary = run(
@@ -48,7 +48,7 @@ def measure_one(method: str, ipc: int, overrides: dict, warmup: int, steps: int)
         overrides=overrides,
         callbacks=[lambda it, rec: secs.append(rec["sec"])],
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = peak_rss_bytes()
     return {
         "sec_per_iter": statistics.median(secs[warmup:]),
         "peak_mem_mb": max(peak - base, 0) / 2**20,

@@ -5,8 +5,8 @@ about 20 GB here), ConvNet-3 (width 128), every image in each student step, DSA.
 figures per setting, all settings in one run:
   saved MB  peak bytes autograd holds for backward (core.profile.peak_saved_bytes; a tensor
             saved by two operations counts twice): deterministic, the unrolled graph itself;
-  peak MB   the process's peak resident memory above its level before the iteration, each
-            setting in a fresh process (so no allocator cache hides growth).
+  peak MB   the process's peak resident memory (the kernel's high-water mark, reset before
+            the iteration) above its level before it, each setting in a fresh process.
 Both objectives give the same image gradient (tests/test_trajectory.py). The experts are two
 short ones (2 epochs on 2,000 training images): memory does not depend on their quality.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatchin
 from core.params.images import FreeImages  # noqa: E402
 from core.params.learnt_lr import WithLearntLR  # noqa: E402
 from core.plots import save  # noqa: E402
-from core.profile import peak_saved_bytes, rss_bytes  # noqa: E402
+from core.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
 from core.results import append_rows, command_line  # noqa: E402
 
 RESULTS = Path("experiments/results/trajectory_memory.json")
@@ -68,11 +67,12 @@ def measure_one(kind: str, steps: int, ipc: int, folder: Path) -> dict:
         param.zero_grad()
         objective.loss(param, data, torch.Generator().manual_seed(1), 0).backward()
 
+    reset_peak_rss()
     base = rss_bytes()
     started = time.perf_counter()
     iteration()
     seconds = time.perf_counter() - started
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak_rss = peak_rss_bytes()
     saved = peak_saved_bytes(iteration)
     return {
         "seconds": seconds,
