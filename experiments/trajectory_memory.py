@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -36,10 +37,14 @@ from core.params.images import FreeImages  # noqa: E402
 from core.params.learnt_lr import WithLearntLR  # noqa: E402
 from core.plots import save  # noqa: E402
 from core.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
-from core.results import append_rows, command_line  # noqa: E402
+from core.results import append_rows, command_line, load_rows  # noqa: E402
 
 RESULTS = Path("experiments/results/trajectory_memory.json")
-KINDS = {"mtt": TrajectoryMatching, "tesla": ConstantMemoryMatching}
+KINDS = {
+    "mtt": TrajectoryMatching,
+    "tesla": ConstantMemoryMatching,  # exact: keeps the student's parameters of every step
+    "tesla-first-order": partial(ConstantMemoryMatching, first_order=True),  # TESLA's code
+}
 
 
 def make_experts(data, folder: Path) -> None:
@@ -84,8 +89,10 @@ def measure_one(kind: str, steps: int, ipc: int, folder: Path) -> dict:
 
 def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, marker in (("mtt", "o"), ("tesla", "s")):
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["syn_steps"])
+    kinds = dict.fromkeys(r.get("kind", r["method"]) for r in rows)
+    for method, marker in zip(kinds, "os^v", strict=False):
+        rs = [r for r in rows if r.get("kind", r["method"]) == method]
+        rs.sort(key=lambda r: r["syn_steps"])
         steps = [r["syn_steps"] for r in rs]
         ax.plot(steps, [r["peak_mem_mb"] for r in rs], marker=marker, label=f"{method} peak RSS")
         ax.plot(steps, [r["saved_mb"] for r in rs], marker=marker, ls="--", label=f"{method} saved")
@@ -100,6 +107,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40, 80])
     p.add_argument("--ipc", type=int, default=1)
+    p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     p.add_argument("--one", nargs=3, metavar=("KIND", "STEPS", "EXPERTS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -113,7 +121,7 @@ def main() -> None:
         make_experts(datasets.load("fashion-mnist"), folder)
         rows = []
         for steps in args.steps:
-            for kind in KINDS:
+            for kind in args.kinds:
                 out = subprocess.run(
                     [sys.executable, __file__, "--ipc", str(args.ipc), "--one", kind, str(steps)]
                     + [str(folder)],
@@ -123,11 +131,12 @@ def main() -> None:
                 ).stdout
                 m = json.loads(out.strip().splitlines()[-1])
                 rows.append({
-                    "method": kind, "dataset": "fashion-mnist", "ipc": args.ipc, "iterations": 1,
+                    "method": kind.split("-")[0], "kind": kind, "dataset": "fashion-mnist",
+                    "ipc": args.ipc, "iterations": 1,
                     "arch": "convnet", "runs": 0, "acc_mean": None, "acc_std": None,
                     "images": 10 * args.ipc, "stored_bytes": m["stored_bytes"],
                     "sec_per_iter": m["seconds"], "peak_mem_mb": m["peak_mb"],
-                    "command": command, "variant": f"syn_steps={steps}", "syn_steps": steps,
+                    "command": command, "variant": f"{kind} syn_steps={steps}", "syn_steps": steps,
                     "saved_mb": m["saved_mb"], "threads": torch.get_num_threads(),
                 })  # fmt: skip
                 print(f"{kind} syn_steps {steps}: {m}", flush=True)
@@ -137,7 +146,7 @@ def main() -> None:
         f"peak RSS {r['peak_mem_mb']:8.1f} MB, {r['sec_per_iter']:.2f} s"
         for r in rows
     ))  # fmt: skip
-    plot(rows, RESULTS.with_suffix(".png"))
+    plot([r for r in load_rows(RESULTS) if r["ipc"] == args.ipc], RESULTS.with_suffix(".png"))
 
 
 if __name__ == "__main__":
