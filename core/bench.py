@@ -28,9 +28,11 @@ class Cell:
     iterations: int | None = None  # None: the method's default
     seed: int = 0
     overrides: tuple[tuple[str, str], ...] = ()
+    variant: str | None = None  # tells apart cells of one method that differ in `overrides`
 
     def folder(self, data: Dataset) -> str:
-        return f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
+        name = f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
+        return f"{name}-{self.variant}" if self.variant else name
 
 
 def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
@@ -44,6 +46,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             r.get("seed"),
             r.get("eval_epochs"),
             r["runs"],
+            r.get("variant"),
         ) != (
             cell.method,
             data.spec.name,
@@ -51,6 +54,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             cell.seed,
             config.train.epochs,
             config.runs,
+            cell.variant,
         ) or r["arch"] not in config.archs:
             continue
         if methods.get(cell.method).learnt and cell.iterations is not None:
@@ -111,5 +115,7 @@ def run_cell(
         if cell.iterations is not None and reached < cell.iterations and not evaluate_partial:
             return []  # stopped by the time limit; the next call resumes it
     rows = evaluate(summary, data, config=config, device=device, progress=progress)
+    if cell.variant:
+        rows = [{**r, "variant": cell.variant} for r in rows]
     append_rows(results, rows)
     return rows

@@ -27,23 +27,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="distil a dataset into a summary")
     r.add_argument("--method", required=True)
-    r.add_argument("--dataset", default="digits")
-    r.add_argument("--ipc", type=int, default=10, help="images per class")
-    r.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
-    r.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    r.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
-    r.add_argument("--checkpoint-every", type=int, default=100)
-    r.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")
-    r.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one of the method's settings (see `distill list`)",
-    )
-    common_options(r)
+    run_options(r)
 
     e = sub.add_parser("eval", help="train fresh models on a summary and test them")
     e.add_argument("summary", type=Path)
@@ -90,6 +74,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_options(p: argparse.ArgumentParser) -> None:
+    """`distill run`'s options but --method: apps' run commands (`distill privacy run`) reuse
+    them and hand the parsed arguments to `cmd_run`."""
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--ipc", type=int, default=10, help="images per class")
+    p.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one of the method's settings (see `distill list`)",
+    )
+    common_options(p)
+
+
 def common_options(p: argparse.ArgumentParser, dataset: bool = False) -> None:
     """--device, --data-root, --download, --quiet (and --dataset): apps' commands reuse them."""
     if dataset:
@@ -124,7 +130,8 @@ def cmd_list(args) -> None:
     print("architectures:\n  " + ", ".join(nets.available()))
 
 
-def cmd_run(args) -> None:
+def cmd_run(args):
+    """Run `args.method`; returns the Summary (apps' run commands report from it)."""
     from core.distill import RunOptions, resolve_device, run
 
     method = methods.get(args.method)
@@ -168,6 +175,7 @@ def cmd_run(args) -> None:
         f"next: distill eval {out / 'summary.safetensors'}  |  distill show "
         f"{out / 'summary.safetensors'}"
     )
+    return summary
 
 
 def cmd_eval(args) -> None:

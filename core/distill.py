@@ -137,6 +137,8 @@ def run(
     )
     try:
         for it in range(state["iteration"], cfg.iterations):
+            if not objective.can_step():
+                break
             with measure(device) as m:
                 loss = objective.loss(param, data_dev, generator, it)
                 if not torch.isfinite(loss):

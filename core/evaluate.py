@@ -9,6 +9,7 @@ on several architectures (`archs`), one row each.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -50,9 +51,18 @@ def train_config_for(summary: Summary, base: TrainConfig) -> TrainConfig:
 
 
 def evaluate(
-    summary: Summary, data: Dataset, *, config: EvalConfig, device, progress: bool = True
+    summary: Summary,
+    data: Dataset,
+    *,
+    config: EvalConfig,
+    device,
+    progress: bool = True,
+    on_model: Callable[[str, int, torch.nn.Module], None] | None = None,
 ) -> list[dict]:
-    """Train `config.runs` fresh models per architecture on `summary`; one result row each arch."""
+    """Train `config.runs` fresh models per architecture on `summary`; one result row each arch.
+
+    `on_model(arch, run, net)` sees every trained network (an audit reuses them).
+    """
     if summary.spec.shape != data.spec.shape or summary.spec.num_classes != data.spec.num_classes:
         raise DistillError(
             f"summary is for {summary.spec.name} {summary.spec.shape}, "
@@ -81,6 +91,8 @@ def evaluate(
                 gen = torch.Generator().manual_seed(seed)
                 train(net, x, y, config=tcfg, dsa_strategy=data.spec.dsa_strategy, generator=gen)
                 accs.append(test(net, x_test, y_test))
+                if on_model is not None:
+                    on_model(arch, r, net)
                 bar.set_postfix(acc=f"{100 * accs[-1]:.1f}")
         rows.append({
             "method": summary.method,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class Summary:
         if not self.created:
             self.created = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            meta = json.dumps(self.metadata(), allow_nan=False)
+            meta = json.dumps(_infinities_as_strings(self.metadata()), allow_nan=False)
         except (TypeError, ValueError) as e:
             raise DistillError(
                 f"summary metadata is not JSON-serialisable ({e}); "
@@ -329,6 +330,18 @@ def _check_header(path: Path) -> None:
             f"summary file '{path}' is truncated or corrupt (safetensors header unreadable); "
             f"{_RERUN}"
         )
+
+
+def _infinities_as_strings(obj):
+    """JSON has no infinity: a setting of +-inf (no privacy budget, say) is written "inf" or
+    "-inf", which `Method.config` reads back as the float. NaN stays an error."""
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {k: _infinities_as_strings(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_infinities_as_strings(v) for v in obj]
+    return obj
 
 
 def _parse_metadata(raw: str, path: Path) -> dict:

@@ -305,6 +305,13 @@ def test_empty() -> None:
         )
 
 
+def test_infinite_settings_are_written_as_strings(tmp_path: Path) -> None:
+    make(config={"epsilon": float("inf"), "lo": [float("-inf")]}).save(tmp_path / "s.safetensors")
+    assert Summary.load(tmp_path / "s.safetensors").config == {"epsilon": "inf", "lo": ["-inf"]}
+    with pytest.raises(DistillError, match="JSON"):
+        make(config={"x": float("nan")}).save(tmp_path / "t.safetensors")
+
+
 def test_unserialisable_config(tmp_path: Path) -> None:
     with pytest.raises(DistillError, match="JSON"):
         make(config={"f": object()}).save(tmp_path / "s.safetensors")

@@ -25,6 +25,10 @@ class Objective:
     ) -> torch.Tensor:
         raise NotImplementedError
 
+    def can_step(self) -> bool:
+        """False ends the run before the next step (a privacy budget it would exceed)."""
+        return True
+
     def summary_extra(self) -> dict:
         """Values evaluation must use, e.g. {"label_loss": "mse"} for KRR-trained labels."""
         return {}

@@ -191,20 +191,28 @@ class GradientMatching(Objective):
 
     def _match(self, net, x_syn, y_syn, m: int, data: Dataset, generator) -> torch.Tensor:
         """DC's loss: sum over classes of D(real gradient, synthetic gradient)."""
-        k, n = data.spec.num_classes, self.batch_real
-        x_real = data.sample_per_class(n, generator).to(x_syn.device)
         params = list(net.parameters())
         total = x_syn.new_zeros(())
-        for c in range(k):
-            xr, xs = self._augment(
-                x_real[c * n : (c + 1) * n], x_syn[c * m : (c + 1) * m], generator
-            )
-            yr = torch.full((n,), c, dtype=torch.long, device=xr.device)
-            g_real = torch.autograd.grad(F.cross_entropy(net(xr), yr), params)
+        for c, x_real in enumerate(self._real_batches(data, generator, x_syn.device)):
+            xr, xs = self._augment(x_real, x_syn[c * m : (c + 1) * m], generator)
+            g_real = self._real_gradient(net, xr, c, params, generator)
             ys = y_syn[c * m : (c + 1) * m]
             g_syn = torch.autograd.grad(loss_fn(net(xs), ys), params, create_graph=True)
             total = total + gradient_distance(g_syn, g_real, self.metric, conv_only=self.conv_only)
         return total
+
+    # The real side, the only part that touches the real data; apps/privacy overrides both
+    # (Poisson-sampled batches; clipped, noised per-example gradients).
+
+    def _real_batches(self, data: Dataset, generator, device) -> list[torch.Tensor]:
+        """Every class's real batch for one matching step: `batch_real` images each."""
+        n = self.batch_real
+        return list(data.sample_per_class(n, generator).to(device).split(n))
+
+    def _real_gradient(self, net, x_real, c: int, params, generator) -> list[torch.Tensor]:
+        """Gradient of the mean loss of class `c`'s real batch."""
+        y = torch.full((len(x_real),), c, dtype=torch.long, device=x_real.device)
+        return list(torch.autograd.grad(F.cross_entropy(net(x_real), y), params))
 
     def _augment(self, xr: torch.Tensor, xs: torch.Tensor, generator):
         """The siamese draw of one class: synthetic example i shares real example i's draw."""

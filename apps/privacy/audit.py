@@ -1,0 +1,230 @@
+"""Membership-inference audit: does a model trained on a summary reveal who was in the data?
+
+Candidates are `n` members (training examples the summary was distilled from, or the real
+model was trained on) and `n` non-members (test examples nobody trained on). Two attacks
+score every candidate, higher meaning "member":
+
+- loss threshold (Yeom et al., "Privacy Risk in Machine Learning", CSF 2018): the target's
+  negative cross-entropy on (x, y);
+- LiRA, offline, fixed variance (Carlini et al., "Membership Inference Attacks From First
+  Principles", S&P 2022, sec. IV-C and VI-B): reference (shadow) models, trained by the
+  target's recipe on data holding no candidate, give each example's mean OUT score
+  mu(x) of the logit-scaled confidence phi = log(p_y / (1 - p_y)); the attack's statistic
+  is (phi_target(x) - mu(x)) / sigma, sigma pooled over all examples (the paper's choice
+  for few shadow models). Calibrating per example removes the "this example is just easy"
+  signal that the plain loss confuses with membership.
+
+Reported, as Carlini et al. recommend: ROC AUC and the true-positive rate at 1% false
+positives. An AUC of 0.5 and a TPR near 0.01 are chance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import nets
+from core.data import Dataset
+from core.spec import DataSpec
+from core.train import TrainConfig, train
+
+ATTACKS = ("loss", "lira")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Audit examples: x, y and whether each is a member; `member_rows` index x_train."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    member: torch.Tensor  # bool [2n]
+    member_rows: torch.Tensor  # the members' rows in data.x_train
+
+
+def draw_candidates(
+    data: Dataset, n: int, generator: torch.Generator, pool: torch.Tensor | None = None
+) -> Candidates:
+    """`n` members drawn from `pool` (rows of the training set; default all of it) and `n`
+    non-members from the test set."""
+    pool = torch.arange(len(data.y_train)) if pool is None else pool
+    if n > min(len(pool), len(data.y_test)):
+        raise ValueError(
+            f"{n} candidates a side, but only {len(pool)} members and {len(data.y_test)} "
+            "non-members exist; lower --candidates"
+        )
+    rows = pool[torch.randperm(len(pool), generator=generator)[:n]]
+    out = torch.randperm(len(data.y_test), generator=generator)[:n]
+    return Candidates(
+        x=torch.cat([data.x_train[rows], data.x_test[out]]),
+        y=torch.cat([data.y_train[rows], data.y_test[out]]),
+        member=torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)]),
+        member_rows=rows,
+    )
+
+
+def train_model(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: DataSpec,
+    *,
+    arch: str = "convnet",
+    config: TrainConfig,
+    seed: int,
+    device="cpu",
+) -> nn.Module:
+    """A fresh `arch` trained on (x, y) by the evaluation protocol: `core.evaluate`'s run
+    with this seed trains the same network."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = nets.build(arch, spec).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    return train(
+        net,
+        x.to(device),
+        y.to(device),
+        config=config,
+        dsa_strategy=spec.dsa_strategy,
+        generator=gen,
+    )
+
+
+def reference_models(
+    data: Dataset,
+    *,
+    size: int,
+    exclude: torch.Tensor,
+    count: int,
+    config: TrainConfig,
+    arch: str = "convnet",
+    seed: int = 0,
+    device="cpu",
+) -> list[nn.Module]:
+    """`count` models trained on random class-balanced real sets of `size` images holding no
+    row of `exclude`: the OUT world of every candidate."""
+    keep = torch.ones(len(data.y_train), dtype=torch.bool)
+    keep[exclude] = False
+    k = data.spec.num_classes
+    per_class = max(1, size // k)
+    refs = []
+    for r in range(count):
+        gen = torch.Generator().manual_seed(10_000 + seed * 100 + r)
+        rows = []
+        for c in range(k):
+            ix = data.class_index(c)
+            ix = ix[keep[ix]]
+            rows.append(ix[torch.randperm(len(ix), generator=gen)[:per_class]])
+        rows = torch.cat(rows)
+        refs.append(
+            train_model(
+                data.x_train[rows],
+                data.y_train[rows],
+                data.spec,
+                arch=arch,
+                config=config,
+                seed=10_000 + seed * 100 + r,
+                device=device,
+            )
+        )
+    return refs
+
+
+@torch.no_grad()
+def logit_confidence(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500):
+    """phi = log(p_y / (1 - p_y)) = z_y - logsumexp_{j != y} z_j, computed stably."""
+    net.eval()
+    device = next(net.parameters()).device
+    out = []
+    for xb, yb in zip(x.split(batch), y.split(batch), strict=True):
+        z = net(xb.to(device)).float().cpu()
+        zy = z.gather(1, yb.view(-1, 1)).squeeze(1)
+        others = z.scatter(1, yb.view(-1, 1), float("-inf"))
+        out.append(zy - torch.logsumexp(others, dim=1))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def per_example_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500):
+    net.eval()
+    device = next(net.parameters()).device
+    return torch.cat([
+        F.cross_entropy(net(xb.to(device)).float().cpu(), yb, reduction="none")
+        for xb, yb in zip(x.split(batch), y.split(batch), strict=True)
+    ])  # fmt: skip
+
+
+def roc_metrics(scores: torch.Tensor, member: torch.Tensor, fpr: float = 0.01) -> dict:
+    """ROC AUC and the TPR at `fpr` (the best threshold whose FPR does not exceed it)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    s, m = scores.double().numpy(), member.numpy()
+    f, t, _ = roc_curve(m, s)
+    return {"auc": float(roc_auc_score(m, s)), "tpr_at_1pct_fpr": float(t[f <= fpr].max())}
+
+
+def attack_scores(
+    target: nn.Module, cands: Candidates, references: list[nn.Module]
+) -> dict[str, torch.Tensor]:
+    """Each attack's membership score for every candidate (higher: more likely a member)."""
+    scores = {"loss": -per_example_loss(target, cands.x, cands.y)}
+    if references:
+        phi_ref = torch.stack([logit_confidence(r, cands.x, cands.y) for r in references])
+        mu = phi_ref.mean(0)
+        sigma = (phi_ref - mu).std() if len(references) > 1 else phi_ref.std()
+        phi = logit_confidence(target, cands.x, cands.y)
+        scores["lira"] = (phi - mu) / (sigma + 1e-8)
+    return scores
+
+
+def summary_target(summary, data: Dataset, *, config: TrainConfig, seed: int, device="cpu"):
+    """(model, test accuracy) of the evaluation protocol's run 0 on `summary` (`core.evaluate`
+    with seed `seed`): the audited model is trained exactly as the accuracy table's are."""
+    from core.evaluate import EvalConfig, evaluate
+
+    models = []
+    rows = evaluate(
+        summary,
+        data,
+        config=EvalConfig(runs=1, train=config, seed=seed),
+        device=device,
+        progress=False,
+        on_model=lambda arch, run, net: models.append(net),
+    )
+    return models[0], rows[0]["acc_mean"]
+
+
+def audit(target: nn.Module, cands: Candidates, references: list[nn.Module]) -> dict:
+    """{attack: {"auc", "tpr_at_1pct_fpr"}} for the loss attack and, given references, LiRA."""
+    return {
+        name: roc_metrics(s, cands.member)
+        for name, s in attack_scores(target, cands, references).items()
+    }
+
+
+def audit_row(
+    target: str,
+    test_acc: float,
+    result: dict,
+    *,
+    cands: Candidates,
+    references: int,
+    epochs: int,
+    privacy: dict | None = None,
+    **extra,
+) -> dict:
+    """One audit table row: the target, its accuracy, each attack's AUC and TPR at 1% FPR."""
+    from core.results import command_line
+
+    return {
+        "target": target,
+        "test_acc": test_acc,
+        "candidates": int(cands.member.sum()),
+        "references": references,
+        "epochs": epochs,
+        **{f"{attack}_{k}": v for attack, r in result.items() for k, v in r.items()},
+        "privacy": privacy,
+        "command": command_line(),
+        **extra,
+    }

@@ -1,0 +1,202 @@
+"""`distill privacy run | audit | dpsgd | epsilon`: the privacy app's commands.
+
+distill privacy run --dataset fashion-mnist --ipc 10 --epsilon 10 --delta 1e-5 --out runs/dp10
+distill privacy run ... --noise 1.2               # fixed sigma: reports the epsilon spent
+distill privacy audit runs/dp10/summary.safetensors --candidates 2000 --references 4
+distill privacy audit --real 1000 --dataset fashion-mnist --epochs 100
+distill privacy dpsgd --dataset fashion-mnist --epsilon 10 --epochs 10
+distill privacy epsilon --noise 1.1 --sample-rate 0.004 --steps 2340 --delta 1e-5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from apps.privacy.accounting import ACCOUNTANTS
+from core.errors import DistillError
+
+
+def add_commands(sub) -> dict:
+    p = sub.add_parser("privacy", help="differentially private distillation and its audit")
+    cmds = p.add_subparsers(dest="privacy_command", required=True)
+    from core import cli
+
+    r = cmds.add_parser("run", help="distil with DP gradient matching (dp-dsa)")
+    r.add_argument("--method", default="dp-dsa", help=argparse.SUPPRESS)
+    cli.run_options(r)
+    _budget_options(r, epsilon=None)
+    r.add_argument("--noise", type=float, help="noise multiplier sigma (default: calibrated)")
+    r.add_argument("--clip", type=float, help="per-example gradient norm bound C (0.1)")
+    r.add_argument("--sample-rate", type=float, help="Poisson sampling rate q of real examples")
+    r.add_argument("--backend", choices=("func", "opacus"), help="per-example gradients")
+
+    a = cmds.add_parser("audit", help="membership inference against a model trained on a summary")
+    a.add_argument("summary", type=Path, nargs="?", help="the summary (or --real N)")
+    a.add_argument("--real", type=int, metavar="N", help="audit a model trained on N real images")
+    a.add_argument("--candidates", type=int, default=2000, help="members and as many non-members")
+    a.add_argument("--references", type=int, default=4, help="reference models for LiRA (0: none)")
+    a.add_argument("--epochs", type=int, default=300, help="training epochs of every model")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--results", type=Path, help="append the audit row to this JSON file")
+    cli.common_options(a, dataset=True)
+
+    d = cmds.add_parser("dpsgd", help="the DP-SGD baseline (Opacus PrivacyEngine)")
+    d.add_argument("--dataset", default="digits")
+    _budget_options(d, epsilon=10.0)
+    d.add_argument("--epochs", type=int, default=10)
+    d.add_argument("--batch-size", type=int, default=1024, help="expected Poisson batch")
+    d.add_argument("--lr", type=float, default=2.0)
+    d.add_argument("--clip", type=float, default=0.1)
+    d.add_argument("--width", type=int, default=32, help="ConvNet width")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--results", type=Path, help="append the result row to this JSON file")
+    cli.common_options(d)
+
+    e = cmds.add_parser("epsilon", help="epsilon of (sigma, q, steps) by Opacus's accountant")
+    e.add_argument("--noise", type=float, required=True)
+    e.add_argument("--sample-rate", type=float, required=True)
+    e.add_argument("--steps", type=int, required=True)
+    e.add_argument("--delta", type=float, default=1e-5)
+    e.add_argument("--accountant", choices=ACCOUNTANTS, default="rdp")
+    return {"privacy": lambda args: _COMMANDS[args.privacy_command](args)}
+
+
+def _budget_options(p, *, epsilon: float | None) -> None:
+    p.add_argument("--epsilon", type=float, default=epsilon, help="budget (inf: no noise)")
+    p.add_argument("--delta", type=float, default=None if epsilon is None else 1e-5)
+    p.add_argument("--accountant", choices=ACCOUNTANTS, default=None if epsilon is None else "rdp")
+
+
+def cmd_run(args) -> None:
+    from core import cli
+
+    flags = {
+        "epsilon": args.epsilon,
+        "delta": args.delta,
+        "noise": args.noise,
+        "clip": args.clip,
+        "sample_rate": args.sample_rate,
+        "accountant": args.accountant,
+        "backend": args.backend,
+    }
+    args.set = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
+    summary = cli.cmd_run(args)
+    p = summary.extra["privacy"]
+    eps = "inf (no noise)" if p["epsilon"] is None else f"{p['epsilon']:.4g}"
+    print(
+        f"privacy: epsilon {eps} at delta {p['delta']:g} ({p['accountant']} accountant), "
+        f"sigma {p['noise_multiplier']:.4g}, clip {p['clip']:g}, Poisson rate "
+        f"{p['sample_rate']:g}, {p['steps']} steps"
+        + (" - stopped by the budget" if p["stopped_by_budget"] else "")
+    )
+
+
+def cmd_audit(args) -> None:
+    import torch
+
+    from apps.privacy import audit
+    from core import data as datasets
+    from core.distill import resolve_device
+    from core.summary import Summary
+    from core.train import TrainConfig, test
+
+    if (args.summary is None) == (args.real is None):
+        raise DistillError("pass a summary file or --real N (not both)")
+    if args.candidates < 1 or args.epochs < 1 or args.references < 0:
+        raise DistillError("--candidates and --epochs must be >= 1, --references >= 0")
+    summary = Summary.load(args.summary) if args.summary else None
+    name = args.dataset or (summary.spec.name if summary else "digits")
+    data = datasets.load(name, root=args.data_root, download=args.download)
+    device = resolve_device(args.device)
+    tcfg = TrainConfig(epochs=args.epochs)
+    gen = torch.Generator().manual_seed(args.seed)
+    try:
+        cands = audit.draw_candidates(data, args.real or args.candidates, gen)
+    except ValueError as e:
+        raise DistillError(str(e)) from None
+    if summary is not None:
+        target, acc = audit.summary_target(
+            summary, data, config=tcfg, seed=args.seed, device=device
+        )
+        size, label = summary.n, summary.method
+    else:
+        rows = cands.member_rows
+        target = audit.train_model(
+            data.x_train[rows], data.y_train[rows], data.spec, config=tcfg, seed=args.seed,
+            device=device,
+        )  # fmt: skip
+        acc = test(target, data.x_test.to(device), data.y_test.to(device))
+        size, label = args.real, f"real ({args.real} images)"
+    refs = audit.reference_models(
+        data,
+        size=size,
+        exclude=cands.member_rows,
+        count=args.references,
+        config=tcfg,
+        seed=args.seed,
+        device=device,
+    )
+    row = audit.audit_row(
+        label,
+        acc,
+        audit.audit(target, cands, refs),
+        cands=cands,
+        references=args.references,
+        epochs=args.epochs,
+        privacy=summary.extra.get("privacy") if summary else None,
+        summary=str(args.summary) if args.summary else None,
+    )
+    print(json.dumps({k: v for k, v in row.items() if k != "privacy"}, indent=1))
+    if args.results:
+        _append(args.results, [row])
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    from core.results import load_rows, write_json
+
+    write_json(path, load_rows(path) + rows)
+
+
+def cmd_dpsgd(args) -> None:
+    from apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
+    from core import data as datasets
+    from core.distill import resolve_device
+    from core.results import append_rows
+
+    data = datasets.load(args.dataset, root=args.data_root, download=args.download)
+    cfg = DPSGDConfig(
+        epsilon=args.epsilon,
+        delta=args.delta,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        clip=args.clip,
+        net_width=args.width,
+        accountant=args.accountant,
+        seed=args.seed,
+    )
+    _, row = train_dpsgd(
+        data, config=cfg, device=resolve_device(args.device), progress=not args.quiet
+    )
+    eps = "inf" if row["epsilon"] is None else f"{row['epsilon']:.4g}"
+    print(
+        f"dp-sgd {data.spec.name}: test accuracy {100 * row['acc_mean']:.2f}% at epsilon {eps}, "
+        f"delta {cfg.delta:g} (sigma {row['noise_multiplier']:.4g}, {row['iterations']} steps)"
+    )
+    if args.results:
+        append_rows(args.results, [row])
+
+
+def cmd_epsilon(args) -> None:
+    from apps.privacy.accounting import accountant_for
+
+    if args.noise <= 0 or args.steps < 1 or not 0 < args.sample_rate <= 1:
+        raise DistillError("need --noise > 0, --steps >= 1 and --sample-rate in (0, 1]")
+    acc = accountant_for(args.accountant, [(args.noise, args.sample_rate, args.steps)])
+    eps = acc.get_epsilon(delta=args.delta)
+    print(f"epsilon {eps:.6g} at delta {args.delta:g} ({args.accountant} accountant)")
+
+
+_COMMANDS = {"run": cmd_run, "audit": cmd_audit, "dpsgd": cmd_dpsgd, "epsilon": cmd_epsilon}
