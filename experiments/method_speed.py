@@ -117,6 +117,7 @@ def main() -> None:
         methods.get(method)
         m = measure(method, args.ipc, {}, args)
         rows.append(row(method, args.ipc, m, "default settings", args))
+        append_rows(RESULTS, rows[-1:])  # kept as measured: a long run can be stopped
         print(f"{method}: {m}", flush=True)
     scale_rows = []
     for spec in args.scale:
@@ -127,8 +128,8 @@ def main() -> None:
             m = measure(method, args.ipc, {key: v}, args)
             extra = {"scale_key": key, "scale_value": float(v)}
             scale_rows.append(row(method, args.ipc, m, f"{key}={v}", args, **extra))
+            append_rows(RESULTS, scale_rows[-1:])
             print(f"{method} {key}={v}: {m}", flush=True)
-    append_rows(RESULTS, rows + scale_rows)
     if scale_rows:
         plot(scale_rows, RESULTS.with_name("method_scaling.png"))
 
