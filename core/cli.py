@@ -135,6 +135,8 @@ def cmd_run(args):
     from core.distill import RunOptions, resolve_device, run
 
     method = methods.get(args.method)
+    if method.runner is not None:  # another modality: its own data, loop and evaluation
+        return method.runner(method, args)
     data = datasets.load(args.dataset, root=args.data_root, download=args.download)
     device = resolve_device(args.device)
     out = args.out or Path("runs") / f"{method.name}-{args.dataset}-ipc{args.ipc}-s{args.seed}"

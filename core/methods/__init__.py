@@ -30,7 +30,10 @@ class MethodConfig:
 class Method:
     """A named preset.
 
-    Exactly one of `build` (learnt summaries) or `select` (coresets) is set.
+    Exactly one of `build` (learnt summaries), `select` (coresets) or `runner` is set.
+    `runner` is for modalities other than images (graphs, recommender data, text): their
+    data, summary tensors and evaluation differ, so the preset owns the whole `distill run`
+    and gets the parsed arguments: runner(method, args) -> its result.
     """
 
     name: str
@@ -39,6 +42,8 @@ class Method:
     config_cls: type
     build: Callable | None = None  # (config, data, ipc, generator) -> (param, objective)
     select: Callable | None = None  # (config, data, ipc, generator, seed, device) -> indices
+    runner: Callable | None = None  # (method, args) -> result, for non-image modalities
+    modality: str = "image"
     per_dataset: Mapping[str, Mapping] = field(default_factory=dict)
 
     @property
