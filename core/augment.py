@@ -67,6 +67,31 @@ class DSA:
         u = params.select(index, len(x)).to(x.device, x.dtype)
         return _APPLY[params.op](x, u)
 
+    def apply_groups(
+        self, x: torch.Tensor, draws: list[AugParams], index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Apply draw c to group c of `x` (equal consecutive groups, e.g. one per class).
+
+        Groups that drew the same operation run as one batch, so per-class operations (as
+        DM's code draws them) cost little more than one operation for everything. Within a
+        group, example i uses row `index[i]` of its draw (row i by default).
+        """
+        k = len(draws)
+        if len(x) % k:
+            raise ValueError(f"{len(x)} examples do not split into {k} equal groups")
+        g = len(x) // k
+        groups = x.view(k, g, *x.shape[1:])
+        pieces, order = [], []
+        for op in dict.fromkeys(d.op for d in draws):  # first-seen order: deterministic
+            members = [c for c, d in enumerate(draws) if d.op == op]
+            u = torch.cat([draws[c].select(index, g) for c in members]).to(x.device, x.dtype)
+            pieces.append(_APPLY[op](groups[members].flatten(0, 1), u))
+            order += members
+        inverse = torch.empty(k, dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(k)
+        out = torch.cat(pieces).view(k, g, *x.shape[1:])
+        return out[inverse.to(x.device)].flatten(0, 1)
+
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.apply(x, self.draw(len(x), generator))
 

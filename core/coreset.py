@@ -9,6 +9,7 @@ every IPC and seed reuses it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -74,9 +75,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DATADISTILL_CACHE", Path.home() / ".cache" / "datadistill"))
 
 
+def fingerprint(data: Dataset) -> str:
+    """A short hash of the training set, so subsets of one dataset (a continual-learning
+    experience, a federated client) never share a cached network."""
+    step = max(1, len(data.y_train) // 1024)
+    h = hashlib.sha1(data.y_train.cpu().numpy().tobytes())
+    h.update(data.x_train[::step].cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:10]
+
+
 def feature_network(data: Dataset, *, arch: str, epochs: int, seed: int, device):
-    """A network trained on the full real training set, cached per (dataset, arch, epochs, seed)."""
-    path = cache_dir() / f"features-{data.spec.name}-{arch}-e{epochs}-s{seed}.pt"
+    """A network trained on the real training set, cached per (data, arch, epochs, seed)."""
+    name = f"features-{data.spec.name}-{fingerprint(data)}-{arch}-e{epochs}-s{seed}.pt"
+    path = cache_dir() / name
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = nets.build(arch, data.spec).to(device)

@@ -76,7 +76,9 @@ def train(
     opt = torch.optim.SGD(
         net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[config.epochs // 2], gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=[max(1, config.epochs // 2)], gamma=0.1
+    )
     net.train()
     model = accel.compile_module(net)
     n = len(x)

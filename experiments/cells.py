@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
     p.add_argument("--iterations", type=int, help="learnt methods: outer iterations")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings")
+    p.add_argument("--seed", type=int, default=0, help="distillation seed (a new run folder)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--device", default="auto")
@@ -69,6 +70,7 @@ def main() -> None:
                 name,
                 ipc,
                 iterations=args.iterations if learnt else None,
+                seed=args.seed,
                 overrides=overrides if learnt else (),
             )
             rows = run_cell(

@@ -52,3 +52,28 @@ def test_strategies_per_dataset_drop_flip_for_digits():
     for name in ("digits", "mnist", "fashion-mnist", "svhn"):
         assert "flip" not in data.get_spec(name).dsa_strategy
     assert "flip" in data.get_spec("cifar10").dsa_strategy
+
+
+def test_groups_get_their_own_draw_as_if_applied_one_by_one(gen):
+    aug = DSA("color_crop_cutout_flip_scale_rotate")
+    k, g = 6, 4
+    x = torch.randn(k * g, 1, 8, 8, requires_grad=True)
+    draws = [aug.draw(g, gen) for _ in range(k)]
+    assert len({d.op for d in draws}) > 1  # the test needs several operations
+    out = aug.apply_groups(x, draws)
+    one_by_one = torch.cat([aug.apply(x[c * g : (c + 1) * g], d) for c, d in enumerate(draws)])
+    assert torch.allclose(out, one_by_one)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_groups_index_selects_rows_of_each_draw(gen):
+    aug = DSA("scale_rotate")
+    draws = [aug.draw(5, gen) for _ in range(3)]
+    x = torch.randn(3 * 2, 1, 8, 8)
+    rows = torch.tensor([3, 1])
+    out = aug.apply_groups(x, draws, index=rows)
+    expect = torch.cat(
+        [aug.apply(x[2 * c : 2 * c + 2], d, index=rows) for c, d in enumerate(draws)]
+    )
+    assert torch.allclose(out, expect)

@@ -43,35 +43,30 @@ def test_soft_and_mse_labels():
     assert torch.allclose(loss_fn(logits, y, "mse"), ((logits - onehot) ** 2).mean())
 
 
-def test_learning_rate_halves_at_half_of_epochs(digits, gen):
-    seen = []
+@pytest.mark.parametrize(
+    "epochs, lrs", [(4, [0.01, 0.01, 0.001, 0.001]), (1, [0.01]), (2, [0.01, 0.001])]
+)
+def test_learning_rate_drops_tenfold_at_half_of_epochs(digits, gen, monkeypatch, epochs, lrs):
+    seen, opt_lrs = [], []
     net = nets.build("mlp", digits.spec)
-    opt_lrs = []
-
-    def record(epoch, loss):
-        seen.append(loss)
-
     orig = torch.optim.SGD.step
 
     def spy(self, *a, **k):
         opt_lrs.append(self.param_groups[0]["lr"])
         return orig(self, *a, **k)
 
-    torch.optim.SGD.step = spy
-    try:
-        train(
-            net,
-            digits.x_train[:10],
-            digits.y_train[:10],
-            config=TrainConfig(epochs=4),
-            dsa_strategy="crop",
-            generator=gen,
-            on_epoch=record,
-        )
-    finally:
-        torch.optim.SGD.step = orig
-    assert len(seen) == 4
-    assert opt_lrs == pytest.approx([0.01, 0.01, 0.001, 0.001])
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    train(
+        net,
+        digits.x_train[:10],
+        digits.y_train[:10],
+        config=TrainConfig(epochs=epochs),
+        dsa_strategy="crop",
+        generator=gen,
+        on_epoch=lambda epoch, loss: seen.append(loss),
+    )
+    assert len(seen) == epochs
+    assert opt_lrs == pytest.approx(lrs)  # one epoch (a FedAvg round) keeps the full rate
 
 
 def test_protocol_rows_per_architecture(digits, gen):

@@ -1,7 +1,6 @@
 """Trajectory matching (MTT, TESLA) and expert trajectories, on digits with a tiny ConvNet."""
 
 import os
-import weakref
 
 import pytest
 import torch
@@ -22,6 +21,7 @@ from core.experts import (
 from core.methods.trajectory import WithLearntLR
 from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching
 from core.params.images import FreeImages
+from core.profile import peak_saved_bytes
 from core.train import loss_fn
 
 TINY = {"depth": 2, "width": 16}
@@ -196,33 +196,12 @@ def test_tesla_gradient_equals_mtt_gradient(experts, digits, soft):
     assert float((g_first[0] - g_mtt[0]).norm() / g_mtt[0].norm()) > 1e-3
 
 
-class _Box(list):
-    """Holds one saved tensor; weak-referenceable, so its release can be observed."""
-
-
 def _peak_saved(obj, param, digits) -> int:
-    """Peak bytes of the tensors autograd keeps for backward, alive at the same time.
-
-    Every saved tensor is packed in a box whose finaliser runs when autograd releases it
-    (its graph is freed): a deterministic CPU measure of the unrolled graph's memory.
-    """
-    state = {"live": 0, "peak": 0}
-
-    def free(n):
-        state["live"] -= n
-
-    def pack(t):
-        n = t.numel() * t.element_size()
-        state["live"] += n
-        state["peak"] = max(state["peak"], state["live"])
-        box = _Box([t])
-        weakref.finalize(box, free, n)
-        return box
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box[0]):
+    def step():
         param.zero_grad()
         obj.loss(param, digits, torch.Generator().manual_seed(0), 0).backward()
-    return state["peak"]
+
+    return peak_saved_bytes(step)
 
 
 def test_tesla_memory_does_not_grow_with_syn_steps(experts, digits):

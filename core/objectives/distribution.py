@@ -80,11 +80,11 @@ class MeanEmbedding(Objective):
         k, m, n = data.spec.num_classes, param.images_per_class, self.batch_real
         x_real = data.sample_per_class(n, generator).to(device)
         if self.aug is not None:
-            draw = self.aug.draw(k * n, generator)
-            # synthetic example i of class c shares the draw of real example i of class c
-            rows = (torch.arange(k).view(-1, 1) * n + torch.arange(m).remainder(n)).flatten()
-            x_real = self.aug.apply(x_real, draw)
-            x_syn = self.aug.apply(x_syn, draw, index=rows)
+            # DM's code: one siamese draw per class (its own operation); synthetic example
+            # i of class c shares the draw of real example i of class c
+            draws = [self.aug.draw(n, generator) for _ in range(k)]
+            x_real = self.aug.apply_groups(x_real, draws)
+            x_syn = self.aug.apply_groups(x_syn, draws, index=torch.arange(m).remainder(n))
         if self.per_class:
             return self._per_class(net, x_real, x_syn, k, n, m)
         with torch.no_grad():  # chunks keep activations in cache on a CPU; one pass on a GPU

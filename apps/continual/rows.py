@@ -1,0 +1,119 @@
+"""StreamResults -> result rows (core.results schema): one per class order, one mean +- std.
+
+A row's `acc_mean` is Avalanche's final stream accuracy; `forgetting_*` its stream
+forgetting; `curve_*` the average accuracy over seen experiences after each experience
+(what the experiment plots); `images`/`stored_bytes` the memory actually held at the end.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from apps.continual.loop import StreamResult
+from apps.continual.strategies import DISTILLED
+from core.results import command_line, fmt_acc, fmt_bytes
+
+
+def _std(xs: list[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def _base(r: StreamResult, *, dataset: str, method: str, iterations: int, arch: str) -> dict:
+    distilled = r.strategy in DISTILLED
+    images = r.buffer_sizes[-1]["images"] if r.buffer_sizes else 0
+    return {
+        "method": method if distilled else r.strategy,
+        "dataset": dataset,
+        "ipc": r.memory,
+        "iterations": iterations if distilled else 0,
+        "arch": arch,
+        "images": images,
+        "stored_bytes": r.stored_bytes,
+        "sec_per_iter": None,
+        "peak_mem_mb": None,
+        "command": command_line(),
+        "strategy": r.strategy,
+        "memory_per_class": r.memory,
+    }
+
+
+def seed_row(r: StreamResult, *, dataset: str, method: str, iterations: int, arch: str) -> dict:
+    """The row of one strategy on one class order."""
+    row = _base(r, dataset=dataset, method=method, iterations=iterations, arch=arch)
+    row.update(
+        variant=f"strategy={r.strategy},memory={r.memory},order={r.seed}",
+        seed=r.seed,
+        runs=1,
+        acc_mean=r.final_acc,
+        acc_std=0.0,
+        forgetting_mean=r.forgetting,
+        forgetting_std=0.0,
+        curve_mean=r.curve,
+        acc_matrix=r.acc_matrix,
+        class_order=r.order,
+        buffer_sizes=r.buffer_sizes,
+        seconds=round(r.seconds, 1),
+    )
+    return row
+
+
+GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iterations")
+
+
+def aggregate(seed_rows: list[dict]) -> list[dict]:
+    """Mean +- std over class orders, one row per (method, strategy, memory, ...)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in seed_rows:
+        if "seed" in r and r["runs"] == 1:
+            groups.setdefault(tuple(r[k] for k in GROUP), []).append(r)
+    out = []
+    for rs in groups.values():
+        row = {k: v for k, v in rs[0].items() if k not in _PER_SEED}
+        accs, forg = [r["acc_mean"] for r in rs], [r["forgetting_mean"] for r in rs]
+        curves = list(zip(*(r["curve_mean"] for r in rs), strict=True))
+        row.update(
+            variant=f"strategy={row['strategy']},memory={row['memory_per_class']}",
+            seeds=sorted(r["seed"] for r in rs),
+            runs=len(rs),
+            acc_mean=statistics.fmean(accs),
+            acc_std=_std(accs),
+            forgetting_mean=statistics.fmean(forg),
+            forgetting_std=_std(forg),
+            curve_mean=[statistics.fmean(c) for c in curves],
+            curve_std=[_std(list(c)) for c in curves],
+            seconds=round(sum(r["seconds"] for r in rs), 1),
+            command=command_line(),
+        )
+        out.append(row)
+    return out
+
+
+_PER_SEED = ("seed", "acc_matrix", "class_order", "buffer_sizes")
+
+
+def rows(
+    results: list[StreamResult], *, dataset: str, method: str, iterations: int, arch: str
+) -> list[dict]:
+    """Per-order rows plus one aggregate row per (strategy, memory)."""
+    per = [
+        seed_row(r, dataset=dataset, method=method, iterations=iterations, arch=arch)
+        for r in results
+    ]
+    return per + aggregate(per)
+
+
+def _forgetting(r: dict) -> str:
+    return f"{100 * r['forgetting_mean']:.2f} ± {100 * r['forgetting_std']:.2f}"
+
+
+COLUMNS = [
+    ("strategy", lambda r: r["strategy"]),
+    ("method", lambda r: r["method"]),
+    ("dataset", lambda r: r["dataset"]),
+    ("memory/class", lambda r: str(r["ipc"])),
+    ("images", lambda r: str(r["images"])),
+    ("bytes", lambda r: fmt_bytes(r["stored_bytes"])),
+    ("final acc %", fmt_acc),
+    ("forgetting %", _forgetting),
+    ("orders", lambda r: str(r["runs"])),
+]

@@ -1,0 +1,89 @@
+"""One frozen config for a federated run, translated to and from Flower's run config.
+
+Flower passes settings to a ServerApp/ClientApp as a flat `run_config` of str/int/float/
+bool values (`flwr run --run-config "k=v"`); `FedConfig.from_run_config` reads them back,
+so the same apps serve the simulation engine and a real deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from core.errors import DistillError
+
+MODES = ("summary", "fedavg")
+
+
+@dataclass(frozen=True)
+class FedConfig:
+    """What a federated run does.
+
+    Attributes:
+        mode: "summary" (clients distil and upload once) or "fedavg" (the baseline).
+        alpha: Dirichlet concentration of the label skew; 0 means IID.
+        method, ipc, iterations: the clients' distillation (core method registry);
+            iterations 0 means the method's default.
+        rounds: communication rounds (one-shot summary upload: 1).
+        local_epochs: FedAvg's local epochs per round on core's training loop.
+        epochs: epochs of the server's training on the union of summaries.
+        fail_clients: partition ids whose ClientApp raises (tests the failure path).
+    """
+
+    dataset: str = "digits"
+    clients: int = 10
+    alpha: float = 0.0
+    partition_seed: int = 0
+    mode: str = "summary"
+    method: str = "dm"
+    ipc: int = 10
+    iterations: int = 0
+    rounds: int = 1
+    local_epochs: int = 2
+    local_batch: int = 64
+    arch: str = "convnet"
+    epochs: int = 300
+    dsa: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    timeout: float = 3600.0
+    fail_clients: str = ""  # comma-separated partition ids, for failure tests
+    report: str = ""  # JSON file the ServerApp writes its report to
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DistillError(f"--mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        if self.alpha < 0:
+            raise DistillError(f"--alpha must be >= 0 (0: IID), got {self.alpha}")
+        for name in ("clients", "ipc", "rounds", "local_epochs", "epochs"):
+            if getattr(self, name) < 1:
+                raise DistillError(f"--{name.replace('_', '-')} must be >= 1")
+
+    @property
+    def dirichlet_alpha(self) -> float | None:
+        return self.alpha if self.alpha > 0 else None
+
+    @property
+    def failing(self) -> set[int]:
+        return {int(s) for s in self.fail_clients.split(",") if s.strip()}
+
+    def to_run_config(self) -> dict:
+        """Flower's flat run config (hyphenated keys, as Flower apps conventionally use)."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_run_config(cls, run_config: dict) -> FedConfig:
+        """Typed config from Flower's run config; unknown keys are an error, missing default."""
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        kw = {}
+        for key, value in run_config.items():
+            name = key.replace("-", "_")
+            if name not in types:
+                raise DistillError(f"unknown federated setting '{key}'; known: {sorted(types)}")
+            default = getattr(cls(), name)
+            kw[name] = type(default)(value) if not isinstance(default, bool) else _bool(value)
+        return cls(**kw)
+
+
+def _bool(v) -> bool:
+    return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")

@@ -1,0 +1,248 @@
+"""The thin Flower layer (Message API, Flower 1.41): a ClientApp and a ServerApp.
+
+Summary mode: the server sends one `query.summary` message to every node; each client
+distils its partition (`local.distil_partition`) and replies with the summary as
+records; the server trains on the union (`server.train_on_union`). FedAvg mode runs
+Flower's own `FedAvg` strategy on the same partitions, model and training loop.
+A `CountingGrid` around the Grid measures the payload bytes each way per client.
+
+`flwr run` loads `client_app` and `server_app` below and reads settings from the run
+config; the simulation wrapper builds apps bound to a `FedConfig` instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from pathlib import Path
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+
+from apps.federated import local, records, server
+from apps.federated.config import FedConfig
+from apps.federated.partition import partition
+from core import data as datasets
+from core.atomic import write_bytes
+from core.distill import resolve_device
+from core.train import TrainConfig
+
+log = logging.getLogger(__name__)
+QUERY = "query.summary"
+
+
+@functools.lru_cache(maxsize=2)
+def _data_and_parts(dataset: str, clients: int, alpha: float, seed: int):
+    """Every process computes the same seeded partitions and keeps its own."""
+    data = datasets.load(dataset)
+    parts = partition(data.y_train, num_partitions=clients, alpha=alpha or None, seed=seed)
+    return data, parts
+
+
+def _partition(cfg: FedConfig, context: Context):
+    pid = int(context.node_config["partition-id"])
+    n = int(context.node_config.get("num-partitions", cfg.clients))
+    if n != cfg.clients:
+        raise RuntimeError(f"node has num-partitions={n} but the run has clients={cfg.clients}")
+    if pid in cfg.failing:
+        raise RuntimeError(f"partition {pid} fails on purpose (fail-clients={cfg.fail_clients})")
+    data, parts = _data_and_parts(cfg.dataset, cfg.clients, cfg.alpha, cfg.partition_seed)
+    return pid, data, parts[pid]
+
+
+def make_client_app(bound: FedConfig | None = None) -> ClientApp:
+    """A ClientApp; `bound` fixes its config (simulation), else the run config is read."""
+    app = ClientApp()
+
+    @app.query("summary")
+    def upload(msg: Message, context: Context) -> Message:
+        cfg = bound or FedConfig.from_run_config(context.run_config)
+        pid, data, rows = _partition(cfg, context)
+        summary = local.distil_partition(
+            data,
+            rows,
+            method=cfg.method,
+            ipc=cfg.ipc,
+            iterations=cfg.iterations or None,
+            seed=cfg.seed * 1000 + pid,
+            device=resolve_device(cfg.device),
+        )
+        return Message(records.summary_to_record(summary, partition_id=pid), reply_to=msg)
+
+    @app.train()
+    def fedavg_train(msg: Message, context: Context) -> Message:
+        cfg = bound or FedConfig.from_run_config(context.run_config)
+        pid, data, rows = _partition(cfg, context)
+        device = resolve_device(cfg.device)
+        net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
+        net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        rnd = int(msg.content["config"]["server-round"])
+        local.local_fit(
+            net,
+            data,
+            rows,
+            epochs=cfg.local_epochs,
+            batch_size=cfg.local_batch,
+            seed=cfg.seed * 1000 + pid * 100 + rnd,
+        )
+        metrics = MetricRecord({"num-examples": len(rows), "partition-id": pid})
+        content = RecordDict({"arrays": records.state_dict_record(net), "metrics": metrics})
+        return Message(content, reply_to=msg)
+
+    return app
+
+
+class CountingGrid:
+    """Delegates to a Grid and adds every message's payload bytes to an Accounting."""
+
+    def __init__(self, grid: Grid, accounting: server.Accounting) -> None:
+        self._grid, self.accounting = grid, accounting
+        self.partition_of: dict[int, int] = {}  # node id -> partition id, from replies
+        self.failed_nodes: set[int] = set()
+
+    def __getattr__(self, name):
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages, *, timeout: float | None = None):
+        messages = list(messages)
+        for m in messages:
+            self.accounting.add(m.metadata.dst_node_id, down=records.payload_bytes(m.content))
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        answered = set()
+        for r in replies:
+            node = r.metadata.src_node_id
+            answered.add(node)
+            if r.has_error():
+                self.failed_nodes.add(node)
+                log.warning("node %d failed: %s", node, r.error.reason)
+                continue
+            self.accounting.add(node, up=records.payload_bytes(r.content))
+            pid = records.partition_of(r)
+            if pid is not None:
+                self.partition_of[node] = pid
+        self.failed_nodes |= {m.metadata.dst_node_id for m in messages} - answered
+        if messages:
+            self.accounting.rounds += 1
+        return replies
+
+
+def wait_for_nodes(grid: Grid, *, expected: int, timeout: float) -> list[int]:
+    """Node ids once `expected` nodes are connected, or whoever is there at `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= expected or time.monotonic() > deadline:
+            return nodes
+        time.sleep(0.5)
+
+
+def run_server(grid: Grid, cfg: FedConfig) -> dict:
+    """The ServerApp's work, returned as a report dict (and written to `cfg.report`)."""
+    data, _ = _data_and_parts(cfg.dataset, cfg.clients, cfg.alpha, cfg.partition_seed)
+    device = resolve_device(cfg.device)
+    accounting = server.Accounting(clients=cfg.clients)
+    counting = CountingGrid(grid, accounting)
+    nodes = wait_for_nodes(grid, expected=cfg.clients, timeout=min(cfg.timeout, 300))
+    report = {"config": cfg.to_run_config(), "nodes": len(nodes)}
+    if cfg.mode == "summary":
+        report |= _one_shot(counting, nodes, cfg, data, device)
+    else:
+        report |= _fedavg(counting, cfg, data, device)
+    accounting.stop()
+    # per-partition accounting where the replies named their partition
+    by_pid = server.Accounting(clients=cfg.clients, rounds=accounting.rounds)
+    for node in set(accounting.bytes_down) | set(accounting.bytes_up):
+        key = counting.partition_of.get(node, f"node-{node}")  # a node that never replied
+        by_pid.add(
+            key, up=accounting.bytes_up.get(node, 0), down=accounting.bytes_down.get(node, 0)
+        )
+    by_pid.wall_seconds = accounting.wall_seconds
+    by_pid.missing = sorted(set(range(cfg.clients)) - set(counting.partition_of.values()))
+    report |= by_pid.as_dict()
+    report["failed_nodes"] = sorted(counting.failed_nodes)
+    if report["missing_clients"]:
+        log.warning("finished without partitions %s", report["missing_clients"])
+    if cfg.report:
+        write_bytes(Path(cfg.report), json.dumps(report, indent=1).encode())
+    return report
+
+
+def _one_shot(grid: CountingGrid, nodes, cfg: FedConfig, data, device) -> dict:
+    ask = RecordDict({"config": ConfigRecord({"ipc": cfg.ipc, "method": cfg.method})})
+    messages = [Message(ask, dst_node_id=n, message_type=QUERY) for n in nodes]
+    replies = grid.send_and_receive(messages, timeout=cfg.timeout)
+    summaries = [
+        records.record_to_summary(r.content, spec=data.spec) for r in replies if not r.has_error()
+    ]
+    config = TrainConfig(epochs=cfg.epochs, dsa=cfg.dsa)
+    _, acc = server.train_on_union(
+        summaries, data, arch=cfg.arch, config=config, seed=cfg.seed, device=device
+    )
+    return {
+        "accuracy": acc,
+        "images": sum(s.n for s in summaries),
+        "stored_bytes": sum(int(s.stored_bytes) for s in summaries),
+        "received": sorted(s.extra["partition_id"] for s in summaries),
+    }
+
+
+def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
+    net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    curve = {}
+
+    def central(rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if rnd == 0:
+            return None
+        net.load_state_dict(arrays.to_torch_state_dict())
+        curve[rnd] = {
+            "accuracy": server.test_accuracy(net, x_test, y_test),
+            **grid.accounting.as_dict(),
+        }
+        return MetricRecord({"accuracy": curve[rnd]["accuracy"]})
+
+    strategy = FedAvg(
+        fraction_evaluate=0.0,
+        min_train_nodes=1,
+        min_evaluate_nodes=0,
+        min_available_nodes=1,
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=records.state_dict_record(net),
+        num_rounds=cfg.rounds,
+        timeout=cfg.timeout,
+        evaluate_fn=central,
+    )
+    net.load_state_dict(result.arrays.to_torch_state_dict())
+    per_round = {str(k): {k2: v[k2] for k2 in ("accuracy", "bytes_up", "bytes_down")}
+                 for k, v in curve.items()}  # fmt: skip
+    return {
+        "accuracy": server.test_accuracy(net, x_test, y_test),
+        "per_round": per_round,
+    }
+
+
+def _main(bound: FedConfig | None, sink: list | None):
+    def main(grid: Grid, context: Context) -> None:
+        cfg = bound or FedConfig.from_run_config(context.run_config)
+        report = run_server(grid, cfg)
+        if sink is not None:
+            sink.append(report)
+
+    return main
+
+
+def make_server_app(bound: FedConfig | None = None, sink: list | None = None) -> ServerApp:
+    """A ServerApp; `bound` fixes its config, `sink` receives the report (in process)."""
+    app = ServerApp()
+    app.main()(_main(bound, sink))
+    return app
+
+
+client_app = make_client_app()
+server_app = make_server_app()

@@ -1,0 +1,86 @@
+"""`distill federated simulate | deploy`: the app's commands, added through core's plugins."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from core.cli import common_options
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--alpha", type=float, default=0.0, help="Dirichlet alpha; 0: IID")
+    p.add_argument("--partition-seed", type=int, default=0)
+    p.add_argument("--mode", choices=("summary", "fedavg"), default="summary")
+    p.add_argument("--method", default="dm", help="clients' distillation method")
+    p.add_argument("--ipc", type=int, default=10, help="images per class per client")
+    p.add_argument("--iterations", type=int, default=0, help="0: the method's default")
+    p.add_argument("--rounds", type=int, default=1, help="FedAvg rounds")
+    p.add_argument("--local-epochs", type=int, default=2, help="FedAvg local epochs")
+    p.add_argument("--arch", default="convnet")
+    p.add_argument("--epochs", type=int, default=300, help="server epochs on the union")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for clients")
+    p.add_argument("--fail-clients", default="", help="partition ids that fail (testing)")
+    p.add_argument("--results", type=Path, help="append result rows to this JSON file")
+    p.add_argument("--report", type=Path, help="write the server's full report (JSON) here")
+    common_options(p)
+
+
+def add_commands(subparsers) -> dict:
+    fed = subparsers.add_parser("federated", help="clients upload distilled summaries (Flower)")
+    sub = fed.add_subparsers(dest="federated_command", required=True)
+    _options(sub.add_parser("simulate", help="on Flower's simulation engine (one machine)"))
+    d = sub.add_parser("deploy", help="on a loopback SuperLink with one SuperNode per client")
+    _options(d)
+    d.add_argument("--logs", type=Path, help="folder for the Flower processes' logs")
+    return {"federated": cmd_federated}
+
+
+def config_from_args(args):
+    from apps.federated.config import FedConfig
+    from core.distill import resolve_device
+
+    return FedConfig(
+        dataset=args.dataset,
+        clients=args.clients,
+        alpha=args.alpha,
+        partition_seed=args.partition_seed,
+        mode=args.mode,
+        method=args.method,
+        ipc=args.ipc,
+        iterations=args.iterations,
+        rounds=args.rounds,
+        local_epochs=args.local_epochs,
+        arch=args.arch,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=str(resolve_device(args.device)),
+        timeout=args.timeout,
+        fail_clients=args.fail_clients,
+        report=str(args.report.resolve()) if args.report else "",
+    )
+
+
+def cmd_federated(args) -> None:
+    from apps.federated.rows import rows_from_report
+    from core import results
+
+    cfg = config_from_args(args)
+    if args.federated_command == "simulate":
+        from apps.federated.simulate import simulate
+
+        report = simulate(cfg)
+    else:
+        from apps.federated.deploy import deploy
+
+        report = deploy(cfg, logs=args.logs, timeout=cfg.timeout + 300)
+    rows = rows_from_report(report)
+    if args.results:
+        results.append_rows(args.results, rows)
+    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=1))
+    if report["missing_clients"]:
+        print(f"missing clients (no summary/update received): {report['missing_clients']}")

@@ -1,0 +1,145 @@
+"""One ranking study: ground truth for a sample of cells, then each proxy scored against it.
+
+Shared by `distill nas rank` and `experiments/nas_fmnist.py`. A proxy's row reports rho,
+tau and top-5 overlap against the ground truth, the mean seconds per cell it cost, and
+that cost as a fraction of the ground truth's (the acceptance bar is 1/10).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from apps.nas.agreement import agreement
+from apps.nas.scoring import (
+    CellSetting,
+    TrainingSet,
+    cheap_subset,
+    from_summary,
+    full_data,
+    proxy_setting,
+    random_subset,
+    score_cells,
+)
+from apps.nas.space import Arch
+from core.data import Dataset
+from core.errors import DistillError
+from core.results import command_line
+from core.summary import Summary
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground-truth accuracy per cell and what one cell cost (None: from the benchmark)."""
+
+    acc: dict[str, float]
+    seconds: float | None
+    label: str
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """How proxies are trained: the macro network and a budget of SGD steps per cell."""
+
+    width: int = 8
+    cells: int = 1
+    steps: int = 200
+    top_k: int = 5
+
+
+def trained_truth(
+    archs: list[Arch],
+    data: Dataset,
+    *,
+    setting: CellSetting,
+    seed: int,
+    device,
+    cache: Path | None,
+    progress: bool = True,
+) -> Truth:
+    rows = score_cells(
+        archs, full_data(data), data, setting=setting, seed=seed, device=device, cache=cache,
+        progress=progress,
+    )  # fmt: skip
+    return Truth(
+        {r["arch"]: r["acc_mean"] for r in rows},
+        statistics.fmean(r["seconds"] for r in rows),
+        f"full data, {setting.label()}",
+    )
+
+
+def proxy_sets(
+    data: Dataset,
+    *,
+    summaries: list[tuple[Summary, str]],
+    baselines: list[str],
+    ipcs: list[int],
+    plan: ProxyPlan,
+    seed: int,
+) -> list[tuple[TrainingSet, CellSetting]]:
+    """Summaries as given, plus `random` (per IPC) and `cheap` baselines (equal steps)."""
+    out = []
+    for summary, path in summaries:
+        if summary.spec.shape != data.spec.shape:
+            raise DistillError(
+                f"{path} is a {summary.spec.name} summary but the data is {data.spec.name}; "
+                f"pass --dataset {summary.spec.name}"
+            )
+        ts = from_summary(summary, path)
+        setting = proxy_setting(
+            ts, width=plan.width, cells=plan.cells, steps=plan.steps, summary=summary
+        )
+        out.append((ts, setting))
+    for name in baselines:
+        if name == "random":
+            for ipc in ipcs:
+                ts = random_subset(data, ipc=ipc, seed=seed)
+                out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
+                                              steps=plan.steps)))  # fmt: skip
+        elif name == "cheap":
+            ts = cheap_subset(data, steps=plan.steps, batch_size=256, seed=seed)
+            out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
+                                          steps=plan.steps)))  # fmt: skip
+        else:
+            raise DistillError(f"unknown baseline '{name}'; choose random or cheap")
+    return out
+
+
+def score_proxy(
+    archs: list[Arch],
+    train_set: TrainingSet,
+    setting: CellSetting,
+    data: Dataset,
+    *,
+    truth: Truth,
+    plan: ProxyPlan,
+    seed: int,
+    device,
+    cache: Path | None,
+    progress: bool = True,
+) -> tuple[dict, dict[str, float]]:
+    """Train the cells on one proxy set; its result row and its accuracy per cell."""
+    rows = score_cells(
+        archs, train_set, data, setting=setting, seed=seed, device=device, cache=cache,
+        progress=progress,
+    )  # fmt: skip
+    acc = {r["arch"]: r["acc_mean"] for r in rows}
+    agree = agreement(truth.acc, acc, k=plan.top_k)
+    seconds = statistics.fmean(r["seconds"] for r in rows)
+    accs = list(acc.values())
+    row = {
+        "method": train_set.method, "dataset": data.spec.name, "ipc": train_set.ipc,
+        "iterations": train_set.iterations, "arch": f"nas201-C{setting.width}-N{setting.cells}",
+        "runs": len(rows), "acc_mean": statistics.fmean(accs), "acc_std": statistics.pstdev(accs),
+        "images": train_set.n, "stored_bytes": train_set.stored_bytes, "sec_per_iter": None,
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in rows), "command": command_line(),
+        "variant": f"proxy={train_set.kind}", "eval_epochs": setting.train.epochs, "seed": seed,
+        "spearman": agree.spearman, "kendall": agree.kendall, f"top{plan.top_k}": agree.top_k,
+        "cells_scored": agree.n, "proxy_seconds": seconds, "truth_seconds": truth.seconds,
+        "cost_ratio": seconds / truth.seconds if truth.seconds else None,
+        "truth": truth.label, "setting": setting.label(), "source": train_set.source,
+        "steps": plan.steps, "device": rows[0]["device"],
+        "proxy_acc": acc,
+    }  # fmt: skip
+    return row, acc

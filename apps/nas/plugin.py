@@ -1,0 +1,126 @@
+"""`distill nas ...`: rank NAS-Bench-201 cells by training them on a summary.
+
+distill nas rank --summary S --archs 40 --seed 0
+distill nas rank --summary S --benchmark-file NAS-Bench-201-v1_1-096897.pth  (CIFAR-10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+# registers the `nas201` network with core.nets as this plugin loads
+from apps.nas import network  # noqa: F401
+
+RESULTS = Path("experiments/results/nas_rank.json")
+
+
+def add_commands(sub) -> dict:
+    from core.cli import common_options
+
+    nas = sub.add_parser("nas", help="rank NAS-Bench-201 cells by training on a summary")
+    nsub = nas.add_subparsers(dest="nas_command", required=True)
+    r = nsub.add_parser("rank", help="rank correlation of a summary proxy with the ground truth")
+    r.add_argument("--summary", type=Path, action="append", default=[], help="repeatable")
+    r.add_argument("--archs", type=int, default=40, help="cells sampled from the 15,625")
+    r.add_argument("--seed", type=int, default=0, help="cell sample, subsets and inits")
+    r.add_argument("--dataset", help="default: the summary's dataset")
+    r.add_argument("--benchmark-file", type=Path, help="NAS-Bench-201 .pth: truth from it")
+    r.add_argument("--benchmark-hp", choices=("12", "200"), default="200")
+    r.add_argument("--width", type=int, default=8, help="C, channels of the first stage")
+    r.add_argument("--cells", type=int, default=1, help="N, cells per stage")
+    r.add_argument("--truth-epochs", type=int, default=12, help="epochs on the full data")
+    r.add_argument("--truth-lr", type=float, default=0.1)
+    r.add_argument("--steps", type=int, default=200, help="SGD steps per proxy cell")
+    r.add_argument(
+        "--baselines", default="random,cheap", help="comma list of random, cheap ('' for none)"
+    )
+    r.add_argument("--results", type=Path, default=RESULTS, help="proxy rows (JSON)")
+    r.add_argument("--cache", type=Path, help="per-cell rows (default RESULTS_cells.json)")
+    r.add_argument("--plot", type=Path, help="scatter PNG (default RESULTS.png)")
+    common_options(r)
+    return {"nas": cmd_nas}
+
+
+def cmd_nas(args: argparse.Namespace) -> None:
+    if args.nas_command == "rank":
+        cmd_rank(args)
+
+
+def cmd_rank(args: argparse.Namespace) -> None:
+    # every cell is a new graph; compiling each would cost more than training it
+    os.environ.setdefault("DATADISTILL_COMPILE", "0")
+    from apps.nas.benchmark import benchmark_accuracies, load_benchmark
+    from apps.nas.pipeline import ProxyPlan, Truth, proxy_sets, score_proxy, trained_truth
+    from apps.nas.plots import proxy_scatter
+    from apps.nas.scoring import TRUTH_TRAIN, CellSetting
+    from apps.nas.space import sample_archs
+    from core import data as datasets
+    from core.distill import resolve_device
+    from core.errors import DistillError
+    from core.results import append_rows, table
+    from core.summary import Summary
+
+    summaries = [(Summary.load(p), str(p)) for p in args.summary]
+    name = args.dataset or (summaries[0][0].spec.name if summaries else None)
+    if name is None:
+        raise DistillError("give --summary S or --dataset NAME")
+    if min(args.width, args.cells + 1, args.truth_epochs, args.steps) < 1:
+        raise DistillError("--width, --truth-epochs and --steps must be >= 1, --cells >= 0")
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    if not summaries and not baselines:
+        raise DistillError("nothing to rank: give --summary S or --baselines random,cheap")
+    data = datasets.load(name, root=args.data_root, download=args.download)
+    device = resolve_device(args.device)
+    archs = sample_archs(args.archs, seed=args.seed)
+    cache = args.cache or args.results.with_name(args.results.stem + "_cells.json")
+    progress = not args.quiet
+    if args.benchmark_file:
+        api = load_benchmark(args.benchmark_file)
+        acc = benchmark_accuracies(api, archs, dataset=name, hp=args.benchmark_hp)
+        truth = Truth(acc, None, f"NAS-Bench-201 {name} hp={args.benchmark_hp}")
+    else:
+        setting = CellSetting(
+            width=args.width, cells=args.cells,
+            train=TRUTH_TRAIN.with_(epochs=args.truth_epochs, lr=args.truth_lr),
+        )  # fmt: skip
+        truth = trained_truth(
+            archs, data, setting=setting, seed=args.seed, device=device, cache=cache,
+            progress=progress,
+        )  # fmt: skip
+    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
+    ipcs = sorted({s.ipc for s, _ in summaries}) or [10]
+    rows = []
+    for ts, setting in proxy_sets(
+        data, summaries=summaries, baselines=baselines, ipcs=ipcs, plan=plan, seed=args.seed
+    ):
+        row, _ = score_proxy(
+            archs, ts, setting, data, truth=truth, plan=plan, seed=args.seed, device=device,
+            cache=cache, progress=progress,
+        )  # fmt: skip
+        rows.append(row)
+    append_rows(args.results, rows)
+    print(table(rows, COLUMNS))
+    print(f"ground truth: {truth.label}; {len(archs)} cells; rows in {args.results}")
+    plot = args.plot or args.results.with_suffix(".png")
+    proxy_scatter(rows, truth.acc, plot, title=f"{name}: proxy vs {truth.label}")
+    print(f"wrote {plot}")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+COLUMNS = [
+    ("proxy", lambda r: f"{r['method']} ({r['variant'].split('=')[1]})"),
+    ("IPC", lambda r: str(r["ipc"])),
+    ("images", lambda r: str(r["images"])),
+    ("epochs", lambda r: str(r["eval_epochs"])),
+    ("mean acc %", lambda r: f"{100 * r['acc_mean']:.1f}"),
+    ("Spearman", lambda r: _f(r["spearman"])),
+    ("Kendall", lambda r: _f(r["kendall"])),
+    ("top-5", lambda r: _f(r.get("top5"))),
+    ("s/cell", lambda r: _f(r["proxy_seconds"])),
+    ("cost / truth", lambda r: _f(r["cost_ratio"])),
+]

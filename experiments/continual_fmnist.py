@@ -1,0 +1,134 @@
+"""Split-Fashion-MNIST, 5 experiences: distilled memory vs Avalanche's baselines.
+
+Deng & Russakovsky (NeurIPS 2022) setting, survey section 4: memory 10 and 20 images per
+class, 3 seeded class orders; Naive, Replay (class-balanced random), herding replay,
+GDumb, and the distilled memory (DM and a second method) replayed beside new data or
+recalled alone (compress-then-recall). Final stream accuracy and forgetting, mean +- std
+over orders, in experiments/results/continual_fmnist.json; one plot per memory of the
+average accuracy after each experience, one line per strategy.
+
+Resumable: every (method, strategy, memory, order) run is one row, written as soon as it
+ends and skipped when found again.
+
+    python experiments/continual_fmnist.py [--memory 10 20] [--seeds 3] [--device auto]
+    python experiments/continual_fmnist.py --benchmark split-digits --tag smoke ...  (tiny)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from apps.continual import strategies
+from apps.continual.bench import split_benchmark
+from apps.continual.loop import run_stream
+from apps.continual.memory import DistillMemoryConfig
+from apps.continual.rows import COLUMNS, aggregate, seed_row
+from core.distill import resolve_device
+from core.plots import save
+from core.results import append_rows, key_of, load_rows, table
+
+BASELINES = ("naive", "replay", "herding", "gdumb")
+
+
+def plot(means: list[dict], path: Path, *, title: str) -> Path:
+    """Average accuracy over seen experiences after each experience, mean +- std."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in sorted(means, key=lambda r: (r["strategy"], r["method"])):
+        label = r["strategy"] if r["strategy"] in BASELINES else f"{r['strategy']} ({r['method']})"
+        xs = range(1, len(r["curve_mean"]) + 1)
+        ys = [100 * v for v in r["curve_mean"]]
+        err = [100 * v for v in r["curve_std"]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+    ax.set_xticks(range(1, 1 + max((len(r["curve_mean"]) for r in means), default=0)))
+    ax.set_xlabel("experiences trained")
+    ax.set_ylabel("avg accuracy on seen classes (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--benchmark", default="split-fmnist")
+    p.add_argument("--memory", type=int, nargs="+", default=[10, 20])
+    p.add_argument("--seeds", type=int, default=3, help="class orders 0..N-1")
+    p.add_argument("--methods", nargs="+", default=["dm", "dsa"])
+    p.add_argument("--iterations", type=int, default=1000, help="distillation steps/experience")
+    p.add_argument("--strategies", nargs="+", default=strategies.available())
+    p.add_argument("--arch", default="convnet")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--recall-epochs", type=int, default=300)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tag", default="fmnist", help="results file continual_TAG.json")
+    p.add_argument("--progress", action="store_true", help="distillation progress bars")
+    args = p.parse_args()
+
+    results = Path(f"experiments/results/continual_{args.tag}.json")
+    device = resolve_device(args.device)
+    config = strategies.StrategyConfig(
+        arch=args.arch, epochs=args.epochs, recall_epochs=args.recall_epochs
+    )
+    done = {key_of(r) for r in load_rows(results)}
+    data = None
+    for seed in range(args.seeds):
+        bench = split_benchmark(args.benchmark, seed=seed, data=data)
+        data = bench.data
+        for memory in args.memory:
+            for name in args.strategies:
+                methods = args.methods if name in strategies.DISTILLED else [name]
+                for method in methods:
+                    distill = DistillMemoryConfig(
+                        method=method, iterations=args.iterations, progress=args.progress
+                    )
+                    probe = {
+                        "method": method,
+                        "dataset": data.spec.name,
+                        "ipc": memory,
+                        "iterations": args.iterations if name in strategies.DISTILLED else 0,
+                        "arch": args.arch,
+                        "seed": seed,
+                        "variant": f"strategy={name},memory={memory},order={seed}",
+                    }
+                    if key_of(probe) in done:
+                        continue
+                    r = run_stream(
+                        bench,
+                        strategy=name,
+                        memory=memory,
+                        seed=seed,
+                        config=config,
+                        distill=distill,
+                        device=device,
+                    )
+                    row = seed_row(
+                        r,
+                        dataset=data.spec.name,
+                        method=method,
+                        iterations=args.iterations,
+                        arch=args.arch,
+                    )
+                    row.update(epochs=args.epochs, recall_epochs=args.recall_epochs)
+                    append_rows(results, [row])
+                    print(
+                        f"order {seed} m{memory} {name} ({method}): final {r.final_acc:.4f} "
+                        f"forgetting {r.forgetting:.4f} in {r.seconds:.0f} s",
+                        flush=True,
+                    )
+
+    per_seed = [r for r in load_rows(results) if r.get("runs") == 1 and "seed" in r]
+    means = aggregate(per_seed)
+    append_rows(results, means)
+    print(table(sorted(means, key=lambda r: (r["ipc"], -r["acc_mean"])), COLUMNS))
+    for memory in sorted({r["ipc"] for r in means}):
+        out = results.with_name(f"continual_{args.tag}_m{memory}.png")
+        title = f"{args.benchmark}, memory {memory} images/class, {args.seeds} class orders"
+        plot([r for r in means if r["ipc"] == memory], out, title=title)
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

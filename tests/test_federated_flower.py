@@ -1,0 +1,61 @@
+"""apps/federated end to end on Flower's runtimes (slow: each client process imports torch).
+
+Deployment: a loopback SuperLink and three SuperNodes, one of which fails; the run must
+finish, name the missing client, and leave no Flower process behind. Simulation: FedAvg
+through Flower's strategy on the simulation engine, with byte accounting.
+"""
+
+import psutil
+import pytest
+
+from apps.federated.config import FedConfig
+
+
+def _flower_processes(marker: str) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["cmdline", "environ", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            text = " ".join(p.info["cmdline"] or []) + str(p.info["environ"] or "")
+            if marker in text:
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
+@pytest.mark.slow  # about 60-90 s on 2 CPU cores
+def test_deployment_on_loopback_finishes_without_a_failed_client(tmp_path):
+    from apps.federated.deploy import deploy
+
+    home = tmp_path / "flwr-home"
+    cfg = FedConfig(clients=3, alpha=0.5, ipc=2, iterations=2, epochs=3, fail_clients="2")
+    report = deploy(cfg, home=home, logs=tmp_path / "logs", timeout=240)
+    assert report["received"] == [0, 1] and report["missing_clients"] == [2]
+    assert report["nodes"] == 3 and len(report["failed_nodes"]) == 1
+    assert report["bytes_up_per_client"]["0"] > 0 and report["bytes_up_per_client"]["1"] > 0
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert _flower_processes(str(home)) == []  # FLWR_HOME is in every process's environment
+
+
+@pytest.mark.slow  # about 60 s: Ray start-up dominates
+def test_simulated_fedavg_counts_model_bytes_each_round():
+    import torch
+
+    from apps.federated import server
+    from apps.federated.simulate import simulate
+    from core import data
+
+    cfg = FedConfig(clients=3, mode="fedavg", rounds=2, local_epochs=2, fail_clients="1")
+    report = simulate(cfg)
+    assert report["missing_clients"] == [1] and report["rounds"] == 2
+    assert set(report["per_round"]) == {"1", "2"}
+    net = server.build_net("convnet", data.load("digits"), seed=0, device="cpu")
+    model = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    for pid in ("0", "2"):
+        assert 2 * model <= report["bytes_up_per_client"][pid] < 2 * model + 10_000
+        assert 2 * model <= report["bytes_down_per_client"][pid] < 2 * model + 10_000
+    assert report["per_round"]["2"]["bytes_up"] == report["bytes_up"]
+    assert torch.isfinite(torch.tensor(report["accuracy"]))
+    assert _flower_processes("ray::") == []
