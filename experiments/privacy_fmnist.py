@@ -108,7 +108,7 @@ def run_audit(args, data, device) -> None:
             RUNS / dp_cell(eps, 0).folder(data) / "summary.safetensors"
         )
     refs = None
-    for label, path in targets.items():
+    for label, path in targets.items() if args.targets in ("all", "summaries") else ():
         if label in done:
             continue
         if not path.exists():
@@ -133,7 +133,7 @@ def run_audit(args, data, device) -> None:
         _append_audit(label, acc, result, cands, len(refs), tcfg, privacy, summary=str(path))
     # the real-data model: trained on its members, `real_epochs` of the protocol
     label = f"real data ({args.real} images)"
-    if label not in done:
+    if label not in done and args.targets in ("all", "real"):
         real_cfg = tcfg.with_(epochs=args.real_epochs)
         rc = audit.draw_candidates(data, args.real, torch.Generator().manual_seed(1))
         target = cached(
@@ -266,6 +266,9 @@ def main() -> None:
     p.add_argument("--real", type=int, default=1000, help="real-data model's training images")
     p.add_argument("--real-epochs", type=int, default=30)
     p.add_argument("--real-references", type=int, default=2)
+    p.add_argument(
+        "--targets", choices=("all", "summaries", "real"), default="all", help="audit only these"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--device", default="auto")
     args = p.parse_args()

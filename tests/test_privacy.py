@@ -1,5 +1,6 @@
 """apps/privacy: the mechanism, its accounting, the dp-dsa method, DP-SGD and the audit."""
 
+import json
 import math
 
 import pytest
@@ -280,3 +281,24 @@ def test_audit_sees_a_memorising_model_and_not_a_blind_one(digits):
     torch.manual_seed(1)
     blind = nets.build("mlp", digits.spec)
     assert abs(audit.audit(blind, cands, [])["loss"]["auc"] - 0.5) < 0.15
+
+
+def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):
+    args = ["privacy", "run", "--iterations", "2", "--ipc", "1", "--noise", "1.5", "--quiet"]
+    args += ["--delta", "1e-4", "--out", str(tmp_path), "--set", "net_width=8"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    p = Summary.load(tmp_path / "summary.safetensors").extra["privacy"]
+    assert p["epsilon_budget"] is None and p["noise_multiplier"] == 1.5 and p["steps"] == 2
+    assert f"privacy: epsilon {p['epsilon']:.4g} at delta 0.0001 (rdp accountant)" in out
+
+
+def test_cli_audit_of_a_real_model_writes_a_row(tmp_path, capsys):
+    results = tmp_path / "audit.json"
+    args = ["privacy", "audit", "--real", "40", "--references", "1", "--epochs", "3"]
+    assert cli.main([*args, "--quiet", "--results", str(results)]) == 0
+    (row,) = json.loads(results.read_text())
+    assert row["target"] == "real (40 images)" and row["candidates"] == 40
+    assert 0 <= row["loss_auc"] <= 1 and 0 <= row["lira_tpr_at_1pct_fpr"] <= 1
+    assert cli.main(["privacy", "audit"]) == 2  # neither a summary nor --real
+    assert "pass a summary file or --real N" in capsys.readouterr().err

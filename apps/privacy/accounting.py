@@ -21,7 +21,8 @@ ACCOUNTANTS = ("rdp", "prv")
 
 @dataclass(frozen=True)
 class Plan:
-    """The mechanism a run will apply: what the accountant needs, plus the clipping norm."""
+    """The mechanism a run will apply, as the accountant sees it (the clip C lives with the
+    objective: epsilon does not depend on it)."""
 
     noise_multiplier: float  # sigma; 0 means no noise (epsilon infinity)
     sample_rate: float  # q, the Poisson inclusion probability of each real example

@@ -2,9 +2,10 @@
 
 distill privacy run --dataset fashion-mnist --ipc 10 --epsilon 10 --delta 1e-5 --out runs/dp10
 distill privacy run ... --noise 1.2               # fixed sigma: reports the epsilon spent
+distill privacy run ... --noise 1.2 --epsilon 5   # ... and stops before exceeding 5
 distill privacy audit runs/dp10/summary.safetensors --candidates 2000 --references 4
-distill privacy audit --real 1000 --dataset fashion-mnist --epochs 100
-distill privacy dpsgd --dataset fashion-mnist --epsilon 10 --epochs 10
+distill privacy audit --real 1000 --dataset fashion-mnist --epochs 30
+distill privacy dpsgd --dataset fashion-mnist --epsilon 10 --epochs 5
 distill privacy epsilon --noise 1.1 --sample-rate 0.004 --steps 2340 --delta 1e-5
 """
 
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from apps.privacy.accounting import ACCOUNTANTS
+from apps.privacy.mechanism import BACKENDS
 from core.errors import DistillError
 
 
@@ -27,14 +30,20 @@ def add_commands(sub) -> dict:
     r.add_argument("--method", default="dp-dsa", help=argparse.SUPPRESS)
     cli.run_options(r)
     _budget_options(r, epsilon=None)
-    r.add_argument("--noise", type=float, help="noise multiplier sigma (default: calibrated)")
+    r.add_argument(
+        "--noise",
+        type=float,
+        help="fix the noise multiplier sigma and report epsilon (with --epsilon: stop at it)",
+    )
     r.add_argument("--clip", type=float, help="per-example gradient norm bound C (0.1)")
     r.add_argument("--sample-rate", type=float, help="Poisson sampling rate q of real examples")
-    r.add_argument("--backend", choices=("func", "opacus"), help="per-example gradients")
+    r.add_argument("--backend", choices=BACKENDS, help="per-example gradients (opacus)")
 
     a = cmds.add_parser("audit", help="membership inference against a model trained on a summary")
     a.add_argument("summary", type=Path, nargs="?", help="the summary (or --real N)")
-    a.add_argument("--real", type=int, metavar="N", help="audit a model trained on N real images")
+    a.add_argument(
+        "--real", type=int, metavar="N", help="audit a model trained on N real images (members)"
+    )
     a.add_argument("--candidates", type=int, default=2000, help="members and as many non-members")
     a.add_argument("--references", type=int, default=4, help="reference models for LiRA (0: none)")
     a.add_argument("--epochs", type=int, default=300, help="training epochs of every model")
@@ -81,6 +90,8 @@ def cmd_run(args) -> None:
         "accountant": args.accountant,
         "backend": args.backend,
     }
+    if args.noise is not None and args.epsilon is None:
+        flags["epsilon"] = math.inf  # a fixed sigma and no budget: report the epsilon spent
     args.set = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
     summary = cli.cmd_run(args)
     p = summary.extra["privacy"]
