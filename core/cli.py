@@ -2,6 +2,7 @@
 
 distill list
 distill run  --method dm --dataset fashion-mnist --ipc 10 --iterations 1000 --out runs/x
+distill run  --method kfs --dataset fashion-mnist --bytes 31440   (the bytes of IPC 1)
 distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
 distill show runs/x/summary.safetensors -o grid.png
 distill export runs/x/summary.safetensors --format npz -o summary.npz
@@ -14,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core import budget as budgets
 from core import data as datasets
 from core import methods, nets, plugins
 from core.errors import DistillError
@@ -79,6 +81,11 @@ def run_options(p: argparse.ArgumentParser) -> None:
     them and hand the parsed arguments to `cmd_run`."""
     p.add_argument("--dataset", default="digits")
     p.add_argument("--ipc", type=int, default=10, help="images per class")
+    p.add_argument(
+        "--bytes",
+        type=int,
+        help="storage budget in bytes, instead of --ipc (default: IPC real images' bytes)",
+    )
     p.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
     p.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
     p.add_argument("--seed", type=int, default=0)
@@ -139,7 +146,11 @@ def cmd_run(args):
         return method.runner(method, args)
     data = datasets.load(args.dataset, root=args.data_root, download=args.download)
     device = resolve_device(args.device)
-    out = args.out or Path("runs") / f"{method.name}-{args.dataset}-ipc{args.ipc}-s{args.seed}"
+    ipc, budget = budgets.resolve(
+        method, data.spec, ipc=args.ipc, nbytes=getattr(args, "bytes", None)
+    )
+    size = f"ipc{ipc}" if not budget else f"{budget['budget_bytes']}B"
+    out = args.out or Path("runs") / f"{method.name}-{args.dataset}-{size}-s{args.seed}"
     evaluator = None
     if args.eval_every:
         from core.evaluate import EvalConfig, evaluate
@@ -161,9 +172,9 @@ def cmd_run(args):
     summary = run(
         method.name,
         data,
-        args.ipc,
+        ipc,
         options=options,
-        overrides=_settings(args.set),
+        overrides={**budget, **_settings(args.set)},
         device=device,
         out_dir=out,
         evaluator=evaluator,

@@ -7,6 +7,7 @@ under experiments/results/<name>/ (committed, so another machine can resume a ce
 
     python experiments/cells.py --name gradient_fmnist --methods dc dsa --ipc 1 10 \
         --iterations 1000 --time-limit 3600
+    python experiments/cells.py --name factorised_fmnist --methods dm kfs --bytes 31440
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core import budget as budgets
 from core import data as datasets
 from core import methods
 from core.bench import Cell, run_cell
@@ -42,6 +44,13 @@ def main() -> None:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--methods", nargs="+", required=True)
     p.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    p.add_argument(
+        "--bytes",
+        type=int,
+        nargs="+",
+        help="storage budgets in bytes, instead of --ipc (a factorised method at --ipc N is "
+        "already charged N real images' bytes)",
+    )
     p.add_argument("--iterations", type=int, help="learnt methods: outer iterations")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings")
     p.add_argument("--seed", type=int, default=0, help="distillation seed (a new run folder)")
@@ -63,15 +72,20 @@ def main() -> None:
     results = RESULTS / f"{args.name}.json"
     config = EvalConfig(archs=("convnet",), runs=args.runs, train=TrainConfig(epochs=args.epochs))
     overrides = parse_sets(args.set)
-    for ipc in args.ipc:
+    for ipc_asked, nbytes in (
+        [(i, None) for i in args.ipc] if not args.bytes else [(0, b) for b in args.bytes]
+    ):
         for name in args.methods:
-            learnt = methods.get(name).learnt
+            method = methods.get(name)
+            learnt = method.learnt
+            ipc, budget = budgets.resolve(method, data.spec, ipc=ipc_asked, nbytes=nbytes)
             cell = Cell(
                 name,
                 ipc,
                 iterations=args.iterations if learnt else None,
                 seed=args.seed,
-                overrides=overrides if learnt else (),
+                overrides=(*budget.items(), *overrides) if learnt else (),
+                variant=f"{nbytes}B" if budget else None,
             )
             rows = run_cell(
                 cell,

@@ -105,4 +105,11 @@ def _load_plugins() -> None:
 
 
 # Fill the registry: one module per family (imported for their side effect).
-from core.methods import coreset, distribution, gradient, meta, trajectory  # noqa: E402, F401
+from core.methods import (  # noqa: E402, F401
+    coreset,
+    distribution,
+    factorised,
+    gradient,
+    meta,
+    trajectory,
+)

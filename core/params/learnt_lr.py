@@ -59,8 +59,8 @@ class WithLearntLR(Parameterisation):
         return x, logits.softmax(1)
 
     def param_groups(self) -> list[dict]:
-        """Optimiser groups: the summary (outer loop's lr), syn_lr (lr_lr), labels (lr_label)."""
-        groups = [{"params": list(self.inner.parameters())}]
+        """Optimiser groups: the summary's own, syn_lr (lr_lr), labels (lr_label)."""
+        groups = list(self.inner.param_groups())  # the summary's own groups (HaBa: two)
         groups.append({"params": [self.syn_lr], "lr": self.lr_lr})
         if self.label_logits is not None:
             groups.append(
