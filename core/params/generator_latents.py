@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core.data import Dataset
+from core.errors import DistillError
 from core.generators.cvae import ConditionalVAE
 from core.params.base import Parameterisation
 from core.summary import count_bytes
@@ -54,7 +55,7 @@ class GeneratorLatents(Parameterisation):
         generator_info: dict | None = None,
     ):
         if init not in INITS:
-            raise ValueError(f"unknown init '{init}'; use one of: {', '.join(INITS)}")
+            raise DistillError(f"unknown init '{init}'; use --set init={' or init='.join(INITS)}")
         super().__init__(data.spec, ipc)
         k = data.spec.num_classes
         labels = torch.arange(k).repeat_interleave(ipc)
