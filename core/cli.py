@@ -7,6 +7,7 @@ distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
 distill show runs/x/summary.safetensors -o grid.png
 distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
+distill generator --dataset fashion-mnist --epochs 10
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         help="train only these expert indices (spread one folder over processes or machines)",
     )
     common_options(t)
+
+    g = sub.add_parser("generator", help="train the conditional generator IT-GAN decodes with")
+    g.add_argument("--dataset", default="digits")
+    g.add_argument("--epochs", type=int, help="epochs (default: 100 on digits, else 10)")
+    g.add_argument("--out", type=Path, help="file (default generators/DATASET.safetensors)")
+    common_options(g)
 
     for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
         if hasattr(module, "add_commands"):
@@ -273,6 +280,20 @@ def cmd_experts(args) -> None:
     print(f"{len(paths)} experts of {args.epochs} epochs in {out}")
 
 
+def cmd_generator(args) -> None:
+    from core.distill import resolve_device
+    from core.generators import default_path, train_generator
+    from core.generators.trainer import default_config
+
+    data = datasets.load(args.dataset, root=args.data_root, download=args.download)
+    out = args.out or default_path(args.dataset)
+    config = default_config(args.dataset, args.epochs)
+    train_generator(
+        data, config=config, path=out, device=resolve_device(args.device), progress=not args.quiet
+    )
+    print(f"generator of {config.epochs} epochs in {out}; `distill run --method itgan` uses it")
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
@@ -280,6 +301,7 @@ COMMANDS = {
     "show": cmd_show,
     "export": cmd_export,
     "experts": cmd_experts,
+    "generator": cmd_generator,
 }
 
 

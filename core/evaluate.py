@@ -117,5 +117,8 @@ def evaluate(
             "objective": summary.objective,
             "parameterisation": summary.parameterisation,
             "device": device_name(device),
+            # a decoder shared by every summary of the dataset (IT-GAN): shown, not charged
+            **({"decoder_bytes": summary.extra["decoder_bytes"]}
+               if "decoder_bytes" in summary.extra else {}),
         })  # fmt: skip
     return rows

@@ -19,15 +19,32 @@ def tiny_experts(digits, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def tiny_generator(digits, tmp_path_factory):
+    """A 1-epoch conditional generator for IT-GAN's latents."""
+    from core.generators import GeneratorConfig, train_generator
+
+    path = tmp_path_factory.mktemp("generators") / "digits.safetensors"
+    config = GeneratorConfig(latent_dim=8, width=8, epochs=1)
+    train_generator(digits, config=config, path=path, progress=False)
+    return path
+
+
 @pytest.mark.parametrize("name", methods.available())
 def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
-    overrides = {"dm": {"batch_real": "16"}, "rfad": {"n_models": "2", "width": "64"}}.get(name, {})
+    overrides = {
+        "dm": {"batch_real": "16"},
+        "rfad": {"n_models": "2", "width": "64"},
+        "cafe": {"batch_real": "16", "watch_batch": "8", "window": "2", "net_width": "16"},
+    }.get(name, {})
     if not m.learnt and "feature_epochs" in {f for f in vars(m.config_cls())}:
         overrides["feature_epochs"] = "1"
     if m.family == "trajectory matching":
         folder = request.getfixturevalue("tiny_experts")
         overrides.update(experts=str(folder), net_width="16", max_start_epoch="1")
+    if name == "itgan":
+        overrides.update(generator=str(request.getfixturevalue("tiny_generator")), batch_real="16")
     s = run(
         name,
         digits,
@@ -40,6 +57,8 @@ def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     assert loaded.method == name
     if loaded.parameterisation == "images":
         assert loaded.n == 20
+    elif loaded.parameterisation == "generator_latents":  # one decoded image per latent
+        assert loaded.n == 20 and loaded.params
     else:  # a factorised summary decodes more examples than the 2 a class it stores
         assert loaded.n > 20 and loaded.n % 10 == 0 and loaded.params
     assert torch.isfinite(loaded.images).all()

@@ -21,6 +21,12 @@ class Net(nn.Module):
         """Features ``[B, feature_dim]`` fed to the final linear classifier."""
         raise NotImplementedError
 
+    def layer_features(self, x: Tensor) -> list[Tensor]:
+        """Every intermediate feature map a layer-wise objective compares, ending with
+        ``embed(x)``. CAFE (Wang et al., CVPR 2022) aligns them all; a network that does
+        not split itself into layers offers only its embedding."""
+        return [self.embed(x)]
+
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.embed(x))
 

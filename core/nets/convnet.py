@@ -65,6 +65,16 @@ class ConvNet(Net):
     def embed(self, x: Tensor) -> Tensor:
         return self.features(x).flatten(1)
 
+    def layer_features(self, x: Tensor) -> list[Tensor]:
+        """Each block's activation (after its ReLU, before its pool), then the embedding:
+        ``depth + 1`` tensors, the layers CAFE's reference code aligns."""
+        out = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                out.append(x)
+        return [*out, x.flatten(1)]
+
 
 register("convnet")(ConvNet)
 register("convnet_bn")(partial(ConvNet, norm="batchnorm"))
