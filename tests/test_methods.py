@@ -19,7 +19,11 @@ def tiny_experts(digits, tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name", methods.available())
+IMAGE_METHODS = [n for n in methods.available() if methods.get(n).modality == "image"]
+
+
+# other modalities (graphs, recommender data, text) are tested in their own files
+@pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
     overrides = {"dm": {"batch_real": "16"}, "rfad": {"n_models": "2", "width": "64"}}.get(name, {})

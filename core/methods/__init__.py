@@ -105,4 +105,4 @@ def _load_plugins() -> None:
 
 
 # Fill the registry: one module per family (imported for their side effect).
-from core.methods import coreset, distribution, gradient, meta, trajectory  # noqa: E402, F401
+from core.methods import coreset, distribution, gradient, graph, meta, trajectory  # noqa: E402, F401
