@@ -30,7 +30,11 @@ def tiny_generator(digits, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("name", methods.available())
+IMAGE_METHODS = [n for n in methods.available() if methods.get(n).modality == "image"]
+
+
+# other modalities (graphs, recommender data, text) are tested in their own files
+@pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
     overrides = {

@@ -110,6 +110,7 @@ from core.methods import (  # noqa: E402, F401
     distribution,
     factorised,
     gradient,
+    graph,
     meta,
     trajectory,
 )
