@@ -73,6 +73,7 @@ def run(
     out_dir: str | Path | None = None,
     callbacks: Sequence[Callable[[int, dict], None]] = (),
     evaluator: Callable[[Summary], float] | None = None,
+    summarise: Callable | None = None,
 ) -> Summary:
     """Distil `data` with method `method_name` at `ipc` images per class.
 
@@ -82,6 +83,9 @@ def run(
         callbacks: called as cb(iteration, record) after every step (logging, drawing,
             tests that interrupt a run).
         evaluator: summary -> accuracy, called every `options.eval_every` iterations.
+        summarise: (method, cfg, data, ipc, seed, param, objective, state) -> a summary with
+            `save(path)`, for modalities whose summary is not images (recommender data,
+            text); None builds the image `Summary`. `state` holds iterations and timings.
     """
     accel.tune_allocator()
     method = methods.get(method_name)
@@ -92,6 +96,7 @@ def run(
     device = torch.device(device)
     out = Path(out_dir) if out_dir is not None else None
     generator = torch.Generator().manual_seed(options.seed)
+    current = summarise or _current
 
     if not method.learnt:
         with measure(device) as m:
@@ -156,7 +161,7 @@ def run(
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
                 record["acc"] = evaluator(
-                    _current(method, cfg, data, ipc, options.seed, param, objective, state)
+                    current(method, cfg, data, ipc, options.seed, param, objective, state)
                 )
             if log is not None:
                 log.write(json.dumps(record) + "\n")
@@ -181,7 +186,7 @@ def run(
         bar.close()
         if log is not None:
             log.close()
-    summary = _current(method, cfg, data, ipc, options.seed, param, objective, state)
+    summary = current(method, cfg, data, ipc, options.seed, param, objective, state)
     if out is not None:
         summary.save(out / SUMMARY_FILE)
     return summary

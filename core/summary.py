@@ -150,6 +150,12 @@ class Summary:
                         "metadata); pass a file written by `distill run`"
                     )
                 meta = _parse_metadata(raw, path)
+                modality = meta.get("modality", "image")
+                if modality != "image":  # recommender data, text: see core/modal_summary.py
+                    raise SummaryFormatError(
+                        f"'{path}' is a {modality} summary, not images; load it with "
+                        f"core.{modality}.summary (its `distill run` method evaluates it)"
+                    )
                 keys = set(f.keys())
                 for name in ("images", "labels"):
                     if name not in keys:

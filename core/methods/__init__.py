@@ -33,7 +33,9 @@ class Method:
     Exactly one of `build` (learnt summaries), `select` (coresets) or `runner` is set.
     `runner` is for modalities other than images (graphs, recommender data, text): their
     data, summary tensors and evaluation differ, so the preset owns the whole `distill run`
-    and gets the parsed arguments: runner(method, args) -> its result.
+    and gets the parsed arguments: runner(method, args) -> its result. A runner may also
+    set `build`, to optimise its summary in the one outer loop (`core.distill.run` with
+    its `summarise` hook), as Distill-CF and text BPTT do.
     """
 
     name: str
@@ -112,5 +114,7 @@ from core.methods import (  # noqa: E402, F401
     gradient,
     graph,
     meta,
+    recsys,
+    text,
     trajectory,
 )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,9 @@ class BackpropThroughTime(Objective):
         momentum: inner SGD momentum (DD: 0, plain gradient descent).
         truncate: back-propagate through the last `truncate` steps only (0: all, DD);
             earlier steps run without a graph, which bounds memory for long unrolls.
+        network: (data, generator, device) -> a fresh inner network, in place of
+            `arch`: learners that are not image networks (the text classifiers of
+            `core.text`, Sucholutsky & Schonlau 2021) reuse the same unrolled loop.
     """
 
     name = "bptt"
@@ -137,6 +141,7 @@ class BackpropThroughTime(Objective):
         lr_lr: float = 0.01,
         momentum: float = 0.0,
         truncate: int = 0,
+        network: Callable[[Dataset, torch.Generator, torch.device], torch.nn.Module] | None = None,
     ):
         if inner_epochs < 1 or images_per_step < 0 or truncate < 0:
             raise ValueError(
@@ -152,6 +157,7 @@ class BackpropThroughTime(Objective):
         self.images_per_step = images_per_step
         self.momentum = momentum
         self.truncate = truncate
+        self.network = network
         self.lr = LearntScalar(lr, lr=lr_lr, learn=learn_lr)
 
     def schedule(self, num_classes: int, ipc: int) -> list[torch.Tensor]:
@@ -170,7 +176,10 @@ class BackpropThroughTime(Objective):
     def _unrolled(self, param: Parameterisation, data: Dataset, generator) -> torch.Tensor:
         x_syn, y_syn = param.sample()
         device, dtype = x_syn.device, x_syn.dtype
-        net = fresh_network(self.arch, data, generator, device, **self.net_config).to(dtype)
+        if self.network is not None:
+            net = self.network(data, generator, device).to(dtype)
+        else:
+            net = fresh_network(self.arch, data, generator, device, **self.net_config).to(dtype)
         net.train()
         params = {k: v.detach().requires_grad_() for k, v in net.named_parameters()}
         names = list(params)

@@ -1,0 +1,1 @@
+"""Recommender data distillation: Distill-CF with the infinity-AE (survey section 3)."""

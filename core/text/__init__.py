@@ -1,0 +1,1 @@
+"""Text data distillation in word-embedding space (Sucholutsky & Schonlau, 2021)."""
