@@ -6,6 +6,7 @@ distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
 distill show runs/x/summary.safetensors -o grid.png
 distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
+distill sweep experiments/sweeps/quick.yaml --workers 2 [--address ray://host:10001] [--dry-run]
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     common_options(t)
 
+    sweep_options(sub.add_parser("sweep", help="methods x datasets x IPC x seeds, on Ray"))
+
     for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
         if hasattr(module, "add_commands"):
             COMMANDS.update(module.add_commands(sub))
@@ -104,6 +107,17 @@ def common_options(p: argparse.ArgumentParser, dataset: bool = False) -> None:
     p.add_argument("--data-root", type=Path, help="folder with the dataset's files")
     p.add_argument("--download", action="store_true", help="let torchvision fetch missing data")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="a sweep file, e.g. experiments/sweeps/quick.yaml")
+    p.add_argument(
+        "--workers", type=int, help="parallel cells here (default: CPU count; 0: serial, no Ray)"
+    )
+    p.add_argument("--address", help="a running Ray cluster's address instead of a local one")
+    p.add_argument("--threads", type=int, help="torch threads per cell (default: CPUs/workers)")
+    p.add_argument("--gpus-per-task", type=float, help="GPUs per cell (default: 1/workers)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells to run, run none")
 
 
 def _settings(pairs: list[str]) -> dict[str, str]:
@@ -262,6 +276,25 @@ def cmd_experts(args) -> None:
     print(f"{len(paths)} experts of {args.epochs} epochs in {out}")
 
 
+def cmd_sweep(args) -> None:
+    from core import sweep, sweep_config
+
+    outcome = sweep.run_sweep(
+        sweep_config.load(args.config),
+        workers=args.workers,
+        address=args.address,
+        threads=args.threads,
+        gpus_per_task=args.gpus_per_task,
+        dry_run=args.dry_run,
+    )
+    if outcome.failed:
+        names = ", ".join(c.label() for c, _ in outcome.failed)
+        raise DistillError(
+            f"{len(outcome.failed)} cells failed ({names}); fix the cause printed above and run "
+            "the same command again (finished cells are kept)"
+        )
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
@@ -269,6 +302,7 @@ COMMANDS = {
     "show": cmd_show,
     "export": cmd_export,
     "experts": cmd_experts,
+    "sweep": cmd_sweep,
 }
 
 
