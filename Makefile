@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DEVICE  ?= auto
 
-.PHONY: demo test test-slow data clean
+.PHONY: demo test test-slow data clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -12,6 +12,16 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## distil digits with DM at IPC 1 and 10, run the baselines, evaluate, draw
 	$(PY) experiments/demo.py --device $(DEVICE)
+
+bench: $(STAMP)  ## the standard sweep (Fashion-MNIST, IPC 1/10/50; GPU-sized), then its tables
+	.venv/bin/distill sweep experiments/sweeps/fmnist.yaml $(SWEEP_ARGS)
+	$(PY) experiments/report_bench.py experiments/results/bench_fashion-mnist.json --name fmnist_bench
+	$(PY) experiments/report.py
+
+bench-quick: $(STAMP)  ## every method on digits at IPC 1 and 10 (< 30 min on 2 cores), tables
+	DATADISTILL_COMPILE=0 .venv/bin/distill sweep experiments/sweeps/quick.yaml --workers 2 $(SWEEP_ARGS)
+	$(PY) experiments/report_bench.py experiments/results/quick_digits.json
+	$(PY) experiments/report.py
 
 test: $(STAMP)  ## lint, then the fast test suite
 	.venv/bin/ruff check core apps tests experiments

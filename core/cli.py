@@ -8,6 +8,7 @@ distill show runs/x/summary.safetensors -o grid.png
 distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
 distill generator --dataset fashion-mnist --epochs 10
+distill sweep experiments/sweeps/quick.yaml --workers 2 [--address ray://host:10001] [--dry-run]
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="epochs (default: 100 on digits, else 10)")
     g.add_argument("--out", type=Path, help="file (default generators/DATASET.safetensors)")
     common_options(g)
+    sweep_options(sub.add_parser("sweep", help="methods x datasets x IPC x seeds, on Ray"))
 
     for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
         if hasattr(module, "add_commands"):
@@ -118,6 +120,17 @@ def common_options(p: argparse.ArgumentParser, dataset: bool = False) -> None:
     p.add_argument("--data-root", type=Path, help="folder with the dataset's files")
     p.add_argument("--download", action="store_true", help="let torchvision fetch missing data")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="a sweep file, e.g. experiments/sweeps/quick.yaml")
+    p.add_argument(
+        "--workers", type=int, help="parallel cells here (default: CPU count; 0: serial, no Ray)"
+    )
+    p.add_argument("--address", help="a running Ray cluster's address instead of a local one")
+    p.add_argument("--threads", type=int, help="torch threads per cell (default: CPUs/workers)")
+    p.add_argument("--gpus-per-task", type=float, help="GPUs per cell (default: 1/workers)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells to run, run none")
 
 
 def _settings(pairs: list[str]) -> dict[str, str]:
@@ -294,6 +307,25 @@ def cmd_generator(args) -> None:
     print(f"generator of {config.epochs} epochs in {out}; `distill run --method itgan` uses it")
 
 
+def cmd_sweep(args) -> None:
+    from core import sweep, sweep_config
+
+    outcome = sweep.run_sweep(
+        sweep_config.load(args.config),
+        workers=args.workers,
+        address=args.address,
+        threads=args.threads,
+        gpus_per_task=args.gpus_per_task,
+        dry_run=args.dry_run,
+    )
+    if outcome.failed:
+        names = ", ".join(c.label() for c, _ in outcome.failed)
+        raise DistillError(
+            f"{len(outcome.failed)} cells failed ({names}); fix the cause printed above and run "
+            "the same command again (finished cells are kept)"
+        )
+
+
 COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
@@ -302,6 +334,7 @@ COMMANDS = {
     "export": cmd_export,
     "experts": cmd_experts,
     "generator": cmd_generator,
+    "sweep": cmd_sweep,
 }
 
 

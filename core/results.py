@@ -30,7 +30,12 @@ _COMMAND: list[str] = []
 
 def set_command(argv: list[str]) -> None:
     """Record the `distill` command being run (the CLI calls this; scripts need not)."""
-    _COMMAND[:] = [" ".join(["distill", *map(shlex.quote, argv)])]
+    set_command_line(" ".join(["distill", *map(shlex.quote, argv)]))
+
+
+def set_command_line(line: str) -> None:
+    """Record a command line as typed (a sweep's workers record their driver's)."""
+    _COMMAND[:] = [line]
 
 
 def command_line() -> str:

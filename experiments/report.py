@@ -1,4 +1,8 @@
-"""Regenerate the README's results table from experiments/results/*.json (never by hand).
+"""Regenerate the README's results tables from experiments/results/*.json (never by hand).
+
+Two blocks: every row (between the results markers), and the benchmark's performance table
+for Fashion-MNIST, method x IPC beside the published figures (between the bench markers;
+experiments/report_bench.py writes it and the other tables and figures to files).
 
 python experiments/report.py          # rewrite README.md between the markers
 python experiments/report.py --check  # exit 1 if README.md is out of date
@@ -7,13 +11,17 @@ python experiments/report.py --check  # exit 1 if README.md is out of date
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
+from core import bench_tables
 from core.results import fmt_acc, fmt_bytes, load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+BENCH_DATASET = "fashion-mnist"
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
 
 
@@ -61,12 +69,32 @@ def results_table(folder: Path = ROOT / "experiments" / "results") -> str:
     return "\n".join(lines)
 
 
-def render(readme: str, table: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table}\n{END}{tail}"
+def bench_table(folder: Path = ROOT / "experiments" / "results") -> str:
+    """The performance table (method x IPC, ours beside published) of BENCH_DATASET."""
+    rows = [r for p in sorted(folder.glob("*.json")) for r in load_rows(p)]
+    if not any(r["dataset"] == BENCH_DATASET for r in rows):
+        return "_No results yet._"
+    spec = importlib.util.spec_from_file_location("report_bench", Path(__file__).with_name(
+        "report_bench.py"))  # fmt: skip
+    report_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report_bench)
+    md, _ = bench_tables.performance(
+        rows, dataset=BENCH_DATASET, published=report_bench.published()
+    )
+    return md
+
+
+def render(readme: str, table: str, start: str = START, end: str = END) -> str:
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md lacks the markers {start} ... {end}")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
+def render_all(readme: str) -> str:
+    readme = render(readme, results_table())
+    return render(readme, bench_table(), BENCH_START, BENCH_END)
 
 
 def main() -> None:
@@ -75,7 +103,7 @@ def main() -> None:
     args = p.parse_args()
     path = ROOT / "README.md"
     old = path.read_text()
-    new = render(old, results_table())
+    new = render_all(old)
     if args.check:
         if new != old:
             print("README.md results table is out of date: run python experiments/report.py")

@@ -21,6 +21,14 @@ def test_readme_table_matches_result_files():
     )
 
 
+def test_readme_benchmark_table_matches_result_files():
+    report = _report()
+    readme = (ROOT / "README.md").read_text()
+    assert report.render_all(readme) == readme, (
+        "README.md's benchmark table is out of date: run python experiments/report.py"
+    )
+
+
 def test_every_result_row_follows_the_schema():
     from core.results import ROW_KEYS, load_rows
 

@@ -115,6 +115,17 @@ def _settings(cfg: MTTConfig, dataset: str, ipc: int) -> tuple[int, int, int, in
     return tuple(g or t for g, t in zip(given, table, strict=True))
 
 
+def expert_needs(cfg: MTTConfig, dataset: str, ipc: int) -> tuple[Path, dict, int]:
+    """(folder, network options, epochs read) of the experts a run of `cfg` at `ipc` uses.
+
+    Sweeps call this to train the experts every trajectory cell needs before the cells run.
+    """
+    net_config = _net_config(cfg)
+    _, m, start, _, _ = _settings(cfg, dataset, ipc)
+    folder = Path(cfg.experts) if cfg.experts else default_folder(dataset, cfg.arch, net_config)
+    return folder, net_config, start - 1 + m
+
+
 def _experts(cfg: MTTConfig, data: Dataset, net_config: dict, epochs_needed: int) -> ExpertBank:
     name = data.spec.name
     folder = Path(cfg.experts) if cfg.experts else default_folder(name, cfg.arch, net_config)

@@ -1,0 +1,80 @@
+"""The benchmark's figures, drawn from result rows: efficiency (accuracy against images per
+class and against stored bytes, the survey's efficiency cornerstone) and transferability (a
+method x architecture heatmap). Rows are chosen as in `core.bench_tables`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from core.bench_tables import main_rows, method_order, transfer_archs, transfer_rows  # noqa: E402
+from core.plots import save  # noqa: E402
+
+
+def efficiency(rows: list[dict], path: str | Path, *, dataset: str) -> Path:
+    """Two panels: accuracy against IPC and against stored bytes (log x), random dashed.
+
+    Where a method's curve meets the random baseline, distilling stops paying off.
+    """
+    cells = main_rows(r for r in rows if r["dataset"] == dataset)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    epochs = sorted({r.get("eval_epochs") for r in cells.values()} - {None})
+    for n, method in enumerate(method_order(m for m, _ in cells)):
+        rs = sorted((r for (m, _), r in cells.items() if m == method), key=lambda r: r["ipc"])
+        style = (
+            {"color": "black", "linestyle": "--", "linewidth": 2}
+            if method == "random"
+            else {"color": plt.cm.tab20(n % 20), "marker": "os^vD<>ph*"[n % 10]}
+        )
+        acc = [100 * r["acc_mean"] for r in rs]
+        err = [100 * r["acc_std"] for r in rs]
+        for ax, xs in zip(
+            axes, ([r["ipc"] for r in rs], [r["stored_bytes"] / 1024 for r in rs]), strict=True
+        ):
+            ax.errorbar(xs, acc, yerr=err, capsize=3, label=method, **style)
+    for ax, xlabel in zip(
+        axes, ("images per class (IPC, log scale)", "stored bytes (KiB, log scale)"), strict=True
+    ):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3, which="both")
+    ipcs = sorted({i for _, i in cells})
+    axes[0].set_xticks(ipcs, [str(i) for i in ipcs])
+    axes[0].set_title("accuracy against summary size")
+    axes[1].set_title("accuracy against storage (the efficiency cornerstone)")
+    axes[1].legend(fontsize=8, ncol=2, loc="lower right")
+    protocol = f"ConvNet, {'/'.join(map(str, epochs))} epochs" if epochs else "ConvNet"
+    fig.suptitle(f"{dataset}: efficiency of every method ({protocol}; dashed: random subset)")
+    return save(fig, path)
+
+
+def transfer_heatmap(rows: list[dict], path: str | Path, *, dataset: str, ipc: int) -> Path:
+    """Method x architecture accuracy of the IPC-`ipc` summaries, numbers in the cells."""
+    cells = transfer_rows((r for r in rows if r["dataset"] == dataset), ipc=ipc)
+    archs = transfer_archs(cells)
+    names = method_order(m for m, _ in cells)
+    grid = [[100 * cells[m, a]["acc_mean"] if (m, a) in cells else float("nan") for a in archs]
+            for m in names]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(1.3 * len(archs) + 2.5, 0.45 * len(names) + 1.8))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:  # not NaN
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white")
+    ax.set_xticks(range(len(archs)), archs)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("architecture trained on the summary")
+    ax.set_ylabel("method")
+    epochs = sorted({r.get("eval_epochs") for r in cells.values()} - {None})
+    ax.set_title(
+        f"{dataset}, IPC {ipc}: transferability ({'/'.join(map(str, epochs))} epochs)",
+        fontsize=10,
+    )
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    return save(fig, path)

@@ -1,0 +1,186 @@
+"""The benchmark's tables, computed from result rows (never typed): performance,
+transferability and cost, as Markdown and CSV. Figures are in `core.bench_plots`.
+
+Which rows answer a question when a results file holds several protocols:
+- performance and cost use the main architecture (ConvNet) and, per method and IPC, the
+  protocol with the most runs, then the most epochs, then the most distillation
+  iterations; rows of several distillation seeds are pooled (their per-run accuracies).
+- transferability uses, at one IPC, the evaluation protocol (epochs) that covers the most
+  architectures, so every column was trained the same way.
+Rows with a `variant` are ablations of a method and left out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+BASELINES = ("random", "herding", "kcenter")
+ARCH_ORDER = ("convnet", "mlp", "lenet", "alexnet", "vgg11", "resnet18")
+
+
+def method_order(names: Iterable[str]) -> list[str]:
+    """Selection baselines first, then the learnt methods alphabetically."""
+    names = set(names)
+    return [m for m in BASELINES if m in names] + sorted(names - set(BASELINES))
+
+
+def pooled(rows: list[dict]) -> dict:
+    """One row standing for `rows` (seeds of one cell): mean and std over all their runs."""
+    accs = [a for r in rows for a in (r.get("accs") or [r["acc_mean"]])]
+    first = rows[0]
+    return {
+        **first,
+        "acc_mean": statistics.fmean(accs),
+        "acc_std": statistics.pstdev(accs) if len(accs) > 1 else first["acc_std"],
+        "runs": len(accs),
+        "seeds": sorted({r.get("seed", 0) for r in rows}),
+    }
+
+
+def main_rows(rows: Iterable[dict], *, arch: str = "convnet") -> dict[tuple[str, int], dict]:
+    """(method, ipc) -> the pooled row of the main protocol on `arch` (see module doc)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("variant") is None and r["arch"] == arch and r.get("acc_mean") is not None:
+            protocol = (r["runs"], r.get("eval_epochs") or 0, r["iterations"])
+            groups[r["method"], r["ipc"], protocol].append(r)
+    best: dict[tuple[str, int], tuple] = {}
+    for method, ipc, protocol in groups:
+        if protocol > best.get((method, ipc), (-1,)):
+            best[method, ipc] = protocol
+    return {key: pooled(groups[(*key, p)]) for key, p in best.items()}
+
+
+def transfer_rows(rows: Iterable[dict], *, ipc: int) -> dict[tuple[str, str], dict]:
+    """(method, arch) -> pooled row at `ipc`, all under the protocol covering most archs."""
+    by_epochs: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("variant") is None and r["ipc"] == ipc and r.get("acc_mean") is not None:
+            by_epochs[r.get("eval_epochs") or 0].append(r)
+    if not by_epochs:
+        return {}
+    epochs = max(by_epochs, key=lambda e: (len({r["arch"] for r in by_epochs[e]}), e))
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in by_epochs[epochs]:
+        cells[r["method"], r["arch"]].append(r)
+    out = {}
+    for key, rs in cells.items():
+        most = max(r["iterations"] for r in rs)
+        out[key] = pooled([r for r in rs if r["iterations"] == most])
+    return out
+
+
+def transfer_archs(cells: Mapping[tuple[str, str], dict]) -> list[str]:
+    archs = {a for _, a in cells}
+    return [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
+
+
+def _acc(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    return f"{100 * row['acc_mean']:.2f} ± {100 * row['acc_std']:.2f}"
+
+
+def _published(pub: Mapping | None) -> str:
+    if not pub:
+        return "-"
+    std = pub.get("std")
+    return f"{pub['acc']:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _markdown(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+
+
+def _csv(head: list[str], body: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(head)
+    writer.writerows(body)
+    return buffer.getvalue()
+
+
+def performance(
+    rows: list[dict], *, dataset: str, published: Mapping | None = None
+) -> tuple[str, str]:
+    """(Markdown, CSV): method x IPC, ours (mean ± std %) beside the published figure.
+
+    `published`: dataset -> method -> ipc -> {acc, std, source} (experiments/published.yaml).
+    """
+    cells = main_rows(r for r in rows if r["dataset"] == dataset)
+    pub = (published or {}).get(dataset, {})
+    ipcs = sorted({ipc for _, ipc in cells})
+    names = method_order(m for m, _ in cells)
+    head = ["method"] + [f"IPC {i} {w}" for i in ipcs for w in ("ours", "published")]
+    body = [
+        [m] + [x for i in ipcs for x in (_acc(cells.get((m, i))), _published(_pub(pub, m, i)))]
+        for m in names
+    ]
+    csv_head = ["dataset", "method", "ipc", "acc_mean", "acc_std", "runs", "seeds",
+                "iterations", "eval_epochs", "images", "stored_bytes",
+                "published_acc", "published_std", "published_source"]  # fmt: skip
+    csv_body = []
+    for m in names:
+        for i in ipcs:
+            r = cells.get((m, i))
+            if r is None:
+                continue
+            p = _pub(pub, m, i) or {}
+            csv_body.append([
+                dataset, m, i, round(100 * r["acc_mean"], 3), round(100 * r["acc_std"], 3),
+                r["runs"], " ".join(map(str, r["seeds"])), r["iterations"],
+                r.get("eval_epochs"), r["images"], r["stored_bytes"],
+                p.get("acc"), p.get("std"), p.get("source"),
+            ])  # fmt: skip
+    return _markdown(head, body), _csv(csv_head, csv_body)
+
+
+def _pub(pub: Mapping, method: str, ipc: int) -> Mapping | None:
+    return (pub.get(method) or {}).get(ipc)
+
+
+def transferability(rows: list[dict], *, dataset: str, ipc: int) -> tuple[str, str]:
+    """(Markdown, CSV): method x architecture accuracy of each summary at `ipc`."""
+    cells = transfer_rows((r for r in rows if r["dataset"] == dataset), ipc=ipc)
+    archs = transfer_archs(cells)
+    names = method_order(m for m, _ in cells)
+    body = [[m] + [_acc(cells.get((m, a))) for a in archs] for m in names]
+    csv_body = [
+        [dataset, ipc, m, a, round(100 * r["acc_mean"], 3), round(100 * r["acc_std"], 3),
+         r["runs"], r.get("eval_epochs")]
+        for (m, a), r in sorted(cells.items())
+    ]  # fmt: skip
+    csv_head = ["dataset", "ipc", "method", "arch", "acc_mean", "acc_std", "runs", "eval_epochs"]
+    return _markdown(["method", *archs], body), _csv(csv_head, csv_body)
+
+
+def cost(rows: list[dict], *, dataset: str) -> tuple[str, str]:
+    """(Markdown, CSV): seconds per iteration, total seconds and peak memory per method/IPC.
+
+    Total = distillation (or selection) plus the main evaluation; times compare only
+    between rows of the same device, which the table names.
+    """
+    cells = main_rows(r for r in rows if r["dataset"] == dataset)
+    head = ["method", "IPC", "iterations", "s/iter", "distill s", "eval s", "total s",
+            "peak MB", "device"]  # fmt: skip
+    body = []
+    for m in method_order(m for m, _ in cells):
+        for ipc in sorted(i for n, i in cells if n == m):
+            r = cells[m, ipc]
+            distill, ev = r.get("distill_seconds"), r.get("eval_seconds")
+            total = None if distill is None and ev is None else (distill or 0) + (ev or 0)
+            body.append([m, ipc, r["iterations"], r.get("sec_per_iter"), distill, ev, total,
+                         r.get("peak_mem_mb"), r.get("device", "cpu")])  # fmt: skip
+    text = [[str(x[0]), str(x[1]), str(x[2]), *map(_num, x[3:8]), str(x[8])] for x in body]
+    return _markdown(head, text), _csv(head, body)
+
+
+def _num(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"

@@ -1,0 +1,93 @@
+"""The benchmark's tables and figures come from result rows: a tiny fake results file."""
+
+import importlib.util
+import statistics
+from pathlib import Path
+
+import pytest
+
+from core import bench_plots, bench_tables
+from core.results import append_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def row(method, ipc, arch="convnet", accs=(0.5, 0.7), **extra) -> dict:
+    return {
+        "method": method, "dataset": "digits", "ipc": ipc, "iterations": 0 if method ==
+        "random" else 10, "arch": arch, "runs": len(accs), "acc_mean": statistics.fmean(accs),
+        "acc_std": statistics.pstdev(accs), "images": 10 * ipc, "stored_bytes": 256 * ipc,
+        "sec_per_iter": None if method == "random" else 0.5, "peak_mem_mb": 12.0,
+        "command": "test", "accs": list(accs), "eval_epochs": 300, "seed": 0,
+        "distill_seconds": 5.0, "eval_seconds": 2.0, **extra,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def rows():
+    return [
+        row("random", 1, accs=(0.3, 0.5)),
+        row("random", 10, accs=(0.8, 0.8)),
+        row("dm", 1),
+        row("dm", 1, accs=(0.9, 0.9), seed=1),  # a second seed: pooled with seed 0
+        row("dm", 10, accs=(0.9, 0.7)),
+        row("dm", 10, "mlp", accs=(0.6,), eval_epochs=30),
+        row("dm", 10, "convnet", accs=(0.2,), eval_epochs=30),  # cheaper protocol: not main
+        row("random", 10, "mlp", accs=(0.4,), eval_epochs=30),
+        row("random", 10, "convnet", accs=(0.3,), eval_epochs=30),
+        row("dm", 10, variant="ablation", accs=(0.0,)),  # never in the tables
+    ]
+
+
+def test_performance_pools_seeds_and_puts_published_beside_ours(rows):
+    published = {"digits": {"dm": {10: {"acc": 91.5, "std": 0.4, "source": "paper, Table 1"}}}}
+    md, table = bench_tables.performance(rows, dataset="digits", published=published)
+    lines = md.splitlines()
+    assert lines[0] == "| method | IPC 1 ours | IPC 1 published | IPC 10 ours | IPC 10 published |"
+    assert lines[2].startswith("| random | 40.00 ± 10.00 | - | 80.00 ± 0.00 | - |")
+    pooled = statistics.pstdev([0.5, 0.7, 0.9, 0.9])
+    assert lines[3] == f"| dm | 75.00 ± {100 * pooled:.2f} | - | 80.00 ± 10.00 | 91.50 ± 0.40 |"
+    assert 'dm,10,80.0,10.0,2,0,10,300,100,2560,91.5,0.4,"paper, Table 1"' in table
+    assert "dm,1,75.0" in table and "| 0 1 |" not in md
+
+
+def test_transfer_uses_the_protocol_covering_most_architectures(rows):
+    md, table = bench_tables.transferability(rows, dataset="digits", ipc=10)
+    assert md.splitlines()[0] == "| method | convnet | mlp |"
+    assert "| random | 30.00 ± 0.00 | 40.00 ± 0.00 |" in md
+    assert "| dm | 20.00 ± 0.00 | 60.00 ± 0.00 |" in md
+
+
+def test_cost_table_totals_distillation_and_evaluation(rows):
+    md, _ = bench_tables.cost(rows, dataset="digits")
+    assert "| dm | 10 | 10 | 0.5 | 5 | 2 | 7 | 12 | cpu |" in md
+
+
+def test_report_bench_writes_every_table_and_figure(rows, tmp_path):
+    append_rows(tmp_path / "fake.json", rows)
+    spec = importlib.util.spec_from_file_location(
+        "report_bench", ROOT / "experiments" / "report_bench.py"
+    )
+    report_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report_bench)
+    from core.results import load_rows
+
+    paths = report_bench.write(
+        load_rows(tmp_path / "fake.json"), dataset="digits", name="fake", out=tmp_path,
+        transfer_ipc=10,
+    )  # fmt: skip
+    names = sorted(p.name for p in paths)
+    assert names == sorted([
+        "fake_performance.md", "fake_performance.csv", "budget_fake.png", "fake_transfer.md",
+        "fake_transfer.csv", "fake_transfer.png", "fake_cost.md", "fake_cost.csv",
+    ])  # fmt: skip
+    for p in paths:
+        assert p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_heatmap_and_efficiency_figures_are_pngs(rows, tmp_path):
+    a = bench_plots.efficiency(rows, tmp_path / "e.png", dataset="digits")
+    b = bench_plots.transfer_heatmap(rows, tmp_path / "t.png", dataset="digits", ipc=10)
+    assert a.read_bytes()[:4] == b.read_bytes()[:4] == b"\x89PNG"

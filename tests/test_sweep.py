@@ -1,0 +1,229 @@
+"""`distill sweep`: config validation, expansion, skipping finished cells, resuming, Ray."""
+
+import pytest
+
+from core import bench, methods, sweep, sweep_config
+from core.errors import DistillError
+from core.methods import Method
+from core.results import load_rows
+
+
+def tiny(tmp_path, **changes) -> dict:
+    """A sweep of 2 methods on digits at IPC 1 that runs in a few seconds."""
+    raw = {
+        "name": "tiny",
+        "datasets": ["digits"],
+        "methods": ["random", "dm"],
+        "ipc": [1],
+        "iterations": 2,
+        "overrides": {"dm": {"batch_real": 16}},
+        "eval": {"epochs": 1, "runs": 1},
+        "results": str(tmp_path / "{name}_{dataset}.json"),
+        "runs": str(tmp_path / "runs" / "{dataset}"),
+        "device": "cpu",
+        "env": {"DATADISTILL_COMPILE": "0"},
+    }
+    raw.update(changes)
+    return raw
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+# --- the config ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"metods": ["dm"]}, ["unknown key 'metods'", "datasets"]),
+        ({"methods": ["dm", "nope"]}, ["methods", "unknown method 'nope'", "dm"]),
+        ({"datasets": ["imagenet"]}, ["datasets", "unknown dataset 'imagenet'", "digits"]),
+        ({"ipc": [0]}, ["ipc", "integers >= 1"]),
+        ({"eval": {"archs": ["convnet", "vit"]}}, ["eval: archs", "'vit'", "resnet18"]),
+        ({"eval": {"transfer": {"ipc": [50], "archs": ["mlp"]}}}, ["transfer: ipc 50"]),
+        ({"overrides": {"dm": {"lr_imgs": 1}}}, ["overrides: dm", "lr_imgs", "lr_img"]),
+        ({"overrides": {"mtt": {"syn_steps": 1}}}, ["overrides", "'mtt'", "not a method"]),
+        ({"iterations": {"dc": 5}}, ["iterations", "'dc'", "default"]),
+        ({"iterations": -3}, ["iterations", "positive"]),
+        ({"exclude": ["dmm"]}, ["exclude", "'dmm'"]),
+        ({"results": "r_{seed}.json"}, ["results", "{name}"]),
+    ],
+)
+def test_bad_config_names_the_key_and_the_fix(tmp_path, change, words):
+    with pytest.raises(DistillError) as e:
+        sweep_config.parse(tiny(tmp_path, **change), where="s.yaml")
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_missing_key_is_named(tmp_path):
+    raw = tiny(tmp_path)
+    del raw["ipc"]
+    with pytest.raises(DistillError, match="missing key 'ipc'.*ipc: \\[1, 10\\]"):
+        sweep_config.parse(raw)
+
+
+def test_load_refuses_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(DistillError, match="does not exist"):
+        sweep_config.load(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("methods: [dm\n")
+    with pytest.raises(DistillError, match="not valid YAML"):
+        sweep_config.load(bad)
+
+
+def test_all_means_the_image_methods_of_the_registry_minus_exclude(tmp_path, monkeypatch):
+    graph = Method("graphy", "test", "none", methods.MethodConfig, modality="graph")
+    monkeypatch.setitem(methods._REGISTRY, "graphy", graph)
+    config = sweep_config.parse(tiny(tmp_path, methods="all", exclude=["dd"], overrides={}))
+    assert "graphy" not in config.methods and "dd" not in config.methods
+    assert set(config.methods) == set(sweep_config.image_methods()) - {"dd"}
+    with pytest.raises(DistillError, match="graph data.*distill run --method graphy"):
+        sweep_config.parse(tiny(tmp_path, methods=["graphy"], overrides={}))
+
+
+def test_expansion_gives_every_cell_its_iterations_and_evaluations(tmp_path):
+    raw = tiny(
+        tmp_path,
+        methods=["random", "dm", "dc"],
+        ipc=[1, 10],
+        seeds=[0, 1],
+        iterations={"default": 7, "dc": None},
+        eval={"epochs": 4, "runs": 2, "transfer": {"ipc": [10], "archs": ["convnet", "mlp"]}},
+    )
+    cells = sweep_config.parse(raw).cells()
+    assert len(cells) == 3 * 2 * 2
+    by = {(c.cell.method, c.cell.ipc, c.cell.seed): c for c in cells}
+    assert by["random", 1, 0].cell.iterations is None  # coresets have no iterations
+    assert by["dm", 1, 1].cell.iterations == 7
+    assert by["dc", 10, 0].cell.iterations is None  # null: the paper's count
+    assert by["dm", 1, 0].cell.overrides == (("batch_real", "16"),)
+    assert [e.archs for e in by["dm", 1, 0].evals] == [("convnet",)]
+    (one,) = by["dm", 10, 0].evals  # same protocol: one evaluation over both archs
+    assert one.archs == ("convnet", "mlp") and one.runs == 2 and one.train.epochs == 4
+
+
+def test_cheaper_transfer_protocol_is_a_second_evaluation(tmp_path):
+    transfer = {"ipc": [1], "archs": ["convnet", "mlp"], "epochs": 3, "runs": 1}
+    config = sweep_config.parse(tiny(tmp_path, eval={"epochs": 2, "runs": 2, "transfer": transfer}))
+    main, second = config.cells()[0].evals
+    assert (main.archs, main.runs, main.train.epochs) == (("convnet",), 2, 2)
+    assert (second.archs, second.runs, second.train.epochs) == (("convnet", "mlp"), 1, 3)
+    transfer["epochs"] = 2  # same epochs as the main: convnet's row would share an identity
+    config = sweep_config.parse(tiny(tmp_path, eval={"epochs": 2, "runs": 2, "transfer": transfer}))
+    assert config.cells()[0].evals[1].archs == ("mlp",)
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def test_serial_sweep_writes_rows_and_skips_finished_cells(tmp_path, monkeypatch):
+    config = sweep_config.parse(tiny(tmp_path))
+    outcome = sweep.run_sweep(config, workers=0, log=quiet)
+    assert [c.cell.method for c, _, _ in outcome.finished] == ["random", "dm"]
+    rows = load_rows(tmp_path / "tiny_digits.json")
+    assert {(r["method"], r["ipc"], r["arch"], r["iterations"]) for r in rows} == {
+        ("random", 1, "convnet", 0),
+        ("dm", 1, "convnet", 2),
+    }
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished cell ran again")
+
+    monkeypatch.setattr(sweep, "run_cell", must_not_run)
+    again = sweep.run_sweep(config, workers=0, log=quiet)
+    assert again.skipped == 2 and not again.finished and not again.failed
+
+
+def test_killed_sweep_loses_no_finished_cell_and_reruns_only_the_missing(tmp_path, monkeypatch):
+    overrides = {"herding": {"feature_epochs": 1}, "dm": {"batch_real": 16}}
+    config = sweep_config.parse(
+        tiny(tmp_path, methods=["random", "herding", "dm"], overrides=overrides)
+    )
+    ran = []
+
+    def killed_at_second(cell, data, **kwargs):
+        ran.append(cell.method)
+        if len(ran) == 2:
+            raise KeyboardInterrupt  # the user stops the sweep in the middle of a cell
+        return bench.run_cell(cell, data, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_cell", killed_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(config, workers=0, log=quiet)
+    kept = load_rows(tmp_path / "tiny_digits.json")
+    assert [r["method"] for r in kept] == ["random"]
+
+    ran.clear()
+    monkeypatch.setattr(sweep, "run_cell", lambda cell, data, **kw: ran.append(cell.method) or
+                        bench.run_cell(cell, data, **kw))  # fmt: skip
+    outcome = sweep.run_sweep(config, workers=0, log=quiet)
+    assert ran == ["herding", "dm"] and outcome.skipped == 1
+    assert sorted(r["method"] for r in load_rows(tmp_path / "tiny_digits.json")) == [
+        "dm",
+        "herding",
+        "random",
+    ]
+
+
+def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    config = sweep_config.parse(tiny(tmp_path, overrides={}, methods=["dm", "random"]))
+    real = bench.run_cell
+
+    def dm_breaks(cell, data, **kwargs):
+        if cell.method == "dm":
+            raise RuntimeError("boom")
+        return real(cell, data, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_cell", dm_breaks)
+    lines = []
+    outcome = sweep.run_sweep(config, workers=0, log=lines.append)
+    assert [(c.cell.method, err) for c, err in outcome.failed] == [("dm", "RuntimeError: boom")]
+    assert [c.cell.method for c, _, _ in outcome.finished] == ["random"]
+    assert any(line.startswith("FAILED dm digits ipc1 s0") for line in lines)
+
+
+def test_dry_run_lists_cells_and_runs_none(tmp_path, monkeypatch, capsys):
+    from core.cli import main
+
+    path = tmp_path / "s.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(tiny(tmp_path)))
+    monkeypatch.setattr(sweep, "run_cell", lambda *a, **k: pytest.fail("dry run ran a cell"))
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 cells, 0 already done, 2 to run" in out and "dm digits ipc1 s0" in out
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_trajectory_cells_ask_for_their_missing_experts(tmp_path):
+    folder = tmp_path / "experts"
+    raw = tiny(
+        tmp_path,
+        methods=["mtt", "dm"],
+        ipc=[1, 10],
+        overrides={"mtt": {"experts": str(folder), "net_width": 16}},
+        experts={"num": 3, "epochs": 5},
+    )
+    config = sweep_config.parse(raw)
+    (job,) = sweep.expert_jobs(config, config.cells())
+    assert job.folder == str(folder) and job.dataset == "digits"
+    # digits: start epoch < 10, 2 expert epochs -> epochs 0..11 are read; 5 asked, 11 needed
+    assert (job.config.num, job.config.epochs) == (3, 11)
+    assert job.config.net_config == {"depth": 2, "width": 16}
+
+
+@pytest.mark.slow
+def test_ray_runs_the_sweep_on_two_local_workers(tmp_path):
+    """Ray's start-up alone takes 10-30 s on 2 busy cores, hence `slow`."""
+    config = sweep_config.parse(tiny(tmp_path))
+    outcome = sweep.run_sweep(config, workers=2, log=quiet)
+    assert sorted(c.cell.method for c, _, _ in outcome.finished) == ["dm", "random"]
+    rows = load_rows(tmp_path / "tiny_digits.json")
+    assert sorted(r["method"] for r in rows) == ["dm", "random"]
+    assert all(r["command"] == rows[0]["command"] for r in rows)
+    again = sweep.run_sweep(config, workers=2, log=quiet)  # nothing left: Ray never starts
+    assert again.skipped == 2 and not again.finished
