@@ -10,10 +10,9 @@ measured in two fresh processes:
               the iteration) above its level before it, with glibc's mmap threshold fixed at
               128 KiB (MALLOC_MMAP_THRESHOLD_): every tensor block is then mapped on
               allocation and unmapped when freed, so the figure is the memory the iteration
-              holds. glibc's default threshold adapts to past frees and serves later blocks
-              from a heap whose holes the next blocks may not fit: the peak then drifts up
-              with syn_steps at a fixed set of live tensors (measured: TESLA 85 -> 105 MB from
-              10 to 80 steps, exactly flat with the fixed threshold);
+              holds. Otherwise glibc serves blocks from a heap whose holes later blocks may
+              not fit, and the peak drifts with the order of allocations at a fixed set of
+              live tensors (the engine column below shows it);
   saved MB    peak bytes autograd holds for backward (core.profile.peak_saved_bytes; a tensor
               saved by two operations counts twice), in the same iteration: the graph itself;
   s/iter, engine peak MB   in a second process with the engine's allocator

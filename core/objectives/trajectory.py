@@ -197,10 +197,13 @@ class ConstantMemoryMatching(TrajectoryMatching):
     student steps: none when snapshots >= N - 1, about N more (each step run forwards at
     most twice) while N <= (s + 1)(s + 2) / 2, and a few N more beyond.
 
-    Trade-off (experiments/results/trajectory_memory.json, Fashion-MNIST ConvNet-3, IPC 1,
-    N = 80): `snapshots=0` keeps every theta_i as TESLA's code does (no recomputation, peak
-    memory growing by one parameter vector, 1.2 MB here, per step); the default 10 keeps
-    memory flat from N = 10 to 80 for about a quarter more time per iteration at N = 80.
+    Trade-off, measured in experiments/results/trajectory_memory.json (Fashion-MNIST,
+    ConvNet-3, IPC 1, one CPU thread): `snapshots=0` keeps every theta_i as TESLA's code does,
+    no recomputation, and its peak memory grows by one parameter vector (1.2 MB here) per
+    step, doubling from N = 10 to 80; the default 10 keeps the peak flat (within 4%) for
+    about 1.25x the time per iteration at N = 40 and 1.5x at N = 80, where it reruns 83
+    student steps. Take 0 when N x P floats fit easily; the default when they do not, or
+    when N is large.
 
     The first-order variant needs every theta_i only once and in any order, against the
     fixed adjoint lambda_N: its second pass replays the student forwards from theta_0, one
@@ -308,9 +311,10 @@ class ConstantMemoryMatching(TrajectoryMatching):
 class _Snapshots:
     """The kept theta_i, in `count` parameter vectors allocated once (theta_0 is the caller's).
 
-    Reusing the same blocks matters on a CPU: storing each new theta_i in a fresh block left
-    freed blocks of other sizes between long-lived ones, and the process's peak memory grew
-    with syn_steps even while the tensors alive did not (glibc heap fragmentation).
+    Allocating them up front, before any step's temporaries, keeps long-lived blocks out of
+    the allocator's churn: with a fresh block per kept theta_i, glibc's heap left holes
+    between them and the process's peak memory grew with syn_steps (at N = 40, glibc's
+    defaults: about 10% above the pool's, measured once) while the tensors alive did not.
     """
 
     def __init__(self, start: torch.Tensor, count: int):
