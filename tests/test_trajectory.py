@@ -1,9 +1,14 @@
 """Trajectory matching (MTT, TESLA) and expert trajectories, on digits with a tiny ConvNet."""
 
 import os
+import weakref
+from collections import Counter
+from math import comb
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from core import methods, nets
 from core.cli import main
@@ -19,6 +24,7 @@ from core.experts import (
     train_experts,
 )
 from core.methods.trajectory import WithLearntLR
+from core.objectives import revolve
 from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching
 from core.params.images import FreeImages
 from core.profile import peak_saved_bytes
@@ -217,6 +223,151 @@ def test_tesla_memory_does_not_grow_with_syn_steps(experts, digits):
     assert peak["ConstantMemoryMatching", 20] < peak["TrajectoryMatching", 20] / 5
 
 
+# --- constant memory: the checkpoint schedule and the vectors it keeps ---------------------
+
+
+def _replay(steps, snapshots):
+    """Walk a schedule: (forward steps run, most snapshots kept at once, steps reversed)."""
+    kept, hand, forward, most, reversed_ = {0}, None, 0, 1, []
+    for a in revolve.schedule(steps, snapshots):
+        if isinstance(a, revolve.Advance):
+            assert a.start in kept and a.stop > a.start
+            forward += a.stop - a.start
+            hand = a.stop
+            if a.keep:
+                kept.add(a.stop)
+            most = max(most, len(kept))
+        else:
+            assert a.step == hand or a.step in kept  # the state it needs is at hand
+            kept.discard(a.step)
+            hand = None
+            reversed_.append(a.step)
+    return forward, most, reversed_
+
+
+def _fewest_forward_steps(n, s, memo={}):  # noqa: B006 (a cache)
+    """Brute force over every first split: the optimum revolve must attain."""
+    if n == 1:
+        return 0
+    if s == 1:
+        return n * (n - 1) // 2
+    if (n, s) not in memo:
+        memo[n, s] = min(
+            m + _fewest_forward_steps(n - m, s - 1) + _fewest_forward_steps(m, s)
+            for m in range(1, n)
+        )
+    return memo[n, s]
+
+
+def test_revolve_reverses_each_step_once_within_its_snapshots_in_the_fewest_steps():
+    for n in range(1, 40):
+        for s in range(1, 9):
+            forward, most, order = _replay(n, s)
+            assert order == list(range(n - 1, -1, -1))
+            assert most <= s
+            assert forward == revolve.forward_steps(n, s) == _fewest_forward_steps(n, s)
+    # the closed forms at both ends: keep everything, or only x_0
+    assert revolve.forward_steps(80, 79) == 79 and revolve.forward_steps(80, 1) == comb(80, 2)
+    # r = 2 while s < N - 1 and N <= beta(s, 2): 2N - beta(s + 1, 1) = 2N - (s + 2)
+    assert revolve.forward_steps(40, 10) == 2 * 40 - 12
+    with pytest.raises(ValueError):
+        revolve.schedule(5, 0)
+
+
+class _FirstOrderUnroll(TrajectoryMatching):
+    """MTT's unroll with each step's gradient taken at a detached theta_i: the gradient
+    TESLA's released code computes (dL/dS_i through g_i alone, never through theta_i)."""
+
+    def _matching_loss(self, net, x, y, syn_lr, start, target, plan):
+        theta = start
+        for rows, draw in plan:
+            fixed = theta.detach().requires_grad_(True)
+            loss = self.step_loss(net, fixed, x, y, rows, draw)
+            theta = theta - syn_lr * torch.autograd.grad(loss, fixed, create_graph=True)[0]
+        return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("snapshots", [1, 3])
+def test_checkpointed_gradient_equals_store_all_and_mtt(experts, digits, snapshots):
+    bank, param = ExpertBank(experts), _param(digits)
+    n = {"syn_steps": 9}
+    loss_mtt, g_mtt = _grads(_objective(TrajectoryMatching, bank, digits, **n), param, digits)
+    every = _objective(ConstantMemoryMatching, bank, digits, snapshots=0, **n)
+    loss_all, g_all = _grads(every, param, digits)
+    few = _objective(ConstantMemoryMatching, bank, digits, snapshots=snapshots, **n)
+    loss_few, g_few = _grads(few, param, digits)
+    assert revolve.forward_steps(9, snapshots) > 8  # it does recompute
+    assert loss_few == pytest.approx(loss_all, rel=1e-6)
+    assert loss_few == pytest.approx(loss_mtt, rel=1e-5)
+    for a, b, c in zip(g_few, g_all, g_mtt, strict=True):  # images, syn_lr
+        assert c.abs().sum() > 0
+        assert _rel(a, b) < 1e-4 and _rel(a, c) < 1e-4
+
+
+@pytest.mark.parametrize("snapshots", [0, 2])
+def test_first_order_gradient_is_the_detached_unroll(experts, digits, snapshots):
+    bank, param = ExpertBank(experts), _param(digits)
+    loss_ref, g_ref = _grads(_objective(_FirstOrderUnroll, bank, digits), param, digits)
+    first = _objective(ConstantMemoryMatching, bank, digits, first_order=True, snapshots=snapshots)
+    loss, g = _grads(first, param, digits)
+    assert loss == pytest.approx(loss_ref, rel=1e-5)
+    for a, b in zip(g, g_ref, strict=True):
+        assert b.abs().sum() > 0 and _rel(a, b) < 1e-4
+
+
+class _LiveVectors(TorchDispatchMode):
+    """Counts the distinct storages of exactly `numel` floats alive at once: flat parameter
+    vectors theta_i (and same-sized temporaries), whoever holds them."""
+
+    def __init__(self, numel: int):
+        super().__init__()
+        self.nbytes, self.refs, self.live, self.most = 4 * numel, Counter(), 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().nbytes() == self.nbytes:
+                key = t.untyped_storage().data_ptr()
+                self.live += self.refs[key] == 0
+                self.most = max(self.most, self.live)
+                self.refs[key] += 1
+                weakref.finalize(t, self._release, key)
+        return out
+
+    def _release(self, key):
+        self.refs[key] -= 1
+        self.live -= self.refs[key] == 0
+
+
+def _most_vectors(obj, param, digits) -> int:
+    numel = ExpertBank(obj.experts.folder).num_params
+    with _LiveVectors(numel) as count:
+        _grads(obj, param, digits)
+    return count.most
+
+
+def test_parameter_vectors_held_at_once_stay_at_the_snapshot_budget(experts, digits):
+    bank, param = ExpertBank(experts), _param(digits)
+
+    def most(steps, snapshots, **kw):
+        obj = _objective(
+            ConstantMemoryMatching, bank, digits, syn_steps=steps, snapshots=snapshots, **kw
+        )
+        return _most_vectors(obj, param, digits)
+
+    every = {n: most(n, 0) for n in (6, 16)}  # store-all keeps theta_0 .. theta_{N-2}
+    few = {n: most(n, 3) for n in (6, 16)}
+    temporaries = every[6] - 5  # g_i, theta_{i+1}, lambda, the HVP, ...: a few, fixed
+    assert temporaries == every[16] - 15 == few[6] - 3 == few[16] - 3 < 10
+    assert most(16, 5) == temporaries + 5
+    first = {n: most(n, 0, first_order=True) for n in (6, 16)}  # replays from theta_0
+    assert first[6] == first[16] <= temporaries + 1
+
+
 def _held_out_loss(obj, param, digits):
     seeds = range(100, 106)
     return sum(
@@ -283,6 +434,11 @@ def test_mtt_preset(experts, digits):
 def test_tesla_preset_soft_labels_come_from_an_expert(experts, digits):
     cfg, param, obj = _preset("tesla", experts, digits)
     assert isinstance(obj, ConstantMemoryMatching) and not obj.first_order
+    assert (
+        obj.snapshots == 10 and _preset("tesla", experts, digits, snapshots="0")[2].snapshots == 0
+    )
+    with pytest.raises(DistillError, match="snapshots must be >= 0"):
+        _preset("tesla", experts, digits, snapshots="-1")
     x, y = param.sample()
     assert y.shape == (20, 10) and torch.allclose(y.sum(1), torch.ones(20))
     bank = ExpertBank(experts)

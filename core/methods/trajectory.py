@@ -92,12 +92,15 @@ class TESLAConfig(MTTConfig):
     here with lr_label / momentum_label (our choice; `soft_labels=false` gives hard labels,
     `lr_label=0` keeps the expert's labels fixed). `first_order=true` reproduces TESLA's
     released code, which drops the Hessian terms (see core/objectives/trajectory.py).
+    `snapshots`: student parameter vectors kept for the backward pass, the rest recomputed
+    (binomial checkpointing; 0 keeps one per step: faster, memory growing with syn_steps).
     """
 
     soft_labels: bool = True
     lr_label: float = 2.0
     momentum_label: float = 0.9
     first_order: bool = False
+    snapshots: int = 10
 
 
 def _net_config(cfg: MTTConfig) -> dict:
@@ -180,7 +183,7 @@ def _build_mtt(cfg: MTTConfig, data: Dataset, ipc: int, generator: torch.Generat
 
 def _build_tesla(cfg: TESLAConfig, data: Dataset, ipc: int, generator: torch.Generator):
     objective, lr_lr = _objective(
-        ConstantMemoryMatching, cfg, data, ipc, first_order=cfg.first_order
+        ConstantMemoryMatching, cfg, data, ipc, first_order=cfg.first_order, snapshots=cfg.snapshots
     )
     images = FreeImages(data, ipc, init=cfg.init, generator=generator)
     logits = None

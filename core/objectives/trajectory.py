@@ -28,7 +28,13 @@ respect to its own batch; its released code (justincui03/tesla, distill.py) hold
 adjoint at lambda_N for every step, i.e. drops the Hessian terms through which batch S_i
 also moves the later steps. That is `first_order=True`. The default keeps the Hessian-vector
 products, which makes the gradient equal to MTT's (tests/test_trajectory.py checks it to
-1e-4) at the cost of one extra backward pass per step, still in memory constant in N.
+1e-4) at the cost of one extra backward pass per step.
+
+Memory constant in N needs more than dropping the graphs: the second pass needs theta_i for
+i = N-1 .. 0, and TESLA's code keeps all N of them. Here at most `snapshots` are kept and
+the rest recomputed forwards on Griewank's binomial checkpointing schedule
+(`core.objectives.revolve`); the first-order variant only needs lambda_N, so it replays the
+student forwards from theta_0 instead.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from core.augment import DSA, AugParams
 from core.data import Dataset
 from core.errors import DistillError
 from core.experts import ExpertBank, layout
+from core.objectives import revolve
 from core.objectives.base import Objective
 from core.params.base import Parameterisation
 from core.train import loss_fn
@@ -182,65 +189,169 @@ class TrajectoryMatching(Objective):
 class ConstantMemoryMatching(TrajectoryMatching):
     """TESLA's constant-memory computation of MTT's loss and gradient (module docstring).
 
-    Memory: one student step's double-backward graph at a time, plus the N + 1 flat
-    parameter vectors of the first pass (N x P floats, as TESLA's code keeps them), against
-    MTT's N graphs of activations. Compute: about one extra forward-backward per step.
+    Memory: one student step's double-backward graph at a time, plus at most `snapshots`
+    flat parameter vectors theta_i (and the one in hand), whatever syn_steps N is. The
+    backward pass needs theta_{N-1}, ..., theta_0 in that order; those not kept are
+    recomputed forwards from the nearest kept one on the binomial schedule of
+    `core.objectives.revolve` (Griewank & Walther's revolve), which runs the fewest extra
+    student steps: none when snapshots >= N - 1, about N more (each step run forwards at
+    most twice) while N <= (s + 1)(s + 2) / 2, and a few N more beyond.
+
+    Trade-off, measured in experiments/results/trajectory_memory.json (Fashion-MNIST,
+    ConvNet-3, IPC 1, one CPU thread): `snapshots=0` keeps every theta_i as TESLA's code does,
+    no recomputation, and its peak memory grows by one parameter vector (1.2 MB here) per
+    step, doubling from N = 10 to 80; the default 10 keeps the peak flat (within 4%) for
+    about 1.25x the time per iteration at N = 40 and 1.5x at N = 80, where it reruns 83
+    student steps. Take 0 when N x P floats fit easily; the default when they do not, or
+    when N is large.
+
+    The first-order variant needs every theta_i only once and in any order, against the
+    fixed adjoint lambda_N: its second pass replays the student forwards from theta_0, one
+    vector in hand, at no extra cost; `snapshots` does not apply to it.
 
     Args:
         first_order: drop the Hessian-vector products as TESLA's released code does
             (cheaper, but then the gradient is not MTT's).
+        snapshots: how many parameter vectors theta_i the backward pass may keep (theta_0
+            among them); 0 keeps all N, the fastest when memory allows.
     """
 
     name = "trajectory_matching_constant_memory"
 
-    def __init__(self, *, first_order: bool = False, **kwargs):
+    def __init__(self, *, first_order: bool = False, snapshots: int = 10, **kwargs):
         super().__init__(**kwargs)
+        if snapshots < 0:
+            raise DistillError(
+                f"snapshots must be >= 0 (0 keeps every step's parameters), got {snapshots}"
+            )
         self.first_order = first_order
+        self.snapshots = snapshots
 
     def _matching_loss(self, net, x, y, syn_lr, start, target, plan) -> torch.Tensor:
         return _ReplayedUnroll.apply(x, y, syn_lr, (self, net, start, target, plan))
 
     def loss_and_grads(self, net, x, y, lr, start, target, plan, need):
         """(loss, dL/dx, dL/dy, dL/dlr) by the two passes; `need` = which of x, y, lr need it."""
-        thetas = [start]
-        theta = start
-        for rows, draw in plan:  # pass 1: run the student, keep only its parameters
-            theta = theta.detach().requires_grad_(True)
-            g = torch.autograd.grad(self.step_loss(net, theta, x, y, rows, draw), theta)[0]
-            theta = (theta - lr * g).detach()
-            thetas.append(theta)
-        denom = ((start - target) ** 2).sum()
-        diff = thetas[-1] - target
-        loss = (diff**2).sum() / denom
+        adj = _Adjoint(x, y, lr, start, target, need)
         if not any(need):
-            return loss, None, None, None
-        lam = 2 * diff / denom
-        gx = torch.zeros_like(x) if need[0] else None
-        gy = torch.zeros_like(y) if need[1] else None
-        glr = torch.zeros_like(lr)
-        for i in reversed(range(len(plan))):  # pass 2: one step's graph at a time
+            adj.set_end(self._advance(net, adj, plan, start, 0, len(plan)))
+        elif self.first_order:
+            adj.set_end(self._advance(net, adj, plan, start, 0, len(plan)))
+            theta = start
+            for i in range(len(plan)):  # pass 2, forwards again: lambda_N is all it needs
+                theta = self._reverse_step(net, adj, plan, theta, i)
+        else:
+            self._reverse_exact(net, adj, plan, start)
+        return adj.loss, adj.gx, adj.gy, adj.glr
+
+    def _reverse_exact(self, net, adj: _Adjoint, plan: Plan, start: torch.Tensor) -> None:
+        """Pass 2 backwards, on the revolve schedule: the first step it reverses is N-1,
+        whose update gives theta_N and so the loss and lambda_N."""
+        n = len(plan)
+        kept = _Snapshots(start, self.snapshots or max(1, n - 1))
+        hand: tuple[int, torch.Tensor] | None = None  # the state an Advance just reached
+        for action in revolve.schedule(n, kept.count):
+            if isinstance(action, revolve.Advance):
+                theta = self._advance(net, adj, plan, kept[action.start], action.start, action.stop)
+                if action.keep:
+                    kept.keep(action.stop, theta)
+                else:
+                    hand = (action.stop, theta)
+                del theta
+            else:
+                i = action.step
+                theta = hand[1] if hand is not None and hand[0] == i else kept[i]
+                self._reverse_step(net, adj, plan, theta, i)
+                del theta  # the schedule never needs theta_i again
+                kept.drop(i)
+                hand = None
+
+    def _advance(self, net, adj: _Adjoint, plan: Plan, theta, first: int, stop: int):
+        """theta_stop from theta_first: student steps first .. stop-1, keeping no graph."""
+        for i in range(first, stop):
             rows, draw = plan[i]
-            theta = thetas[i].detach().requires_grad_(True)
-            xs = x.detach().requires_grad_(need[0])
-            ys = y.detach().requires_grad_(need[1])
-            g = torch.autograd.grad(
-                self.step_loss(net, theta, xs, ys, rows, draw), theta, create_graph=True
-            )[0]
-            s = (lam * g).sum()  # lambda_{i+1} . g_i
-            wrt = [t for t, n in ((xs, need[0]), (ys, need[1])) if n]
-            if not self.first_order:
-                wrt.append(theta)
-            grads = list(torch.autograd.grad(s, wrt)) if wrt else []
-            if need[0]:
-                gx -= lr * grads.pop(0)
-            if need[1]:
-                gy -= lr * grads.pop(0)
-            if not self.first_order:
-                lam = lam - lr * grads.pop(0)
-            glr -= s.detach()
-            thetas[i] = None  # the pass only walks backwards: free what it has used
-            del g, s, grads  # and this step's graph, before the next one is built
-        return loss, gx, gy, glr
+            theta = theta.detach().requires_grad_(True)
+            g = torch.autograd.grad(self.step_loss(net, theta, adj.x, adj.y, rows, draw), theta)[0]
+            with torch.no_grad():
+                theta = theta - adj.lr * g
+        return theta.detach()
+
+    def _reverse_step(self, net, adj: _Adjoint, plan: Plan, theta_i, i: int) -> torch.Tensor:
+        """Step i's contribution to the gradients, from one step's graph; returns theta_{i+1}.
+
+        Adds -lr d(lambda_{i+1} . g_i)/d(x, y) and -lambda_{i+1} . g_i, and (exact variant)
+        moves the adjoint to lambda_i = lambda_{i+1} - lr H_i lambda_{i+1}.
+        """
+        rows, draw = plan[i]
+        theta = theta_i.detach().requires_grad_(True)
+        xs = adj.x.detach().requires_grad_(adj.need[0])
+        ys = adj.y.detach().requires_grad_(adj.need[1])
+        wrt = [t for t, n in ((xs, adj.need[0]), (ys, adj.need[1])) if n]
+        if not self.first_order:
+            wrt.append(theta)
+        g = torch.autograd.grad(
+            self.step_loss(net, theta, xs, ys, rows, draw), theta, create_graph=bool(wrt)
+        )[0]
+        with torch.no_grad():
+            theta_next = theta_i - adj.lr * g
+        if adj.lam is None:  # step N-1 of the exact pass: theta_N is its update
+            adj.set_end(theta_next)
+        s = (adj.lam * g).sum()  # lambda_{i+1} . g_i
+        grads = list(torch.autograd.grad(s, wrt)) if wrt else []
+        if adj.need[0]:
+            adj.gx -= adj.lr * grads.pop(0)
+        if adj.need[1]:
+            adj.gy -= adj.lr * grads.pop(0)
+        if not self.first_order:
+            adj.lam.sub_(adj.lr * grads.pop(0))  # in place: one block for the whole pass
+        adj.glr -= s.detach()
+        return theta_next
+
+
+class _Snapshots:
+    """The kept theta_i, in `count` parameter vectors allocated once (theta_0 is the caller's).
+
+    Allocating them up front, before any step's temporaries, keeps long-lived blocks out of
+    the allocator's churn: with a fresh block per kept theta_i, glibc's heap left holes
+    between them and the process's peak memory grew with syn_steps (at N = 40, glibc's
+    defaults: about 10% above the pool's, measured once) while the tensors alive did not.
+    """
+
+    def __init__(self, start: torch.Tensor, count: int):
+        self.count = count
+        self._held = {0: start}
+        self._free = [torch.empty_like(start) for _ in range(count - 1)]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self._held[i]
+
+    def keep(self, i: int, theta: torch.Tensor) -> None:
+        block = self._free.pop()  # the schedule never holds more than `count`
+        self._held[i] = block.copy_(theta)
+
+    def drop(self, i: int) -> None:
+        block = self._held.pop(i, None)
+        if block is not None and i != 0:
+            self._free.append(block)
+
+
+class _Adjoint:
+    """What the backward pass carries: inputs, loss, lambda and the gradients so far."""
+
+    def __init__(self, x, y, lr, start, target, need):
+        self.x, self.y, self.lr, self.target, self.need = x, y, lr, target, need
+        self.denom = ((start - target) ** 2).sum()
+        self.loss: torch.Tensor | None = None
+        self.lam: torch.Tensor | None = None  # lambda_{i+1} = dL/dtheta_{i+1}
+        self.gx = torch.zeros_like(x) if need[0] else None
+        self.gy = torch.zeros_like(y) if need[1] else None
+        self.glr = torch.zeros_like(lr)
+
+    def set_end(self, theta_n: torch.Tensor) -> None:
+        """The loss (survey eq. 10) and lambda_N = 2 (theta_N - theta*_{t+M}) / D."""
+        diff = theta_n - self.target
+        self.loss = (diff**2).sum() / self.denom
+        self.lam = 2 * diff / self.denom
 
 
 class _ReplayedUnroll(torch.autograd.Function):
