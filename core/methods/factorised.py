@@ -276,6 +276,9 @@ def _build_haba_dm(cfg: HaBaDMConfig, data: Dataset, ipc: int, generator: torch.
 
 FAMILY_TM = "trajectory matching"  # test_methods gives this family tiny experts
 _DM_DIGITS = {"digits": {"batch_real": 128}}  # as `dm`: digits has ~143 images a class
+# digits' IPC-1 budget (2,640 B) cannot hold four width-8 decoders (2,448 B) and a code per
+# class; two width-4 decoders (616 B) leave room for two codes per class (ours)
+_KFS_DIGITS = {"n_decoders": 2, "decoder_width": 4}
 
 register(
     Method(
@@ -305,7 +308,7 @@ register(
         "Lee, Lee & Hwang, NeurIPS 2022",
         KFSConfig,
         build=_build_kfs,
-        per_dataset=_DM_DIGITS,
+        per_dataset={"digits": {**_DM_DIGITS["digits"], **_KFS_DIGITS}},
     )
 )
 register(
@@ -315,7 +318,7 @@ register(
         "KFS's parameterisation x MTT's objective (no paper)",
         KFSMTTConfig,
         build=_build_kfs_mtt,
-        per_dataset={"digits": {**_DIGITS["digits"], "lr_img": 10.0}},
+        per_dataset={"digits": {**_DIGITS["digits"], **_KFS_DIGITS, "lr_img": 10.0}},
     )
 )
 register(

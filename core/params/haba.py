@@ -31,7 +31,18 @@ from core.spec import DataSpec
 
 
 class Hallucinator(nn.Module):
-    """h_theta: conv encoder -> per-pixel affine -> transposed-conv decoder (HaBa's code)."""
+    """h_theta: conv encoder -> per-pixel affine -> transposed-conv decoder (HaBa's code).
+
+    Initialised near the identity (ours): the encoder and decoder start as a centre tap
+    (identity on the channels) plus a random kernel at `init_noise` of PyTorch's default.
+    With PyTorch's default init alone, a few-channel 3x3 conv pair erases most of the basis:
+    on digits the class means of the hallucinated images spread 0.02 (the real bases: 0.57)
+    and a ConvNet trained on them scored 18% at initialisation. Near the identity, each
+    hallucinator starts as its basis plus a small random filter, and learning (with the
+    contrastive term) moves them apart.
+    """
+
+    init_noise = 0.1
 
     def __init__(self, channels: int, side: int, kernel: int = 3):
         super().__init__()
@@ -42,6 +53,12 @@ class Hallucinator(nn.Module):
         self.scale = nn.Parameter(torch.ones(1, channels, inner, inner))
         self.shift = nn.Parameter(torch.zeros(1, channels, inner, inner))
         self.dec = nn.ConvTranspose2d(channels, channels, kernel)
+        with torch.no_grad():
+            c = kernel // 2
+            for conv in (self.enc, self.dec):
+                conv.weight.mul_(self.init_noise)
+                conv.weight[:, :, c, c] += torch.eye(channels)
+                conv.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dec(self.scale * self.enc(x) + self.shift)
