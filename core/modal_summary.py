@@ -106,7 +106,7 @@ def load(
             found = meta.get("modality", "image")
             if found != modality:
                 raise SummaryFormatError(
-                    f"'{path}' is a {found} summary, not {modality}; load it with "
+                    f"'{path}' is a {found} summary, not a {modality} summary; load it with "
                     + ("core.summary.Summary.load" if found == "image" else f"core.{found}.summary")
                 )
             missing = [k for k in required if k not in f.keys()]

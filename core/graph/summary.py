@@ -7,32 +7,21 @@ JSON block as image summaries (format version, dataset, num_classes, method, obj
 parameterisation, ipc, n, stored_bytes, config, seed, library version, created, extra) with
 ``modality: "graph"``, ``task`` and ``num_features`` in place of the image shape. Graphs of
 different sizes (a subset of real graphs) are padded and carry a bool ``mask`` [G, n]. Header
-checks, metadata parsing and atomic writes are `core.summary`'s own.
+checks, metadata parsing and atomic writes are `core.modal_summary`'s, shared with the
+recommender and text summaries.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import safetensors
-import safetensors.torch as st
 import torch
 
-from core import atomic
+from core import modal_summary
 from core.errors import DistillError, SummaryFormatError
-from core.summary import (
-    FORMAT_VERSION,
-    METADATA_KEY,
-    _check_header,
-    _first_line,
-    _parse_metadata,
-    count_bytes,
-    library_version,
-)
+from core.summary import count_bytes
 
 MODALITY = "graph"
 TENSORS = ("features", "adjacency", "labels")
@@ -78,71 +67,38 @@ class GraphSummary:
         return int(self.features.shape[-1])
 
     def metadata(self) -> dict:
+        meta = modal_summary.base_metadata(
+            modality=MODALITY,
+            dataset=self.dataset,
+            method=self.method,
+            objective=self.objective,
+            parameterisation=self.parameterisation,
+            ipc=self.ipc,
+            n=self.n,
+            stored_bytes=self.stored_bytes,
+            config=self.config,
+            seed=self.seed,
+            created=self.created,
+            extra=self.extra,
+        )
         return {
-            "format_version": FORMAT_VERSION,
-            "modality": MODALITY,
+            **meta,
             "task": self.task,
-            "dataset": self.dataset,
             "num_classes": self.num_classes,
             "num_features": self.num_features,
-            "method": self.method,
-            "objective": self.objective,
-            "parameterisation": self.parameterisation,
-            "ipc": self.ipc,
-            "n": self.n,
-            "stored_bytes": self.stored_bytes,
-            "config": self.config,
-            "seed": self.seed,
-            "library_version": library_version(),
-            "created": self.created,
-            "extra": self.extra,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        if not self.created:
-            self.created = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            meta = json.dumps(self.metadata(), allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise DistillError(
-                f"graph summary metadata is not JSON-serialisable ({e}); keep config and extra "
-                "to str/int/float/bool/list/dict with finite numbers"
-            ) from None
+        meta = self.metadata()
+        self.created = meta["created"]
         names = TENSORS + (("mask",) if self.mask is not None else ())
-        tensors = {k: getattr(self, k).detach().cpu().contiguous().clone() for k in names}
-        return atomic.write_bytes(path, st.save(tensors, metadata={METADATA_KEY: meta}))
+        return modal_summary.save(path, {k: getattr(self, k) for k in names}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GraphSummary:
         """Read and validate a graph summary; refuses image summaries and foreign files."""
-        path = Path(path)
-        _check_header(path)
-        try:
-            with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-                raw = (f.metadata() or {}).get(METADATA_KEY)
-                if raw is None:
-                    raise SummaryFormatError(
-                        f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' metadata); "
-                        "pass a file written by `distill run`"
-                    )
-                meta = _parse_metadata(raw, path)
-                if meta.get("modality", "image") != MODALITY:
-                    raise SummaryFormatError(
-                        f"'{path}' is a {meta.get('modality', 'image')} summary, not a graph "
-                        "summary; load it with core.summary.Summary.load"
-                    )
-                missing = [k for k in TENSORS if k not in set(f.keys())]
-                if missing:
-                    raise SummaryFormatError(
-                        f"graph summary '{path}' lacks tensor(s) {', '.join(missing)}; {_RERUN}"
-                    )
-                names = TENSORS + (("mask",) if "mask" in set(f.keys()) else ())
-                tensors = {k: f.get_tensor(k) for k in names}
-        except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise SummaryFormatError(
-                f"graph summary '{path}' is truncated or corrupt ({_first_line(e)}); {_RERUN}"
-            ) from None
+        tensors, meta = modal_summary.load(path, modality=MODALITY, required=TENSORS)
+        tensors = {k: v for k, v in tensors.items() if k in TENSORS + ("mask",)}
         try:
             return cls(
                 **tensors,
