@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from core import nets
 from core.data import Dataset
 from core.params.base import Parameterisation
 
@@ -39,3 +40,13 @@ class Objective:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def restored_network(arch: str, data: Dataset, net_config: dict, weights: dict, device):
+    """A network of `arch` holding checkpointed `weights`. Built without touching the global
+    RNG (the weights overwrite its init), so a resumed run draws what an uninterrupted one
+    would."""
+    with torch.random.fork_rng(devices=[]):
+        net = nets.build(arch, data.spec, **net_config).to(device)
+    net.load_state_dict(weights)
+    return net

@@ -33,10 +33,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from core import nets
 from core.augment import DSA
 from core.data import Dataset
-from core.objectives.base import Objective
+from core.objectives.base import Objective, restored_network
 from core.objectives.distribution import fresh_network
 from core.params.base import Parameterisation
 from core.train import loss_fn
@@ -252,9 +251,7 @@ class GradientMatching(Objective):
         state, self._pending = self._pending, None
         if state["net"] is None:
             return
-        with torch.random.fork_rng(devices=[]):  # the weights are overwritten: no RNG use
-            net = nets.build(self.arch, data.spec, **self.net_config).to(device)
-        net.load_state_dict(state["net"])
+        net = restored_network(self.arch, data, self.net_config, state["net"], device)
         self._net, self._opt = net, self._optimiser(net)
         self._opt.load_state_dict(state["opt"])
 
