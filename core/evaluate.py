@@ -72,7 +72,6 @@ def evaluate(
     tcfg = train_config_for(summary, config.train)
     x, y = summary.images.to(device), summary.labels.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    run_info = summary.extra.get("run", {})
     rows = []
     for arch in config.archs:
         accs = []
@@ -94,31 +93,39 @@ def evaluate(
                 if on_model is not None:
                     on_model(arch, r, net)
                 bar.set_postfix(acc=f"{100 * accs[-1]:.1f}")
-        rows.append({
-            "method": summary.method,
-            "dataset": summary.spec.name,
-            "ipc": summary.ipc,
-            "iterations": run_info.get("iterations", 0),
-            "arch": arch,
-            "runs": config.runs,
-            "acc_mean": statistics.fmean(accs),
-            "acc_std": statistics.pstdev(accs),
-            "images": summary.n,
-            "stored_bytes": summary.stored_bytes,
-            "sec_per_iter": run_info.get("sec_per_iter"),
-            "peak_mem_mb": run_info.get("peak_mem_mb"),
-            "command": command_line(),
-            "accs": accs,
-            "eval_epochs": tcfg.epochs,
-            "eval_dsa": tcfg.dsa,
-            "eval_seconds": m.seconds,
-            "distill_seconds": run_info.get("seconds"),
-            "seed": summary.seed,
-            "objective": summary.objective,
-            "parameterisation": summary.parameterisation,
-            "device": device_name(device),
-            # a decoder shared by every summary of the dataset (IT-GAN): shown, not charged
-            **({"decoder_bytes": summary.extra["decoder_bytes"]}
-               if "decoder_bytes" in summary.extra else {}),
-        })  # fmt: skip
+        row = summary_row(summary, summary.spec.name, arch, accs, tcfg, m.seconds, device)
+        row["eval_dsa"] = tcfg.dsa
+        if "decoder_bytes" in summary.extra:  # a decoder every summary of the dataset shares
+            row["decoder_bytes"] = summary.extra["decoder_bytes"]  # (IT-GAN): shown, not charged
+        rows.append(row)
     return rows
+
+
+def summary_row(summary, dataset: str, arch: str, accs: list[float], tcfg, seconds, device) -> dict:
+    """The results schema's row for `accs` of fresh `arch` models trained on `summary` (any
+    modality whose summary has method, ipc, n, stored_bytes, seed, objective,
+    parameterisation and extra["run"])."""
+    run_info = summary.extra.get("run", {})
+    return {
+        "method": summary.method,
+        "dataset": dataset,
+        "ipc": summary.ipc,
+        "iterations": run_info.get("iterations", 0),
+        "arch": arch,
+        "runs": len(accs),
+        "acc_mean": statistics.fmean(accs),
+        "acc_std": statistics.pstdev(accs),
+        "images": summary.n,
+        "stored_bytes": summary.stored_bytes,
+        "sec_per_iter": run_info.get("sec_per_iter"),
+        "peak_mem_mb": run_info.get("peak_mem_mb"),
+        "command": command_line(),
+        "accs": accs,
+        "eval_epochs": tcfg.epochs,
+        "eval_seconds": seconds,
+        "distill_seconds": run_info.get("seconds"),
+        "seed": summary.seed,
+        "objective": summary.objective,
+        "parameterisation": summary.parameterisation,
+        "device": device_name(device),
+    }
