@@ -34,38 +34,25 @@ from core.summary import (
 )
 
 
-def base_metadata(
-    *,
-    modality: str,
-    dataset: str,
-    method: str,
-    objective: str,
-    parameterisation: str,
-    ipc: int,
-    n: int,
-    stored_bytes: int,
-    config: dict,
-    seed: int,
-    created: str,
-    extra: dict,
-) -> dict:
+def base_metadata(summary, *, modality: str, dataset: str) -> dict:
     """The metadata block every summary file carries (`core.summary.Summary.metadata`'s keys
-    that do not describe images), plus the modality."""
+    that do not describe images), plus the modality, read from `summary`'s fields (method,
+    objective, parameterisation, ipc, n, stored_bytes, config, seed, created, extra)."""
     return {
         "format_version": FORMAT_VERSION,
         "modality": modality,
         "dataset": dataset,
-        "method": method,
-        "objective": objective,
-        "parameterisation": parameterisation,
-        "ipc": ipc,
-        "n": n,
-        "stored_bytes": stored_bytes,
-        "config": config,
-        "seed": seed,
+        "method": summary.method,
+        "objective": summary.objective,
+        "parameterisation": summary.parameterisation,
+        "ipc": summary.ipc,
+        "n": summary.n,
+        "stored_bytes": summary.stored_bytes,
+        "config": summary.config,
+        "seed": summary.seed,
         "library_version": library_version(),
-        "created": created or datetime.now(UTC).isoformat(timespec="seconds"),
-        "extra": extra,
+        "created": summary.created or datetime.now(UTC).isoformat(timespec="seconds"),
+        "extra": summary.extra,
     }
 
 

@@ -67,20 +67,7 @@ class GraphSummary:
         return int(self.features.shape[-1])
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(
-            modality=MODALITY,
-            dataset=self.dataset,
-            method=self.method,
-            objective=self.objective,
-            parameterisation=self.parameterisation,
-            ipc=self.ipc,
-            n=self.n,
-            stored_bytes=self.stored_bytes,
-            config=self.config,
-            seed=self.seed,
-            created=self.created,
-            extra=self.extra,
-        )
+        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.dataset)
         return {
             **meta,
             "task": self.task,

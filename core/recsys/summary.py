@@ -55,20 +55,7 @@ class RecSummary:
         return self.n
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(
-            modality=MODALITY,
-            dataset=self.spec.name,
-            method=self.method,
-            objective=self.objective,
-            parameterisation=self.parameterisation,
-            ipc=self.n,
-            n=self.n,
-            stored_bytes=self.stored_bytes,
-            config=self.config,
-            seed=self.seed,
-            created=self.created,
-            extra=self.extra,
-        )
+        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
         return {**meta, "num_items": self.spec.num_items, "num_users": self.spec.num_users}
 
     def save(self, path: str | os.PathLike) -> Path:

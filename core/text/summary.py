@@ -77,20 +77,7 @@ class TextSummary:
         return decode(self.embeddings, self.table, self.words)
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(
-            modality=MODALITY,
-            dataset=self.spec.name,
-            method=self.method,
-            objective=self.objective,
-            parameterisation=self.parameterisation,
-            ipc=self.ipc,
-            n=self.n,
-            stored_bytes=self.stored_bytes,
-            config=self.config,
-            seed=self.seed,
-            created=self.created,
-            extra=self.extra,
-        )
+        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
         return {
             **meta,
             "num_classes": self.spec.num_classes,
