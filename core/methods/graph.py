@@ -21,27 +21,18 @@ from core.methods import Method, register
 
 
 @dataclass(frozen=True)
-class GCondConfig:
-    """GCond (Jin et al., ICLR 2022), reference code's defaults: 600 epochs of `outer_loop` = 20
-    matching steps (12000 iterations), inner_loop 10 (15 on Cora and CiteSeer), Adam on X' and
-    on the adjacency MLP at 0.01 (1e-4 on Cora and CiteSeer), SGC with 2 propagations and
-    Adam 0.01 as the matched network, DC's layer-wise distance, the MLP updated for 10 of every
-    50 epochs. `reduction` > 0 sizes the summary as that fraction of all nodes (the paper's r),
-    split over classes as the training labels are; 0 uses --ipc nodes per class."""
+class SyntheticGraphConfig:
+    """What GCond and GCDM share: the learnt features X' and adjacency MLP (GCond's
+    parameterisation), their Adam steps, the matched network's size and loops."""
 
-    iterations: int = 12000
     lr_feat: float = 0.01
     lr_adj: float = 0.01
     lr_decay_at: float = 0.0
-    arch: str = "sgc"
     hidden: int = 256
     layers: int = 2
     outer_loop: int = 20
     inner_loop: int = 10
     lr_net: float = 0.01
-    metric: str = "layerwise"
-    structure_epochs: int = 10
-    period: int = 50
     adj_hidden: int = 128
     adj_layers: int = 3
     structure: bool = True
@@ -50,26 +41,29 @@ class GCondConfig:
 
 
 @dataclass(frozen=True)
-class GCDMConfig:
+class GCondConfig(SyntheticGraphConfig):
+    """GCond (Jin et al., ICLR 2022), reference code's defaults: 600 epochs of `outer_loop` = 20
+    matching steps (12000 iterations), inner_loop 10 (15 on Cora and CiteSeer), Adam on X' and
+    on the adjacency MLP at 0.01 (1e-4 on Cora and CiteSeer), SGC with 2 propagations and
+    Adam 0.01 as the matched network, DC's layer-wise distance, the MLP updated for 10 of every
+    50 epochs. `reduction` > 0 sizes the summary as that fraction of all nodes (the paper's r),
+    split over classes as the training labels are; 0 uses --ipc nodes per class."""
+
+    iterations: int = 12000
+    arch: str = "sgc"
+    metric: str = "layerwise"
+    structure_epochs: int = 10
+    period: int = 50
+
+
+@dataclass(frozen=True)
+class GCDMConfig(SyntheticGraphConfig):
     """GCDM (Liu et al., 2022): GCond's parameterisation under receptive-field distribution
     matching with a 2-layer GCN. The paper gives no table of loop sizes; GCond's are used
     (outer 20, inner 10, Adam 0.01), and X' and the adjacency MLP step together."""
 
     iterations: int = 4000
-    lr_feat: float = 0.01
-    lr_adj: float = 0.01
-    lr_decay_at: float = 0.0
     arch: str = "gcn"
-    hidden: int = 256
-    layers: int = 2
-    outer_loop: int = 20
-    inner_loop: int = 10
-    lr_net: float = 0.01
-    adj_hidden: int = 128
-    adj_layers: int = 3
-    structure: bool = True
-    threshold: float = 0.0
-    reduction: float = 0.0
 
 
 @dataclass(frozen=True)
