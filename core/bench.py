@@ -45,6 +45,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             r["ipc"],
             r.get("seed"),
             r.get("eval_epochs"),
+            r.get("eval_max_steps"),
             r["runs"],
             r.get("variant"),
         ) != (
@@ -53,6 +54,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             cell.ipc,
             cell.seed,
             config.train.epochs,
+            config.train.max_steps,
             config.runs,
             cell.variant,
         ) or r["arch"] not in config.archs:

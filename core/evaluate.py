@@ -121,7 +121,9 @@ def summary_row(summary, dataset: str, arch: str, accs: list[float], tcfg, secon
         "peak_mem_mb": run_info.get("peak_mem_mb"),
         "command": command_line(),
         "accs": accs,
-        "eval_epochs": tcfg.epochs,
+        "eval_epochs": tcfg.epochs,  # the protocol (identity of a row); epochs_run: what ran
+        "eval_max_steps": tcfg.max_steps,
+        "eval_epochs_run": tcfg.epochs_for(summary.n),
         "eval_seconds": seconds,
         "distill_seconds": run_info.get("seconds"),
         "seed": summary.seed,

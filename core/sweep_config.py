@@ -16,7 +16,8 @@ raised before any work starts. Keys:
     overrides: {mtt: {syn_steps: 10}}     # a method's settings (`distill list`)
     eval: {epochs: 300, runs: 5, dsa: true, archs: [convnet],
            transfer: {ipc: [10], archs: [convnet, mlp, lenet, alexnet, vgg11, resnet18],
-                      epochs: 300, runs: 5}}   # transfer epochs/runs default to the main ones
+                      epochs: 300, runs: 5},   # transfer epochs/runs default to the main ones
+           max_steps: null}           # cap SGD steps (TrainConfig.max_steps), also in transfer
     experts: {num: 20, epochs: 50}    # trajectory matching's experts, trained when missing
     results: experiments/results/{name}_{dataset}.json   # rows, one file per dataset
     runs: runs/sweep-{name}/{dataset}                    # summaries and checkpoints
@@ -47,8 +48,8 @@ TOP_KEYS = (
     "experts", "results", "runs", "device", "time_limit", "env",
 )  # fmt: skip
 REQUIRED = ("datasets", "methods", "ipc")
-EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer")
-TRANSFER_KEYS = ("ipc", "archs", "epochs", "runs")
+EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps")
+TRANSFER_KEYS = ("ipc", "archs", "epochs", "runs", "max_steps")
 EXPERT_KEYS = ("num", "epochs")
 
 
@@ -70,24 +71,29 @@ class SweepEval:
     transfer_archs: tuple[str, ...] = ()
     transfer_epochs: int | None = None
     transfer_runs: int | None = None
+    max_steps: int | None = None  # TrainConfig.max_steps of the main protocol
+    transfer_max_steps: int | None = None  # ... of the transfer one (default: the main one's)
 
     def configs(self, ipc: int) -> tuple[EvalConfig, ...]:
         """The evaluations a cell at `ipc` runs: the main one, then the transfer one."""
-        main = EvalConfig(archs=self.archs, runs=self.runs, train=self._train(self.epochs))
+        main = EvalConfig(
+            archs=self.archs, runs=self.runs, train=self._train(self.epochs, self.max_steps)
+        )
         if ipc not in self.transfer_ipc:
             return (main,)
         epochs = self.transfer_epochs or self.epochs
         runs = self.transfer_runs or self.runs
-        if (epochs, runs) == (self.epochs, self.runs):  # one protocol: one evaluation
+        steps = self.transfer_max_steps or self.max_steps
+        if (epochs, runs, steps) == (self.epochs, self.runs, self.max_steps):  # one protocol
             archs = self.archs + tuple(a for a in self.transfer_archs if a not in self.archs)
             return (EvalConfig(archs=archs, runs=runs, train=main.train),)
         archs = self.transfer_archs
-        if epochs == self.epochs:  # rows of one arch and epochs share an identity: keep main's
-            archs = tuple(a for a in archs if a not in self.archs)
-        return (main, EvalConfig(archs=archs, runs=runs, train=self._train(epochs)))
+        if (epochs, steps) == (self.epochs, self.max_steps):  # rows of one arch and protocol
+            archs = tuple(a for a in archs if a not in self.archs)  # share an identity
+        return (main, EvalConfig(archs=archs, runs=runs, train=self._train(epochs, steps)))
 
-    def _train(self, epochs: int) -> TrainConfig:
-        return TrainConfig(epochs=epochs, dsa=self.dsa)
+    def _train(self, epochs: int, max_steps: int | None) -> TrainConfig:
+        return TrainConfig(epochs=epochs, dsa=self.dsa, max_steps=max_steps)
 
 
 @dataclass(frozen=True)
@@ -334,9 +340,12 @@ def _eval(raw, ipc: list[int], where: str) -> SweepEval:
     if not isinstance(dsa, bool):
         raise DistillError(f"{where}: eval: dsa must be true or false")
     t_epochs, t_runs = transfer.get("epochs"), transfer.get("runs")
+    steps, t_steps = raw.get("max_steps"), transfer.get("max_steps")
     return SweepEval(
-        transfer_epochs=t_epochs and _positive(t_epochs, f"{where}: eval: transfer: epochs"),
-        transfer_runs=t_runs and _positive(t_runs, f"{where}: eval: transfer: runs"),
+        max_steps=_optional(steps, f"{where}: eval: max_steps"),
+        transfer_max_steps=_optional(t_steps, f"{where}: eval: transfer: max_steps"),
+        transfer_epochs=_optional(t_epochs, f"{where}: eval: transfer: epochs"),
+        transfer_runs=_optional(t_runs, f"{where}: eval: transfer: runs"),
         epochs=_positive(raw.get("epochs", 300), f"{where}: eval: epochs"),
         runs=_positive(raw.get("runs", 5), f"{where}: eval: runs"),
         dsa=dsa,
@@ -344,6 +353,11 @@ def _eval(raw, ipc: list[int], where: str) -> SweepEval:
         transfer_ipc=tuple(t_ipc),
         transfer_archs=tuple(t_archs),
     )
+
+
+def _optional(raw, where: str) -> int | None:
+    """A positive integer, or None when the key is absent (0 is an error, not absent)."""
+    return None if raw is None else _positive(raw, where)
 
 
 def _archs(raw, where: str) -> list[str]:

@@ -114,6 +114,13 @@ def test_cheaper_transfer_protocol_is_a_second_evaluation(tmp_path):
     transfer["epochs"] = 2  # same epochs as the main: convnet's row would share an identity
     config = sweep_config.parse(tiny(tmp_path, eval={"epochs": 2, "runs": 2, "transfer": transfer}))
     assert config.cells()[0].evals[1].archs == ("mlp",)
+    transfer["max_steps"] = 5  # a step cap is another protocol: convnet's row comes back
+    config = sweep_config.parse(tiny(tmp_path, eval={"epochs": 2, "runs": 2, "transfer": transfer}))
+    main, second = config.cells()[0].evals
+    assert main.train.max_steps is None and second.train.max_steps == 5
+    assert second.archs == ("convnet", "mlp")
+    with pytest.raises(DistillError, match="max_steps"):
+        sweep_config.parse(tiny(tmp_path, eval={"max_steps": 0}))
 
 
 # --- running ---------------------------------------------------------------------------------

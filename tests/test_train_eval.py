@@ -69,6 +69,25 @@ def test_learning_rate_drops_tenfold_at_half_of_epochs(digits, gen, monkeypatch,
     assert opt_lrs == pytest.approx(lrs)  # one epoch (a FedAvg round) keeps the full rate
 
 
+@pytest.mark.parametrize("n, max_steps, epochs", [(10, None, 6), (10, 4, 4), (600, 6, 2), (600, 3, 1)])
+def test_max_steps_caps_sgd_steps_not_epochs_of_small_sets(digits, gen, monkeypatch, n, max_steps, epochs):
+    steps = []
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        steps.append(1)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", spy)
+    config = TrainConfig(epochs=6, max_steps=max_steps)
+    assert config.epochs_for(n) == epochs
+    net = nets.build("mlp", digits.spec)
+    x, y = digits.x_train[:n], digits.y_train[:n]
+    train(net, x, y, config=config, dsa_strategy="crop", generator=gen)
+    assert len(steps) == epochs * -(-n // 256)  # 600 examples: 3 batches per epoch
+    assert len(steps) <= (max_steps or len(steps))
+
+
 def test_protocol_rows_per_architecture(digits, gen):
     s = _random_summary(digits, gen, ipc=2)
     cfg = EvalConfig(archs=("convnet", "mlp"), runs=2, train=TrainConfig(epochs=3))
