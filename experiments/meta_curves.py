@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from core.plots import save
 from core.results import load_rows
@@ -75,6 +76,7 @@ def main() -> None:
             if acc is not None:
                 ax.axhline(acc, ls=style, color="grey", label=f"{name} ({acc:.1f})")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
         ax.set_title(f"Fashion-MNIST IPC {ipc}: ConvNet accuracy (300 ep, DSA, 5 runs)")
         ax.set_xlabel("distillation iterations (log)")
         ax.set_ylabel("test accuracy (%)")
