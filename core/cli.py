@@ -237,7 +237,7 @@ def cmd_eval(args) -> None:
         archs=archs,
         runs=args.runs,
         epochs=args.epochs,
-        dsa=False if args.no_dsa else None,
+        no_dsa=args.no_dsa,
         seed=args.eval_seed,
         dataset=args.dataset,
         download=args.download,

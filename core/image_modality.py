@@ -7,7 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import DistillError
-from core.modality import EvalRequest, Modality, ShowRequest, describe, register
+from core.modality import (
+    EVAL_FLAGS,
+    SHOW_FLAGS,
+    EvalRequest,
+    Modality,
+    ShowRequest,
+    describe,
+    register,
+)
 from core.summary import Summary
 
 ARCHS = ("convnet",)
@@ -31,7 +39,7 @@ def evaluate_images(summary: Summary, request: EvalRequest) -> list[dict]:
     data = datasets.load(
         request.dataset or summary.spec.name, root=request.data_root, download=request.download
     )
-    train = TrainConfig(epochs=request.epochs or EPOCHS, dsa=request.dsa is not False)
+    train = TrainConfig(epochs=request.epochs or EPOCHS, dsa=not request.no_dsa)
     config = EvalConfig(archs=archs, runs=request.runs or RUNS, seed=request.seed or 0, train=train)
     return evaluate(summary, data, config=config, device=request.device, progress=request.progress)
 
@@ -58,8 +66,8 @@ register(
         evaluate=evaluate_images,
         show=show_images,
         export=export_images,
-        eval_options=frozenset(("archs", "runs", "epochs", "dsa", "seed", "dataset", "download")),
-        show_options=frozenset(("output", "max_per_class")),
+        eval_options=frozenset(EVAL_FLAGS),  # every option was made for images
+        show_options=frozenset(SHOW_FLAGS),
         export_formats=("npz", "pt", "png"),
     )
 )

@@ -32,7 +32,7 @@ EVAL_FLAGS = {
     "archs": "--arch",
     "runs": "--runs",
     "epochs": "--epochs",
-    "dsa": "--no-dsa",
+    "no_dsa": "--no-dsa",
     "seed": "--eval-seed",
     "dataset": "--dataset",
     "download": "--download",
@@ -53,7 +53,7 @@ class EvalRequest:
     archs: tuple[str, ...] | None = None
     runs: int | None = None
     epochs: int | None = None
-    dsa: bool | None = None
+    no_dsa: bool = False
     seed: int | None = None
     dataset: str | None = None
     download: bool = False
