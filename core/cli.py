@@ -4,7 +4,8 @@ distill list
 distill run  --method dm --dataset fashion-mnist --ipc 10 --iterations 1000 --out runs/x
 distill run  --method kfs --dataset fashion-mnist --bytes 31440   (the bytes of IPC 1)
 distill eval runs/x/summary.safetensors --arch convnet,mlp,resnet18 --runs 5
-distill show runs/x/summary.safetensors -o grid.png
+distill eval runs/gcond-csbm/summary.safetensors     (graph, recsys, text: their own protocol)
+distill show runs/x/summary.safetensors -o grid.png  (other modalities: a description)
 distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
 distill generator --dataset fashion-mnist --epochs 10
@@ -33,22 +34,30 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--method", required=True)
     run_options(r)
 
-    e = sub.add_parser("eval", help="train fresh models on a summary and test them")
+    e = sub.add_parser("eval", help="train fresh models on a summary (any modality) and test them")
     e.add_argument("summary", type=Path)
-    e.add_argument("--arch", default="convnet", help="comma-separated architectures")
-    e.add_argument("--runs", type=int, default=5)
-    e.add_argument("--epochs", type=int, default=300, help="300 quick, 1000 as published")
-    e.add_argument("--no-dsa", action="store_true", help="train without augmentation")
+    e.add_argument(
+        "--arch",
+        help="comma-separated architectures (recommender models for a recsys summary); "
+        "default: the modality's protocol (convnet for images)",
+    )
+    e.add_argument("--runs", type=int, help="fresh models per architecture (images: 5)")
+    e.add_argument("--epochs", type=int, help="images: 300 quick (default), 1000 as published")
+    e.add_argument("--no-dsa", action="store_true", help="images: train without augmentation")
     e.add_argument("--results", type=Path, help="append the rows to this JSON results file")
-    e.add_argument("--eval-seed", type=int, default=0)
+    e.add_argument("--eval-seed", type=int, help="seed of the fresh models (default 0)")
     common_options(e, dataset=True)
 
-    s = sub.add_parser("show", help="draw a summary's images as a grid, one row per class")
+    s = sub.add_parser(
+        "show", help="draw an image summary as a grid (one row per class); describe any other"
+    )
     s.add_argument("summary", type=Path)
     s.add_argument("-o", "--output", type=Path, help="PNG path (default: next to the summary)")
-    s.add_argument("--max-per-class", type=int, default=10)
+    s.add_argument(
+        "--max-per-class", type=int, help="images (default 10) or decoded sentences (2) per class"
+    )
 
-    x = sub.add_parser("export", help="write a summary as .npz, .pt or a folder of PNGs")
+    x = sub.add_parser("export", help="write a summary as .npz, .pt or (images) a folder of PNGs")
     x.add_argument("summary", type=Path)
     x.add_argument("--format", choices=("npz", "pt", "png"), default="npz")
     x.add_argument("-o", "--output", type=Path, required=True)
@@ -144,12 +153,16 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_list(args) -> None:
-    print("methods:")
+    from core import modality
+
+    print(f"methods:\n  {'name':10s} {'modality':8s} {'family':28s} paper")
     for name in methods.available():
         m = methods.get(name)
         cfg = m.config_cls()
         settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
-        print(f"  {name:10s} {m.family:24s} {m.paper}\n  {'':10s} settings: {settings}")
+        print(f"  {name:10s} {m.modality:8s} {m.family:28s} {m.paper}")
+        print(f"  {'':10s} settings: {settings}")
+    print(f"modalities (eval, show, export read each): {', '.join(modality.available())}")
     print("datasets:")
     for name in datasets.available():
         s = datasets.get_spec(name)
@@ -212,54 +225,53 @@ def cmd_run(args):
 
 
 def cmd_eval(args) -> None:
+    """Evaluate a summary of any modality with its own protocol (`core.modality`)."""
+    from core import modality
     from core.distill import resolve_device
-    from core.evaluate import EvalConfig, evaluate
-    from core.results import append_rows, table
-    from core.summary import Summary
-    from core.train import TrainConfig
+    from core.results import append_rows
 
-    summary = Summary.load(args.summary)
-    archs = tuple(a.strip() for a in args.arch.split(",") if a.strip())
-    for a in archs:
-        if a not in nets.available():
-            raise DistillError(
-                f"unknown architecture '{a}'; choose from: {', '.join(nets.available())}"
-            )
-    if args.runs < 1 or args.epochs < 1:
-        raise DistillError("--runs and --epochs must be at least 1")
-    data = datasets.load(
-        args.dataset or summary.spec.name, root=args.data_root, download=args.download
-    )
-    cfg = EvalConfig(
+    archs = None
+    if args.arch is not None:
+        archs = tuple(a.strip() for a in args.arch.split(",") if a.strip())
+    request = modality.EvalRequest(
         archs=archs,
         runs=args.runs,
+        epochs=args.epochs,
+        no_dsa=args.no_dsa,
         seed=args.eval_seed,
-        train=TrainConfig(epochs=args.epochs, dsa=not args.no_dsa),
+        dataset=args.dataset,
+        download=args.download,
+        data_root=args.data_root,
+        device=str(resolve_device(args.device)),
+        progress=not args.quiet,
     )
-    rows = evaluate(
-        summary, data, config=cfg, device=resolve_device(args.device), progress=not args.quiet
-    )
-    print(table(rows))
+    kind = modality.for_file(args.summary)  # options are checked before the tensors load
+    kind.check_eval(request)
+    summary = kind.load(args.summary)
+    rows = kind.evaluate(summary, request)
+    print(kind.table(rows))
     if args.results:
         append_rows(args.results, rows)
         print(f"appended {len(rows)} rows to {args.results}")
 
 
 def cmd_show(args) -> None:
-    from core.plots import summary_grid
-    from core.summary import Summary
+    """Images: a grid PNG; other modalities: a description on the terminal."""
+    from core import modality
 
-    summary = Summary.load(args.summary)
-    out = args.output or args.summary.with_suffix(".png")
-    summary_grid(summary, out, max_per_class=args.max_per_class)
-    print(f"wrote {out}")
+    request = modality.ShowRequest(output=args.output, max_per_class=args.max_per_class)
+    kind = modality.for_file(args.summary)  # options are checked before the tensors load
+    kind.check_show(request)
+    summary = kind.load(args.summary)
+    print("\n".join(kind.show(summary, args.summary, request)))
 
 
 def cmd_export(args) -> None:
-    from core.export import export
-    from core.summary import Summary
+    from core import modality
 
-    export(Summary.load(args.summary), args.output, fmt=args.format)
+    kind = modality.for_file(args.summary)
+    kind.check_export(args.format)
+    kind.export(kind.load(args.summary), args.output, args.format)
     print(f"wrote {args.output}")
 
 

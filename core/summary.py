@@ -154,7 +154,8 @@ class Summary:
                 if modality != "image":  # recommender data, text: see core/modal_summary.py
                     raise SummaryFormatError(
                         f"'{path}' is a {modality} summary, not images; load it with "
-                        f"core.{modality}.summary (its `distill run` method evaluates it)"
+                        f"core.{modality}.summary (`distill eval` and `distill show` read "
+                        "every modality)"
                     )
                 keys = set(f.keys())
                 for name in ("images", "labels"):

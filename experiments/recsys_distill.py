@@ -16,35 +16,15 @@ ndcg@10, auc and the chosen ridge `reg` ride along.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from core.distill import RunOptions, run
 from core.recsys import data as recdata
-from core.recsys.evaluate import MODELS, evaluate_support
+from core.recsys.evaluate import support_rows
 from core.recsys.runner import random_users, summarise
-from core.results import append_rows, command_line, table
+from core.results import append_rows, table
 
 RESULTS = Path("experiments/results")
-
-
-def rows_for(method, support, data, *, users, iterations, stored_bytes, seconds, seed):
-    rows = []
-    for model in MODELS:
-        t = time.monotonic()
-        m = evaluate_support(support, data, model=model)
-        rows.append({
-            "method": method, "dataset": data.spec.name, "ipc": users,
-            "iterations": iterations, "arch": model, "runs": 1,
-            "acc_mean": m["hr@10"], "acc_std": 0.0, "metric": "hr@10",
-            "ndcg@10": m["ndcg@10"], "auc": m["auc"], "reg": m["reg"],
-            "images": users, "stored_bytes": stored_bytes,
-            "sec_per_iter": seconds / iterations if iterations else None,
-            "peak_mem_mb": None, "distill_seconds": seconds,
-            "eval_seconds": time.monotonic() - t, "eval_epochs": 0, "seed": seed,
-            "variant": "", "command": command_line(), "device": "cpu",
-        })  # fmt: skip
-    return rows
 
 
 def main() -> None:
@@ -59,19 +39,20 @@ def main() -> None:
     rows = []
     if args.full:
         n = data.spec.num_users
-        rows += rows_for("full-data", data.train, data, users=n, iterations=0,
-                         stored_bytes=data.train.numel() * 4, seconds=0.0, seed=0)  # fmt: skip
+        rows += support_rows("full-data", data.train, data, users=n, iterations=0,
+                             stored_bytes=data.train.numel() * 4, seconds=0.0, seed=0)  # fmt: skip
     for users in args.users:
         s = run("distill-cf", data, users, options=RunOptions(seed=args.seed,
                 iterations=args.iterations, progress=False), summarise=summarise,
                 out_dir=RESULTS / "recsys" / f"distill-cf-u{users}-s{args.seed}")  # fmt: skip
         info = s.extra["run"]
-        rows += rows_for("distill-cf", s.interactions, data, users=users,
-                         iterations=info["iterations"], stored_bytes=s.stored_bytes,
-                         seconds=info["seconds"], seed=args.seed)  # fmt: skip
+        rows += support_rows("distill-cf", s.interactions, data, users=users,
+                             iterations=info["iterations"], stored_bytes=s.stored_bytes,
+                             seconds=info["seconds"], seed=args.seed)  # fmt: skip
         base = random_users(data, users, seed=args.seed)
-        rows += rows_for("random-users", base, data, users=users, iterations=0,
-                         stored_bytes=base.numel() * 4, seconds=0.0, seed=args.seed)  # fmt: skip
+        rows += support_rows("random-users", base, data, users=users, iterations=0,
+                             stored_bytes=base.numel() * 4, seconds=0.0,
+                             seed=args.seed)  # fmt: skip
         print(table(rows[-4:]), flush=True)
     append_rows(out, rows)
     print(f"appended {len(rows)} rows to {out}")

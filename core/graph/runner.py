@@ -1,8 +1,8 @@
 """`distill run --method gcond|gcdm|doscond`: condense a graph dataset, save, score it once.
 
-Graph summaries have no `distill eval` of their own yet, so the run ends with a quick check:
-one GCN trained on the summary and tested on the real data, printed beside the summary's
-storage against the original graph's. The full protocol is `core.graph.evaluate`.
+The run ends with a quick check: one GCN trained on the summary and tested on the real data,
+printed beside the summary's storage against the original graph's. `distill eval FILE` runs
+the full protocol (`core.graph.evaluate`, through `core.graph.modality`).
 """
 
 from __future__ import annotations

@@ -11,12 +11,15 @@ Distill-CF distils for) and EASE (transfer to a model it never saw).
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from core.errors import DistillError
 from core.recsys import ease, infinite_ae
 from core.recsys.data import RecData
 from core.recsys.metrics import ranking_metrics
+from core.results import command_line
 
 MODELS = {
     "infinite-ae": (infinite_ae.InfiniteAE, infinite_ae.RIDGES),
@@ -69,3 +72,39 @@ def evaluate_support(
         context = data.train + data.val.to(data.train.dtype)
         metrics = ranking_metrics(_scores(fitted, context), context, data.test)
     return {**metrics, "reg": chosen, "model": model}
+
+
+def support_rows(
+    method: str,
+    support: torch.Tensor,
+    data: RecData,
+    *,
+    users: int,
+    iterations: int,
+    stored_bytes: int,
+    seconds: float,
+    seed: int,
+    models: tuple[str, ...] = tuple(MODELS),
+    device: str = "cpu",
+) -> list[dict]:
+    """One `core.results` row per model fitted on `support`, mapped so: ipc -> users;
+    arch -> the model; acc_mean -> test HR@10 (named in `metric`), acc_std -> 0 (one
+    deterministic fit, `runs` 1); images -> users; ndcg@10, auc and the ridge ride along."""
+    from core.evaluate import device_name
+
+    rows = []
+    for model in models:
+        start = time.monotonic()
+        m = evaluate_support(support, data, model=model)
+        rows.append({
+            "method": method, "dataset": data.spec.name, "ipc": users,
+            "iterations": iterations, "arch": model, "runs": 1,
+            "acc_mean": m["hr@10"], "acc_std": 0.0, "metric": SELECT_ON,
+            "ndcg@10": m["ndcg@10"], "auc": m["auc"], "reg": m["reg"],
+            "images": users, "stored_bytes": stored_bytes,
+            "sec_per_iter": seconds / iterations if iterations else None,
+            "peak_mem_mb": None, "distill_seconds": seconds,
+            "eval_seconds": time.monotonic() - start, "eval_epochs": 0, "seed": seed,
+            "variant": "", "command": command_line(), "device": device_name(device),
+        })  # fmt: skip
+    return rows

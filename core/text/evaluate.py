@@ -15,7 +15,11 @@ from core.data import Dataset
 from core.evaluate import EvalConfig, summary_row, train_config_for
 from core.profile import measure
 from core.text import models
-from core.train import test, train
+from core.train import TrainConfig, test, train
+
+# the protocol of `distill run --method text-bptt` and `distill eval`: both classifiers, 3 fresh
+# models each, 300 epochs (sized for a CPU)
+DEFAULT_EVAL = EvalConfig(archs=tuple(models.ARCHS), runs=3, train=TrainConfig(epochs=300))
 
 
 def evaluate_text(

@@ -12,14 +12,10 @@ import torch
 from core import modal_runner
 from core.cli import _settings
 from core.distill import SUMMARY_FILE, resolve_device, run
-from core.evaluate import EvalConfig
 from core.results import table
 from core.text import data as textdata
-from core.text.evaluate import evaluate_text
+from core.text.evaluate import DEFAULT_EVAL, evaluate_text
 from core.text.summary import TextSummary
-from core.train import TrainConfig
-
-EVAL_EPOCHS = 300
 
 
 def summariser(text: textdata.TextData):
@@ -101,7 +97,7 @@ def run_text(method, args) -> TextSummary:
     labels = summary.hard_labels().tolist()
     for i, sentence in enumerate(summary.sentences()[: 2 * text.spec.num_classes]):
         print(f"  [{text.spec.classes[labels[i]]}] {sentence}")
-    config = EvalConfig(archs=("textcnn", "embbag"), runs=3, train=TrainConfig(epochs=EVAL_EPOCHS))
+    config = DEFAULT_EVAL
     rows = evaluate_text(summary, text.dataset, config=config, device=device)
     baseline = random_sentences(text, args.ipc, seed=args.seed)
     rows += evaluate_text(baseline, text.dataset, config=config, device=device)
