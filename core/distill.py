@@ -1,34 +1,38 @@
-"""The one outer loop: init -> step -> log, checkpoint, resume -> Summary.
+"""Image distillation: a method's parameterisation and objective through the one outer loop.
 
-Every learnt method runs through `run`; it owns the optimiser, seeds, progress bar, JSONL
-metrics, checkpoints, the wall-clock budget and periodic evaluation, so objectives stay
-pure functions of (parameterisation, data, generator). All randomness flows from one
-`torch.Generator` whose state is checkpointed, so a run stopped and resumed produces the
-same summary, bit for bit on one device, as a run that never stopped.
+`run` builds what a method needs (config, parameterisation, objective, one SGD over the
+parameterisation's groups) and hands it to `core.loop.optimise`, which owns progress,
+metrics, checkpoints, resume and the time limit for every modality. Selection methods
+(coresets) have no loop and return their rows directly. Recommender and text summaries come
+through here too, with a `summarise` hook building their own summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from core import accel, methods
+from core import accel, loop, methods
 from core.data import Dataset
 from core.errors import DistillError
+from core.loop import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, RunOptions, Stepper
 from core.profile import measure
 from core.summary import Summary
 
-SUMMARY_FILE = "summary.safetensors"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
+# the file names and options live with the loop; importers of core.distill keep finding them here
+__all__ = [
+    "CHECKPOINT_FILE",
+    "METRICS_FILE",
+    "SUMMARY_FILE",
+    "RunOptions",
+    "SGDStepper",
+    "check_ipc",
+    "resolve_device",
+    "run",
+]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -38,19 +42,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DistillError(f"device '{name}' asked for but CUDA is not available; use --device cpu")
     return torch.device(name)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How the outer loop runs (not what it optimises: that is the method's config)."""
-
-    seed: int = 0
-    iterations: int | None = None  # None: the method's default
-    checkpoint_every: int = 100
-    time_limit: float | None = None  # seconds of optimisation before stopping cleanly
-    eval_every: int = 0  # 0: never; needs `evaluator`
-    resume: bool = False
-    progress: bool = True
 
 
 def check_ipc(data: Dataset, ipc: int) -> None:
@@ -123,73 +114,53 @@ def run(
 
     param, objective = method.build(cfg, data, ipc, generator)
     param = param.to(device)
-    data_dev = data.to(device) if device.type != "cpu" else data
-    opt = torch.optim.SGD(param.param_groups(), lr=cfg.lr_img, momentum=cfg.momentum)
-    state = {"iteration": 0, "step_seconds": 0.0, "peak_mem_mb": 0.0}
-    if options.resume and out is not None and (out / CHECKPOINT_FILE).exists():
-        state = _load_checkpoint(out / CHECKPOINT_FILE, param, opt, objective, generator, device)
 
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    log = open(out / METRICS_FILE, "a") if out is not None else None
-    started = time.monotonic()
-    bar = tqdm(
-        total=cfg.iterations,
-        initial=state["iteration"],
-        disable=not options.progress,
-        desc=f"{method.name} {data.spec.name} ipc{ipc}",
-        dynamic_ncols=True,
+    def summarise_now(state: dict):
+        return current(method, cfg, data, ipc, options.seed, param, objective, state)
+
+    return loop.optimise(
+        param=param,
+        objective=objective,
+        data=data.to(device) if device.type != "cpu" else data,
+        generator=generator,
+        stepper=SGDStepper(param, lr=cfg.lr_img, momentum=cfg.momentum),
+        iterations=cfg.iterations,
+        summarise=summarise_now,
+        options=options,
+        describe=f"{method.name} {data.spec.name} ipc{ipc}",
+        device=device,
+        out=out,
+        callbacks=callbacks,
+        evaluator=evaluator,
     )
-    try:
-        for it in range(state["iteration"], cfg.iterations):
-            if not objective.can_step():
-                break
-            with measure(device) as m:
-                loss = objective.loss(param, data_dev, generator, it)
-                if not torch.isfinite(loss):
-                    raise DistillError(
-                        f"loss became {float(loss.detach())} at iteration {it}; lower the "
-                        f"learning rate (--set lr_img={cfg.lr_img / 10:g}) or check the data "
-                        "for NaN/inf"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            state["iteration"] = it + 1
-            state["step_seconds"] += m.seconds
-            state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
-            record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds}
-            if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
-                record["acc"] = evaluator(
-                    current(method, cfg, data, ipc, options.seed, param, objective, state)
-                )
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{record['loss']:.4g}", **({"acc": record["acc"]} if "acc" in record else {})
-            )
-            done = it + 1 == cfg.iterations
-            out_of_time = (
-                options.time_limit is not None and time.monotonic() - started > options.time_limit
-            )
-            if out is not None and (
-                done or out_of_time or (it + 1) % options.checkpoint_every == 0
-            ):
-                _save_checkpoint(out / CHECKPOINT_FILE, param, opt, objective, generator, state)
-            for cb in callbacks:
-                cb(it + 1, record)
-            if out_of_time:
-                break
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    summary = current(method, cfg, data, ipc, options.seed, param, objective, state)
-    if out is not None:
-        summary.save(out / SUMMARY_FILE)
-    return summary
+
+
+class SGDStepper(Stepper):
+    """Images: one SGD with momentum over the parameterisation's groups, as DC, DM, MTT and
+    the other image methods' reference code step their synthetic set (a group may carry its
+    own rate: learnt labels, MTT's learnt step size)."""
+
+    def __init__(self, param: torch.nn.Module, *, lr: float, momentum: float):
+        self.lr = lr
+        self.opt = torch.optim.SGD(param.param_groups(), lr=lr, momentum=momentum)
+
+    def zero_grad(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self, it: int) -> dict:
+        self.opt.step()
+        return {}
+
+    def divergence_fix(self) -> str:
+        return (
+            f"lower the learning rate (--set lr_img={self.lr / 10:g}) or check the data for NaN/inf"
+        )
+
+    def state_dict(self) -> dict:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, blob: dict) -> None:
+        self.opt.load_state_dict(blob["opt"])
 
 
 def _current(method, cfg, data, ipc, seed, param, objective, state) -> Summary:
@@ -255,33 +226,3 @@ def _summary(
             k: v.detach().cpu() for k, v in (param.tensors() if param is not None else {}).items()
         },
     )
-
-
-def _save_checkpoint(path: Path, param, opt, objective, generator, state) -> None:
-    blob = {
-        "param": param.state_dict(),
-        "opt": opt.state_dict(),
-        "objective": objective.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "state": dict(state),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, param, opt, objective, generator, device) -> dict:
-    try:
-        # on the CPU: RNG states must stay there; modules and optimisers copy to their device
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise DistillError(
-            f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start afresh"
-        ) from e
-    param.load_state_dict(blob["param"])
-    opt.load_state_dict(blob["opt"])
-    objective.load_state_dict(blob["objective"])
-    generator.set_state(blob["generator"])
-    torch.set_rng_state(blob["torch_rng"])
-    return blob["state"]

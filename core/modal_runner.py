@@ -29,7 +29,7 @@ def out_dir(args, method: str, dataset: str, size: str) -> Path:
 
 
 def run_info(state: dict) -> dict:
-    """The outer loop's counters, as `core.distill` records them in a summary's extra."""
+    """The outer loop's counters (`core.loop`), as image summaries record them in their extra."""
     n = max(state["iteration"], 1)
     return {
         "iterations": state["iteration"],

@@ -12,23 +12,17 @@ from pathlib import Path
 
 def run(method, args):
     """The runner registered with the graph presets: args are `distill run`'s parsed options."""
+    from core import modal_runner
     from core.cli import _settings
     from core.distill import SUMMARY_FILE, resolve_device
     from core.graph import data as graph_data
-    from core.graph.condense import CondenseOptions, condense
+    from core.graph.condense import condense
     from core.graph.evaluate import default_config, evaluate_summary
 
     data = graph_data.load(args.dataset, root=args.data_root)
     device = resolve_device(args.device)
     out = args.out or Path("runs") / f"{method.name}-{args.dataset}-ipc{args.ipc}-s{args.seed}"
-    options = CondenseOptions(
-        seed=args.seed,
-        iterations=args.iterations,
-        checkpoint_every=args.checkpoint_every,
-        time_limit=args.time_limit,
-        resume=args.resume,
-        progress=not args.quiet,
-    )
+    options = modal_runner.options(args)
     summary = condense(method.name, data, args.ipc, options=options,
                        overrides=_settings(args.set), device=device, out_dir=out)  # fmt: skip
     info = summary.extra["run"]

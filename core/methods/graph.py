@@ -3,7 +3,7 @@
 Each is registered with `modality="graph"` and a runner (`core.graph.runner.run`) that owns
 `distill run --method gcond`, because graph data, summaries and evaluation differ from
 images. `BUILDERS` maps a preset to (config, data, ipc, generator) -> (parameterisation,
-objective, ipc), which the graph outer loop (`core.graph.condense`) calls.
+objective, ipc), which `core.graph.condense` calls before the shared outer loop.
 """
 
 from __future__ import annotations

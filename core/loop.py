@@ -1,0 +1,149 @@
+"""The one outer loop, for every modality: step -> log, checkpoint, resume -> summary.
+
+Image methods (`core.distill.run`, which recommender and text summaries reuse through its
+`summarise` hook) and graph methods (`core.graph.condense.condense`) differ in two things
+only: how the summary's optimiser(s) step (one SGD; Adam per group, alternating and decaying)
+and what summary the parameters make. Both come in as pieces (a `Stepper`, a `summarise`
+hook), so progress, JSONL metrics, the NaN check, checkpoints, the wall-clock budget and
+timings exist once. All randomness flows from one `torch.Generator` whose state is
+checkpointed, so a stopped and resumed run ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from core import checkpoint
+from core.errors import DistillError
+from core.profile import measure
+
+SUMMARY_FILE = "summary.safetensors"
+CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the outer loop runs (not what it optimises: that is the method's config)."""
+
+    seed: int = 0
+    iterations: int | None = None  # None: the method's default
+    checkpoint_every: int = 100
+    time_limit: float | None = None  # seconds of optimisation before stopping cleanly
+    eval_every: int = 0  # 0: never; needs `evaluator`
+    resume: bool = False
+    progress: bool = True
+
+
+class Stepper:
+    """Owns the summary's optimiser(s): the one thing methods' outer loops really differ in."""
+
+    def zero_grad(self) -> None:
+        raise NotImplementedError
+
+    def step(self, it: int) -> dict:
+        """Step after iteration `it`'s backward pass; returns fields for its metrics line."""
+        raise NotImplementedError
+
+    def divergence_fix(self) -> str:
+        """What to tell a user whose loss became NaN/inf (which learning rates to lower)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Checkpoint entries (top-level keys of the checkpoint file)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, blob: dict) -> None:
+        """Restore from the whole checkpoint `blob` (reads the keys `state_dict` wrote)."""
+        raise NotImplementedError
+
+
+def optimise(
+    *,
+    param: torch.nn.Module,
+    objective,
+    data,
+    generator: torch.Generator,
+    stepper: Stepper,
+    iterations: int,
+    summarise: Callable[[dict], object],
+    options: RunOptions,
+    describe: str,
+    device: torch.device,
+    out: Path | None,
+    callbacks: Sequence[Callable[[int, dict], None]] = (),
+    evaluator: Callable[[object], float] | None = None,
+):
+    """Run `objective` on `param` up to `iterations` steps and return (and save) its summary.
+
+    Args:
+        data: what `objective.loss` reads, already on `device`.
+        summarise: counters -> the current summary (with `save(path)`); counters are
+            iteration, step_seconds and peak_mem_mb.
+        describe: the progress bar's label.
+        out: the run folder for the summary, checkpoint and metrics; None writes nothing.
+        callbacks: cb(iteration, record) after every step (logging, tests that interrupt).
+        evaluator: summary -> accuracy, every `options.eval_every` iterations.
+    """
+    state = {"iteration": 0, "step_seconds": 0.0, "peak_mem_mb": 0.0}
+    pieces = dict(param=param, stepper=stepper, objective=objective, generator=generator)
+    if options.resume and out is not None and (out / CHECKPOINT_FILE).exists():
+        state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    log = open(out / METRICS_FILE, "a") if out is not None else None
+    started = time.monotonic()
+    bar = tqdm(total=iterations, initial=state["iteration"], disable=not options.progress,
+               desc=describe, dynamic_ncols=True)  # fmt: skip
+    try:
+        for it in range(state["iteration"], iterations):
+            if not objective.can_step():
+                break
+            with measure(device) as m:
+                loss = objective.loss(param, data, generator, it)
+                if not torch.isfinite(loss):
+                    raise DistillError(
+                        f"loss became {float(loss.detach())} at iteration {it}; "
+                        + stepper.divergence_fix()
+                    )
+                stepper.zero_grad()
+                loss.backward()
+                extra = stepper.step(it)
+            state["iteration"] = it + 1
+            state["step_seconds"] += m.seconds
+            state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
+            record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
+            if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
+                record["acc"] = evaluator(summarise(state))
+            if log is not None:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            bar.update(1)
+            shown = {"acc": record["acc"]} if "acc" in record else {}
+            bar.set_postfix(loss=f"{record['loss']:.4g}", **shown)
+            out_of_time = (
+                options.time_limit is not None and time.monotonic() - started > options.time_limit
+            )
+            if out is not None and (
+                it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
+            ):
+                checkpoint.save(out / CHECKPOINT_FILE, **pieces, state=state)
+            for cb in callbacks:
+                cb(it + 1, record)
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    summary = summarise(state)
+    if out is not None:
+        summary.save(out / SUMMARY_FILE)
+    return summary

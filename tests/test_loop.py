@@ -1,0 +1,105 @@
+"""The one outer loop (core/loop.py): image and graph runs go through it, and graph runs
+resume exactly, with their alternating and decaying optimisers, like image runs do."""
+
+import json
+
+import pytest
+import torch
+
+from core import loop
+from core.distill import RunOptions, SGDStepper, run
+from core.errors import DistillError
+from core.graph import data as gd
+from core.graph.condense import GroupAdam, condense
+from core.graph.objectives import GCDMMatching
+
+QUIET = RunOptions(iterations=1, progress=False)
+# GCond alternating every step: features, structure, features, ... (period 2, one each)
+GCOND_FAST = {"outer_loop": "1", "inner_loop": "1", "period": "2", "structure_epochs": "1",
+              "hidden": "16", "adj_hidden": "16"}  # fmt: skip
+DOSCOND_FAST = {"batch_real": "4", "hidden": "8"}
+
+
+@pytest.fixture(scope="module")
+def csbm():
+    return gd.csbm(nodes=120, classes=3, feature_dim=8, p_in=0.1, p_out=0.01,
+                   train_per_class=6, val=30, test=40, seed=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def families():
+    return gd.graph_families(graphs_per_class=8, min_nodes=6, max_nodes=9, seed=2)
+
+
+def test_image_and_graph_runs_call_the_same_loop(digits, csbm, monkeypatch):
+    calls = []
+    shared = loop.optimise
+
+    def spy(**kwargs):
+        calls.append((kwargs["describe"], type(kwargs["stepper"])))
+        return shared(**kwargs)
+
+    monkeypatch.setattr(loop, "optimise", spy)
+    run("dm", digits, 1, options=QUIET, overrides={"batch_real": "8"})
+    condense("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"})
+    assert calls == [("dm digits ipc1", SGDStepper), ("gcdm csbm ipc1", GroupAdam)]
+
+
+def _crashed_then_resumed(name, data, overrides, out, *, iterations=6, every=2, crash_at=5):
+    opts = dict(iterations=iterations, checkpoint_every=every, progress=False)
+
+    def crash(it, record):
+        if it == crash_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        condense(name, data, 2, options=RunOptions(**opts), overrides=overrides, out_dir=out,
+                 callbacks=[crash])  # fmt: skip
+    return condense(name, data, 2, options=RunOptions(**opts, resume=True),
+                    overrides=overrides, out_dir=out)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, fixture, overrides",
+    [("gcond", "csbm", GCOND_FAST), ("doscond", "families", DOSCOND_FAST)],
+)
+def test_interrupted_graph_condensation_resumes_to_the_same_summary(
+    name, fixture, overrides, request, tmp_path
+):
+    data = request.getfixturevalue(fixture)
+    whole = condense(name, data, 2, options=RunOptions(iterations=6, progress=False),
+                     overrides=overrides)  # fmt: skip
+    resumed = _crashed_then_resumed(name, data, overrides, tmp_path)
+    for key in ("features", "adjacency", "labels"):
+        assert torch.equal(getattr(whole, key), getattr(resumed, key)), key
+    assert resumed.extra["run"]["iterations"] == 6
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    # 5 steps before the crash, then 5 and 6 again from the checkpoint at 4
+    assert [r["iteration"] for r in lines] == [1, 2, 3, 4, 5, 5, 6]
+    if name == "gcond":
+        assert [r["stepped"] for r in lines[:4]] == [["structure"], ["features"]] * 2
+
+
+def test_doscond_rates_drop_tenfold_at_40_percent(families, tmp_path):
+    condense("doscond", families, 1, options=RunOptions(iterations=5, progress=False),
+             overrides=DOSCOND_FAST, out_dir=tmp_path)  # fmt: skip
+    blob = torch.load(tmp_path / loop.CHECKPOINT_FILE, weights_only=False)
+    rates = {k: o["param_groups"][0]["lr"] for k, o in blob["opts"].items()}
+    assert rates == pytest.approx({"features": 0.001, "structure": 0.01})  # 0.01, 0.1 x 0.1
+
+
+def test_graph_divergence_names_both_rates(csbm, monkeypatch, tmp_path):
+    monkeypatch.setattr(GCDMMatching, "loss", lambda self, p, *a: p.features.sum() * torch.nan)
+    with pytest.raises(DistillError, match=r"lower the learning rates \(--set lr_feat=0.001 "):
+        condense("gcdm", csbm, 1, options=QUIET, out_dir=tmp_path)
+    assert not (tmp_path / loop.SUMMARY_FILE).exists()
+
+
+def test_bad_checkpoints_are_refused_clearly(digits, csbm, tmp_path):
+    condense("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"}, out_dir=tmp_path)
+    resume = RunOptions(iterations=2, resume=True, progress=False)
+    with pytest.raises(DistillError, match="does not belong to this run.*delete it"):
+        run("dm", digits, 1, options=resume, overrides={"batch_real": "8"}, out_dir=tmp_path)
+    (tmp_path / loop.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(DistillError, match="unreadable.*delete it to start afresh"):
+        condense("gcdm", csbm, 1, options=resume, out_dir=tmp_path)
