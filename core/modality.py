@@ -223,3 +223,12 @@ def export_tensors(tensors: dict, metadata: dict, path: str | os.PathLike, *, fm
     else:  # `Modality.check_export` refuses it first; this guards direct callers
         raise DistillError(f"unknown export format '{fmt}'; use npz or pt")
     return path
+
+
+def tensor_export(tensors: Callable[[object], dict]) -> Callable[[object, Path, str], Path]:
+    """`Modality.export` for a summary whose file is its `tensors(summary)` + `metadata()`."""
+
+    def export(summary, path: Path, fmt: str) -> Path:
+        return export_tensors(tensors(summary), summary.metadata(), path, fmt=fmt)
+
+    return export

@@ -15,7 +15,7 @@ import torch
 
 from core.errors import DistillError
 from core.graph.summary import TENSORS, GraphSummary
-from core.modality import EvalRequest, Modality, ShowRequest, describe, export_tensors, register
+from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
 from core.modality import shapes as shape_text
 from core.results import fmt_acc, fmt_bytes
 from core.results import table as results_table
@@ -129,17 +129,13 @@ def _tensors(summary: GraphSummary) -> dict[str, torch.Tensor]:
     return {k: getattr(summary, k) for k in names}
 
 
-def export_graph(summary: GraphSummary, path: Path, fmt: str) -> Path:
-    return export_tensors(_tensors(summary), summary.metadata(), path, fmt=fmt)
-
-
 register(
     Modality(
         "graph",
         load=GraphSummary.load,
         evaluate=evaluate_graph,
         show=show_graph,
-        export=export_graph,
+        export=tensor_export(_tensors),
         eval_options=frozenset(("archs", "runs", "epochs", "seed", "dataset")),
         table=graph_table,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import DistillError
-from core.modality import EvalRequest, Modality, ShowRequest, describe, export_tensors, register
+from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
 from core.modality import shapes as shape_text
 from core.recsys.summary import RecSummary
 from core.results import fmt_bytes
@@ -89,17 +89,13 @@ def _tensors(summary: RecSummary) -> dict:
     }
 
 
-def export_recsys(summary: RecSummary, path: Path, fmt: str) -> Path:
-    return export_tensors(_tensors(summary), summary.metadata(), path, fmt=fmt)
-
-
 register(
     Modality(
         "recsys",
         load=RecSummary.load,
         evaluate=evaluate_recsys,
         show=show_recsys,
-        export=export_recsys,
+        export=tensor_export(_tensors),
         eval_options=frozenset(("archs", "dataset")),
         table=recsys_table,
     )

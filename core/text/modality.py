@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from core.errors import DistillError
-from core.modality import EvalRequest, Modality, ShowRequest, describe, export_tensors, register
+from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
 from core.modality import shapes as shape_text
 from core.text.decode import nearest_tokens
 from core.text.summary import TextSummary
@@ -104,17 +104,13 @@ def _tensors(summary: TextSummary) -> dict[str, torch.Tensor]:
     }
 
 
-def export_text(summary: TextSummary, path: Path, fmt: str) -> Path:
-    return export_tensors(_tensors(summary), summary.metadata(), path, fmt=fmt)
-
-
 register(
     Modality(
         "text",
         load=TextSummary.load,
         evaluate=evaluate_text_summary,
         show=show_text,
-        export=export_text,
+        export=tensor_export(_tensors),
         eval_options=frozenset(("archs", "runs", "epochs", "seed", "dataset")),
         show_options=frozenset(("max_per_class",)),
     )
