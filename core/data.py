@@ -119,6 +119,30 @@ def load(name: str, *, root: str | Path | None = None, download: bool = False) -
     return Dataset(spec, _normalise(xtr, spec), _labels(ytr), _normalise(xte, spec), _labels(yte))
 
 
+def holdout(data: Dataset, per_class: int, seed: int = 0) -> Dataset:
+    """Training set minus `per_class` images of every class, which become the test set.
+
+    Hyperparameters the papers do not publish for a dataset must be chosen without looking
+    at its test set; this validation split is what `experiments/cells.py --validation`
+    evaluates on. The draw is fixed by `seed`, so every setting of a search sees one split.
+    """
+    counts = data.class_counts()
+    if per_class < 1 or per_class >= min(counts):
+        raise DistillError(
+            f"cannot hold out {per_class} images per class: the smallest class has "
+            f"{min(counts)}; choose 1 to {min(counts) - 1}"
+        )
+    g = torch.Generator().manual_seed(seed)
+    held = torch.cat(
+        [ix[torch.randperm(len(ix), generator=g)[:per_class]] for ix in data._by_class]
+    )
+    keep = torch.ones(len(data.y_train), dtype=torch.bool)
+    keep[held] = False
+    return Dataset(
+        data.spec, data.x_train[keep], data.y_train[keep], data.x_train[held], data.y_train[held]
+    )
+
+
 def _normalise(x, spec: DataSpec) -> torch.Tensor:
     x = torch.from_numpy(np.array(x, copy=True))
     if x.dtype == torch.uint8:

@@ -28,7 +28,7 @@ __all__ = [
     "METRICS_FILE",
     "SUMMARY_FILE",
     "RunOptions",
-    "SGDStepper",
+    "ImageStepper",
     "check_ipc",
     "resolve_device",
     "run",
@@ -123,7 +123,7 @@ def run(
         objective=objective,
         data=data.to(device) if device.type != "cpu" else data,
         generator=generator,
-        stepper=SGDStepper(param, lr=cfg.lr_img, momentum=cfg.momentum),
+        stepper=ImageStepper(param, optimizer=cfg.optimizer, lr=cfg.lr_img, momentum=cfg.momentum),
         iterations=cfg.iterations,
         summarise=summarise_now,
         options=options,
@@ -135,14 +135,27 @@ def run(
     )
 
 
-class SGDStepper(Stepper):
-    """Images: one SGD with momentum over the parameterisation's groups, as DC, DM, MTT and
-    the other image methods' reference code step their synthetic set (a group may carry its
-    own rate: learnt labels, MTT's learnt step size)."""
+class ImageStepper(Stepper):
+    """Images: one optimiser over the parameterisation's groups (a group may carry its own
+    rate: learnt labels, MTT's learnt step size). SGD with momentum, as DC, DM, MTT and the
+    other gradient- and distribution-matching codes step their synthetic set; or Adam, which
+    DD and KIP use and RFAD's AdaBelief and FRePO's LAMB resemble: their kernel losses give
+    pixel gradients whose scale drifts by orders of magnitude over a run, which a fixed SGD
+    rate cannot follow (see experiments/results/meta_curves_fmnist.png)."""
 
-    def __init__(self, param: torch.nn.Module, *, lr: float, momentum: float):
+    OPTIMIZERS = ("sgd", "adam")
+
+    def __init__(self, param: torch.nn.Module, *, lr: float, momentum: float, optimizer="sgd"):
         self.lr = lr
-        self.opt = torch.optim.SGD(param.param_groups(), lr=lr, momentum=momentum)
+        if optimizer == "sgd":
+            self.opt = torch.optim.SGD(param.param_groups(), lr=lr, momentum=momentum)
+        elif optimizer == "adam":
+            self.opt = torch.optim.Adam(param.param_groups(), lr=lr)
+        else:
+            raise DistillError(
+                f"unknown optimizer '{optimizer}'; use one of {', '.join(self.OPTIMIZERS)} "
+                "(--set optimizer=adam)"
+            )
 
     def zero_grad(self) -> None:
         self.opt.zero_grad(set_to_none=True)

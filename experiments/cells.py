@@ -8,6 +8,11 @@ under experiments/results/<name>/ (committed, so another machine can resume a ce
     python experiments/cells.py --name gradient_fmnist --methods dc dsa --ipc 1 10 \
         --iterations 1000 --time-limit 3600
     python experiments/cells.py --name factorised_fmnist --methods dm kfs --bytes 31440
+    python experiments/cells.py --name frepo_validation --methods frepo --ipc 1 \
+        --validation 1000 --variant adam-1e-3 --set optimizer=adam lr_img=1e-3
+
+With --validation N the cells are judged on N held-out training images per class instead of
+the test set (a hyperparameter search); their rows carry the variant `val-...`.
 """
 
 from __future__ import annotations
@@ -38,6 +43,14 @@ def parse_sets(items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def variant_name(args, budget: str | None) -> str | None:
+    """Tells apart cells of one method: byte budget, user's name, validation split."""
+    parts = [p for p in (budget, args.variant) if p]
+    if args.validation:
+        parts.insert(0, f"val{args.validation}")
+    return "-".join(parts) or None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--name", required=True, help="results file stem, e.g. gradient_fmnist")
@@ -59,6 +72,13 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--time-limit", type=float, help="seconds per distillation before it stops")
     p.add_argument(
+        "--validation",
+        type=int,
+        metavar="N",
+        help="evaluate on N held-out training images per class, never the test set",
+    )
+    p.add_argument("--variant", help="name for cells whose --set differs from the defaults")
+    p.add_argument(
         "--evaluate-partial",
         action="store_true",
         help="evaluate a run stopped by --time-limit (its rows say the iterations reached)",
@@ -68,6 +88,8 @@ def main() -> None:
     for name in args.methods:
         methods.get(name)  # unknown names fail before any work
     data = datasets.load(args.dataset)
+    if args.validation:
+        data = datasets.holdout(data, args.validation)
     device = resolve_device(args.device)
     results = RESULTS / f"{args.name}.json"
     config = EvalConfig(archs=("convnet",), runs=args.runs, train=TrainConfig(epochs=args.epochs))
@@ -85,7 +107,7 @@ def main() -> None:
                 iterations=args.iterations if learnt else None,
                 seed=args.seed,
                 overrides=(*budget.items(), *overrides) if learnt else (),
-                variant=f"{nbytes}B" if budget else None,
+                variant=variant_name(args, f"{nbytes}B" if budget else None),
             )
             rows = run_cell(
                 cell,

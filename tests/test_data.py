@@ -36,6 +36,18 @@ def test_sample_more_than_a_class_has_uses_replacement(digits, gen):
     assert digits.sample_per_class(500, gen).shape == (5000, 1, 8, 8)
 
 
+def test_holdout_carves_a_stratified_validation_split_from_train(digits):
+    split = data.holdout(digits, 20, seed=3)
+    assert split.class_counts() == [n - 20 for n in digits.class_counts()]
+    assert torch.bincount(split.y_test).tolist() == [20] * 10
+    # held-out images come from train and are no longer in it; the test set is untouched
+    dist = torch.cdist(split.x_test.flatten(1), split.x_train.flatten(1))
+    assert (dist.min(1).values > 0).sum() >= 0.9 * len(split.y_test)  # digits has duplicates
+    assert torch.equal(data.holdout(digits, 20, seed=3).y_test, split.y_test)
+    with pytest.raises(DistillError, match="cannot hold out 500 images per class"):
+        data.holdout(digits, 500)
+
+
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(DistillError, match="unknown dataset 'nope'.*digits"):
         data.load("nope")

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from core import loop
-from core.distill import RunOptions, SGDStepper, run
+from resume import full_and_resumed
+
+from core.distill import ImageStepper, RunOptions, run
 from core.errors import DistillError
 from core.graph import data as gd
 from core.graph.condense import GroupAdam, condense
@@ -42,7 +44,25 @@ def test_image_and_graph_runs_call_the_same_loop(digits, csbm, monkeypatch):
     monkeypatch.setattr(loop, "optimise", spy)
     run("dm", digits, 1, options=QUIET, overrides={"batch_real": "8"})
     condense("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"})
-    assert calls == [("dm digits ipc1", SGDStepper), ("gcdm csbm ipc1", GroupAdam)]
+    assert calls == [("dm digits ipc1", ImageStepper), ("gcdm csbm ipc1", GroupAdam)]
+
+
+def test_adam_steps_the_summary_and_resumes_exactly(digits, tmp_path):
+    """The meta-model methods' papers step their summaries with Adam-like optimisers."""
+    adam = {"batch_real": "8", "optimizer": "adam", "lr_img": "0.01"}
+    start = run("dm", digits, 1, options=RunOptions(iterations=0, progress=False))
+    full, resumed = full_and_resumed("dm", digits, tmp_path, adam)
+    # Adam's first step moves every pixel with a gradient by about lr_img
+    assert (full.images - start.images).abs().mean() > 0.005
+    assert torch.equal(full.images, resumed.images)
+    sgd = run("dm", digits, 1, options=RunOptions(iterations=6, progress=False),
+              overrides={"batch_real": "8"})  # fmt: skip
+    assert not torch.equal(full.images, sgd.images)
+
+
+def test_unknown_optimizer_names_the_choices(digits):
+    with pytest.raises(DistillError, match="unknown optimizer 'lamb'.*sgd, adam"):
+        run("dm", digits, 1, options=QUIET, overrides={"optimizer": "lamb"})
 
 
 def _crashed_then_resumed(name, data, overrides, out, *, iterations=6, every=2, crash_at=5):

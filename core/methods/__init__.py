@@ -22,8 +22,9 @@ class MethodConfig:
 
     iterations: int = 1000
     lr_img: float = 1.0
-    momentum: float = 0.5
+    momentum: float = 0.5  # SGD's; Adam ignores it
     init: str = "real"
+    optimizer: str = "sgd"  # "sgd" or "adam": what steps the summary (lr_img is its rate)
 
 
 @dataclass(frozen=True)
