@@ -5,10 +5,9 @@ import json
 
 import pytest
 import torch
-
-from core import loop
 from resume import full_and_resumed
 
+from core import loop
 from core.distill import ImageStepper, RunOptions, run
 from core.errors import DistillError
 from core.graph import data as gd
