@@ -23,22 +23,30 @@ from core.results import load_rows
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 OUT = RESULTS / "meta_curves_fmnist.png"
-METHODS = {"rfad": "tab:blue", "frepo": "tab:orange"}
+# (method, variant): colour. FRePO's first runs stepped the summary with SGD (variant
+# sgd-1, as the other families do); its default is now Adam, as FRePO's own LAMB.
+METHODS = {("rfad", None): "tab:blue", ("frepo", "sgd-1"): "tab:red", ("frepo", None): "tab:orange"}
 REFERENCES = {("dsa", "gradient_fmnist.json"): "--", ("random", "engine_fmnist.json"): ":"}
 
 
-def curve(rows: list[dict], method: str, ipc: int) -> list[tuple[int, float, float, str]]:
-    """(iterations, mean %, std %, device) of `method` at `ipc`, ConvNet, sorted."""
+def label(method: str, variant: str | None) -> str:
+    return f"{method} ({variant})" if variant else method
+
+
+def curve(rows: list[dict], method, ipc: int) -> list[tuple[int, float, float, str]]:
+    """(iterations, mean %, std %, device) of (method, variant) at `ipc`, ConvNet, sorted."""
     points = {
         r["iterations"]: (100 * r["acc_mean"], 100 * r["acc_std"], r.get("device", "?"))
         for r in rows
-        if r["method"] == method and r["ipc"] == ipc and r["arch"] == "convnet"
+        if (r["method"], r.get("variant")) == method and r["ipc"] == ipc and r["arch"] == "convnet"
     }
     return [(it, *points[it]) for it in sorted(points)]
 
 
-def losses(method: str, ipc: int) -> tuple[list[int], list[float]]:
-    path = RESULTS / "meta_fmnist" / f"{method}-fashion-mnist-ipc{ipc}-s0" / "metrics.jsonl"
+def losses(method, ipc: int) -> tuple[list[int], list[float]]:
+    name, variant = method
+    folder = f"{name}-fashion-mnist-ipc{ipc}-s0" + (f"-{variant}" if variant else "")
+    path = RESULTS / "meta_fmnist" / folder / "metrics.jsonl"
     if not path.exists():
         return [], []
     recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -64,13 +72,14 @@ def main() -> None:
             pts = curve(rows, method, ipc)
             if pts:
                 its, mean, std, _ = zip(*pts, strict=True)
-                ax.errorbar(its, mean, yerr=std, marker="o", color=colour, label=method, capsize=3)
+                ax.errorbar(its, mean, yerr=std, marker="o", color=colour, label=label(*method),
+                            capsize=3)  # fmt: skip
                 for it, m, _, device in pts:
                     ax.annotate(device.split(" ")[0], (it, m), fontsize=7, xytext=(3, -10),
                                 textcoords="offset points")  # fmt: skip
             its, loss = losses(method, ipc)
             if its:
-                lax.plot(its, loss, color=colour, label=method, lw=0.8)
+                lax.plot(its, loss, color=colour, label=label(*method), lw=0.8)
         for (name, _), style in REFERENCES.items():
             acc = best(refs[name], name, ipc)
             if acc is not None:
@@ -92,7 +101,9 @@ def main() -> None:
     for method in METHODS:
         for ipc in (1, 10):
             for it, m, s, device in curve(rows, method, ipc):
-                print(f"{method:6s} ipc {ipc:2d} {it:6d} it  {m:.2f} +- {s:.2f}  ({device})")
+                print(
+                    f"{label(*method):14s} ipc {ipc:2d} {it:6d} it  {m:.2f} +- {s:.2f}  ({device})"
+                )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def test_soft_and_mse_labels():
     y = torch.tensor([0, 1, 2, 0])
     onehot = torch.nn.functional.one_hot(y, 3).float()
     assert torch.allclose(loss_fn(logits, onehot), loss_fn(logits, y))
-    assert torch.allclose(loss_fn(logits, y, "mse"), ((logits - onehot) ** 2).mean())
+    assert torch.allclose(loss_fn(logits, y, "mse"), 0.5 * ((logits - onehot) ** 2).sum(1).mean())
+    assert torch.allclose(loss_fn(logits, y, "mse_mean"), ((logits - onehot) ** 2).mean())
 
 
 @pytest.mark.parametrize(
