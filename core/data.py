@@ -134,7 +134,10 @@ def holdout(data: Dataset, per_class: int, seed: int = 0) -> Dataset:
         )
     g = torch.Generator().manual_seed(seed)
     held = torch.cat(
-        [ix[torch.randperm(len(ix), generator=g)[:per_class]] for ix in data._by_class]
+        [
+            ix[torch.randperm(len(ix), generator=g)[:per_class]]
+            for ix in map(data.class_index, range(data.spec.num_classes))
+        ]
     )
     keep = torch.ones(len(data.y_train), dtype=torch.bool)
     keep[held] = False
