@@ -280,3 +280,38 @@ def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
 
     (row,) = load_rows(out)
     assert row["acc_mean"] == 0.5 and row["missing_clients"] == [3]
+
+
+def test_experiment_script_resumes_per_alpha_and_side(monkeypatch, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "experiments" / "federated_fmnist.py"
+    spec = importlib.util.spec_from_file_location("federated_fmnist", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ran = []
+
+    def fake_simulate(cfg):
+        ran.append((cfg.mode, cfg.alpha))
+        report = {
+            "config": cfg.to_run_config(), "missing_clients": [], "wall_seconds": 1.0,
+            "accuracy": 0.5, "images": 10, "stored_bytes": 99, "rounds": cfg.rounds,
+            "bytes_up": 120, "bytes_down": 20, "bytes_total": 140,
+        }  # fmt: skip
+        if cfg.mode == "fedavg":
+            report["per_round"] = {
+                str(r): {"accuracy": 0.1 * r, "bytes_up": r, "bytes_down": r}
+                for r in range(1, cfg.rounds + 1)
+            }
+        return report
+
+    monkeypatch.setattr(script, "simulate", fake_simulate)
+    out = tmp_path / "fed.json"
+    argv = ["--dataset", "digits", "--rounds", "2", "--device", "cpu", "--results", str(out)]
+    script.main([*argv, "--alphas", "0.1"])
+    assert ran == [("summary", 0.1), ("fedavg", 0.1)]
+    script.main([*argv, "--alphas", "0.1", "0.5"])  # 0.1 is done: only 0.5 runs
+    assert ran[2:] == [("summary", 0.5), ("fedavg", 0.5)]
+    script.main([*argv, "--alphas", "0.5", "--iterations", "7"])  # other budget: reruns
+    assert ran[4:] == [("summary", 0.5)]
+    assert out.with_suffix(".png").exists() and "alpha=0.5" in out.with_suffix(".md").read_text()

@@ -39,7 +39,7 @@ class FedConfig:
     ipc: int = 10
     iterations: int = 0
     rounds: int = 1
-    local_epochs: int = 2
+    local_epochs: int = 1  # 1: the whole round at a constant client lr (local.local_fit)
     local_batch: int = 64
     arch: str = "convnet"
     epochs: int = 300

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
@@ -62,6 +63,7 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
     def upload(msg: Message, context: Context) -> Message:
         cfg = bound or FedConfig.from_run_config(context.run_config)
         pid, data, rows = _partition(cfg, context)
+        started = time.monotonic()
         summary = local.distil_partition(
             data,
             rows,
@@ -71,6 +73,12 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
             seed=cfg.seed * 1000 + pid,
             device=resolve_device(cfg.device),
         )
+        flwr_log(
+            logging.INFO,
+            "client %d: %d examples -> %d images (%d classes distilled) in %.0f s",
+            pid, len(rows), summary.n, len(summary.extra["distilled_classes"]),
+            time.monotonic() - started,
+        )  # fmt: skip
         return Message(records.summary_to_record(summary, partition_id=pid), reply_to=msg)
 
     @app.train()
@@ -179,6 +187,11 @@ def _one_shot(grid: CountingGrid, nodes, cfg: FedConfig, data, device) -> dict:
         records.record_to_summary(r.content, spec=data.spec) for r in replies if not r.has_error()
     ]
     config = TrainConfig(epochs=cfg.epochs, dsa=cfg.dsa)
+    flwr_log(
+        logging.INFO,
+        "server: training %s on %d images from %d summaries (%d epochs)",
+        cfg.arch, sum(s.n for s in summaries), len(summaries), cfg.epochs,
+    )  # fmt: skip
     _, acc = server.train_on_union(
         summaries, data, arch=cfg.arch, config=config, seed=cfg.seed, device=device
     )
@@ -203,6 +216,8 @@ def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
             "accuracy": server.test_accuracy(net, x_test, y_test),
             **grid.accounting.as_dict(),
         }
+        flwr_log(logging.INFO, "FedAvg round %d: central test accuracy %.4f", rnd,
+                 curve[rnd]["accuracy"])  # fmt: skip
         return MetricRecord({"accuracy": curve[rnd]["accuracy"]})
 
     strategy = FedAvg(

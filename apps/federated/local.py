@@ -102,7 +102,8 @@ def local_fit(
     """FedAvg's client update: `epochs` of core's training loop on the partition.
 
     No augmentation (FedAvg as in McMahan et al. 2017). Core's loop divides the learning
-    rate by 10 at epochs // 2, so use epochs >= 2 (with 1 the whole epoch runs at 0.001).
+    rate by 10 after epoch max(1, epochs // 2): with epochs=1 the round runs at the
+    constant client learning rate of FedAvg; with 2 its second epoch runs at a tenth.
     """
     device = next(net.parameters()).device
     x, y = data.x_train[rows].to(device), data.y_train[rows].to(device)

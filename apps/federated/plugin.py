@@ -19,7 +19,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ipc", type=int, default=10, help="images per class per client")
     p.add_argument("--iterations", type=int, default=0, help="0: the method's default")
     p.add_argument("--rounds", type=int, default=1, help="FedAvg rounds")
-    p.add_argument("--local-epochs", type=int, default=2, help="FedAvg local epochs")
+    p.add_argument("--local-epochs", type=int, default=1, help="1: a constant client lr")
     p.add_argument("--arch", default="convnet")
     p.add_argument("--epochs", type=int, default=300, help="server epochs on the union")
     p.add_argument("--seed", type=int, default=0)
