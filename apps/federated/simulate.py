@@ -8,6 +8,7 @@ from installing dependencies at run time and from writing outside the project.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import psutil
@@ -16,6 +17,7 @@ from apps.federated.config import FedConfig
 from core.errors import DistillError
 
 FLWR_HOME = Path(".flwr")
+TAG = "DATADISTILL_SIMULATION"  # environment variable naming one simulation's processes
 
 
 def flower_env(home: Path = FLWR_HOME) -> dict[str, str]:
@@ -44,8 +46,10 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": gpus},
         "init_args": {"num_cpus": cpus, "include_dashboard": False},
     }
-    me = psutil.Process()
-    before = {p.pid for p in me.children(recursive=True)}
+    # Ray's processes inherit this tag, so they can be found once the raylet that started
+    # them is gone (Flower shuts Ray down itself, orphaning workers that exit slowly)
+    tag = f"{os.getpid()}-{time.time_ns()}"
+    os.environ[TAG] = tag
     try:
         run_simulation(
             server_app=make_server_app(cfg, sink),
@@ -57,10 +61,27 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        _reap([p for p in me.children(recursive=True) if p.pid not in before])
+        os.environ.pop(TAG, None)
+        _reap(ray_processes(tag))
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
+
+
+def ray_processes(tag: str) -> list[psutil.Process]:
+    """Live Ray processes (workers, raylet, GCS) started by the simulation tagged `tag`."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "environ", "status"]):
+        try:
+            if p.pid == os.getpid() or p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if (p.info["environ"] or {}).get(TAG) == tag and "ray" in " ".join(
+                p.info["cmdline"] or []
+            ):
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
 
 
 def _reap(procs: list[psutil.Process], grace: float = 20.0) -> None:
