@@ -314,4 +314,10 @@ def test_experiment_script_resumes_per_alpha_and_side(monkeypatch, tmp_path):
     assert ran[2:] == [("summary", 0.5), ("fedavg", 0.5)]
     script.main([*argv, "--alphas", "0.5", "--iterations", "7"])  # other budget: reruns
     assert ran[4:] == [("summary", 0.5)]
-    assert out.with_suffix(".png").exists() and "alpha=0.5" in out.with_suffix(".md").read_text()
+    note = out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").exists() and "alpha=0.5" in note
+    assert "FedAvg never reaches 50.00% in 2 rounds" in note  # FedAvg's rows: 10%, 20%
+    fed = [{"rounds": r, "acc_mean": a, "bytes_total": 100 * r} for r, a in [(1, 0.4), (5, 0.6)]]
+    one = {"acc_mean": 0.5, "bytes_total": 10}
+    assert "between rounds 2 and 5" in script._matching_round(fed, one)
+    assert "at round 1 (40.00%, 100 B: 10x" in script._matching_round(fed, one | {"acc_mean": 0.4})
