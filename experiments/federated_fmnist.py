@@ -156,9 +156,12 @@ def verdict(rows: list[dict]) -> str:
     lines = ["# One-shot summary upload vs FedAvg", ""]
     lines.append("| alpha | run | rounds | accuracy | total bytes | missing |")
     lines.append("|---|---|---|---|---|---|")
+    shown = {
+        a: _shown([r for r in rows if r["alpha"] == a and r["method"] == "fedavg"])
+        for a in _alphas(rows)
+    }
     for r in sorted(rows, key=lambda r: (r["alpha"], r["method"] != "fedavg", r["rounds"])):
-        fed = [f for f in rows if f["alpha"] == r["alpha"] and f["method"] == "fedavg"]
-        if r["method"] == "fedavg" and r["rounds"] not in _shown(fed):
+        if r["method"] == "fedavg" and r["rounds"] not in shown[r["alpha"]]:
             continue
         name = "FedAvg" if r["method"] == "fedavg" else f"{r['method']} IPC {r['ipc']}"
         lines.append(
