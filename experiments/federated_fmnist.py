@@ -6,7 +6,8 @@ baseline is Flower's FedAvg on the same partitions, model and clients for 20 rou
 read at rounds 1, 5 and 20. Both run on Flower's simulation engine; bytes are the
 payloads Flower counts. Rows go to experiments/results/federated_fmnist.json, the plot
 of accuracy against total bytes to federated_fmnist.png, and a note to federated_fmnist.md.
-Resumable per (alpha, side): a rerun skips what already has its rows.
+Resumable per (alpha, side): a rerun skips what already has its rows, and within a
+one-shot run the clients whose summaries are in --cache.
 
     python experiments/federated_fmnist.py                       # the full experiment
     python experiments/federated_fmnist.py --iterations 200      # the committed rows (CPU)
@@ -31,6 +32,7 @@ from core import plots, results
 from core.distill import resolve_device
 
 RESULTS = Path(__file__).parent / "results" / "federated_fmnist.json"
+CACHE = Path(__file__).parents[1] / "runs" / "federated_fmnist"  # git-ignored
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=("summary", "fedavg"), help="run one side only")
     p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--cache", type=Path, default=CACHE, help="clients' finished summaries (resume)")
     args = p.parse_args(argv)
 
     device = str(resolve_device(args.device))
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             local_epochs=args.local_epochs,
             seed=args.seed,
             device=device,
+            cache=str(args.cache.resolve()),
         )
         fedavg = FedConfig(**{**base.__dict__, "mode": "fedavg", "rounds": args.rounds})
         if args.only != "fedavg" and not done(args.results, base):

@@ -274,8 +274,9 @@ def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
     )
     out = tmp_path / "r.json"
     argv = ["federated", "simulate", "--clients", "4", "--alpha", "0.1", "--device", "cpu"]
-    assert cli.main([*argv, "--results", str(out)]) == 0
+    assert cli.main([*argv, "--results", str(out), "--cache", str(tmp_path / "c")]) == 0
     assert seen["cfg"].clients == 4 and seen["cfg"].alpha == 0.1 and seen["cfg"].method == "dm"
+    assert seen["cfg"].cache == str((tmp_path / "c").resolve())
     from core.results import load_rows
 
     (row,) = load_rows(out)

@@ -8,6 +8,7 @@ so the same apps serve the simulation engine and a real deployment.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 from core.errors import DistillError
@@ -28,6 +29,8 @@ class FedConfig:
         local_epochs: FedAvg's local epochs per round on core's training loop.
         epochs: epochs of the server's training on the union of summaries.
         fail_clients: partition ids whose ClientApp raises (tests the failure path).
+        cache: a directory where each client keeps the summary it distilled, so that a
+            rerun of an interrupted run skips the clients that finished (empty: none).
     """
 
     dataset: str = "digits"
@@ -49,6 +52,14 @@ class FedConfig:
     timeout: float = 3600.0
     fail_clients: str = ""  # comma-separated partition ids, for failure tests
     report: str = ""  # JSON file the ServerApp writes its report to
+    cache: str = ""  # directory of finished clients' summaries (resume); empty: no cache
+
+    def summary_key(self) -> str:
+        """What decides a client's summary: a rerun with the same key may reuse it."""
+        fields = ("dataset", "clients", "alpha", "partition_seed", "method", "ipc")
+        fields += ("iterations", "seed")
+        text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -24,7 +24,7 @@ from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from apps.federated import local, records, server
+from apps.federated import cache, local, records, server
 from apps.federated.config import FedConfig
 from apps.federated.partition import partition
 from core import data as datasets
@@ -64,20 +64,24 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
         cfg = bound or FedConfig.from_run_config(context.run_config)
         pid, data, rows = _partition(cfg, context)
         started = time.monotonic()
-        summary = local.distil_partition(
-            data,
-            rows,
-            method=cfg.method,
-            ipc=cfg.ipc,
-            iterations=cfg.iterations or None,
-            seed=cfg.seed * 1000 + pid,
-            device=resolve_device(cfg.device),
+        summary, hit = cache.cached(
+            cfg,
+            pid,
+            lambda: local.distil_partition(
+                data,
+                rows,
+                method=cfg.method,
+                ipc=cfg.ipc,
+                iterations=cfg.iterations or None,
+                seed=cfg.seed * 1000 + pid,
+                device=resolve_device(cfg.device),
+            ),
         )
         flwr_log(
             logging.INFO,
-            "client %d: %d examples -> %d images (%d classes distilled) in %.0f s",
+            "client %d: %d examples -> %d images (%d classes distilled) %s %.0f s",
             pid, len(rows), summary.n, len(summary.extra["distilled_classes"]),
-            time.monotonic() - started,
+            "loaded from the cache in" if hit else "in", time.monotonic() - started,
         )  # fmt: skip
         return Message(records.summary_to_record(summary, partition_id=pid), reply_to=msg)
 

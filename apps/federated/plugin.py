@@ -27,6 +27,9 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-clients", default="", help="partition ids that fail (testing)")
     p.add_argument("--results", type=Path, help="append result rows to this JSON file")
     p.add_argument("--report", type=Path, help="write the server's full report (JSON) here")
+    p.add_argument(
+        "--cache", type=Path, help="keep each client's summary here; a rerun skips finished ones"
+    )
     common_options(p)
 
 
@@ -62,6 +65,7 @@ def config_from_args(args):
         timeout=args.timeout,
         fail_clients=args.fail_clients,
         report=str(args.report.resolve()) if args.report else "",
+        cache=str(args.cache.resolve()) if args.cache else "",
     )
 
 

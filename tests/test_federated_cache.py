@@ -1,0 +1,57 @@
+"""apps/federated/cache.py: an interrupted one-shot run resumes from finished clients."""
+
+import dataclasses
+
+import torch
+
+from apps.federated import cache, local
+from apps.federated.config import FedConfig
+
+
+def _distil_counting(digits, calls):
+    rows = torch.arange(200)
+
+    def distil():
+        calls.append(1)
+        return local.distil_partition(digits, rows, method="random", ipc=2, seed=len(calls))
+
+    return distil
+
+
+def test_second_call_loads_the_summary_instead_of_distilling(digits, tmp_path):
+    cfg = FedConfig(cache=str(tmp_path), iterations=3)
+    calls = []
+    first, hit1 = cache.cached(cfg, 4, _distil_counting(digits, calls))
+    again, hit2 = cache.cached(cfg, 4, _distil_counting(digits, calls))
+    assert (hit1, hit2) == (False, True) and len(calls) == 1
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert again.extra["real_classes"] == first.extra["real_classes"]
+    assert cache.path_of(cfg, 4).exists() and not cache.path_of(cfg, 5).exists()
+
+
+def test_no_cache_directory_means_always_distil(digits, tmp_path):
+    calls = []
+    for _ in range(2):
+        _, hit = cache.cached(FedConfig(), 0, _distil_counting(digits, calls))
+        assert not hit
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_cached_file_is_distilled_again(digits, tmp_path):
+    cfg = FedConfig(cache=str(tmp_path))
+    calls = []
+    cache.cached(cfg, 0, _distil_counting(digits, calls))
+    cache.path_of(cfg, 0).write_bytes(b"not a summary")
+    s, hit = cache.cached(cfg, 0, _distil_counting(digits, calls))
+    assert not hit and len(calls) == 2 and s.n > 0
+
+
+def test_key_changes_with_what_shapes_a_summary_only():
+    base = FedConfig(dataset="fashion-mnist", alpha=0.5, iterations=200)
+    same = [dataclasses.replace(base, **kw) for kw in ({"epochs": 5}, {"timeout": 1.0})]
+    other = [
+        dataclasses.replace(base, **kw)
+        for kw in ({"alpha": 0.1}, {"iterations": 100}, {"ipc": 5}, {"seed": 1}, {"method": "dc"})
+    ]
+    assert all(c.summary_key() == base.summary_key() for c in same)
+    assert len({c.summary_key() for c in [base, *other]}) == len(other) + 1
