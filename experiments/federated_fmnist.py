@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--only", choices=("summary", "fedavg"), help="run one side only")
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--cache", type=Path, default=CACHE, help="clients' finished summaries (resume)")
+    p.add_argument(
+        "--timeout", type=float, default=6 * 3600.0,
+        help="seconds the server waits for a round's replies (10 clients share the CPUs)",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     device = str(resolve_device(args.device))
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             device=device,
             cache=str(args.cache.resolve()),
+            timeout=args.timeout,
         )
         fedavg = FedConfig(**{**base.__dict__, "mode": "fedavg", "rounds": args.rounds})
         if args.only != "fedavg" and not done(args.results, base):
@@ -82,8 +87,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def done(path: Path, cfg: FedConfig) -> bool:
-    """Resume: this side at this alpha already has its rows (FedAvg: its last round)."""
+    """Resume: this side at this alpha already has complete rows (FedAvg: its last round).
+
+    A row that lost clients does not count: the rerun replaces it (a one-shot rerun
+    re-distils only the clients missing from --cache).
+    """
     for r in results.load_rows(path):
+        if r["missing_clients"]:
+            continue
         if (r["dataset"], r["alpha"], r["clients"], r["seed"]) != (
             cfg.dataset, cfg.alpha, cfg.clients, cfg.seed
         ):  # fmt: skip
