@@ -115,6 +115,20 @@ def _alphas(rows):
     return sorted({r["alpha"] for r in rows})
 
 
+def _fedavg(rows: list[dict], alpha: float) -> list[dict]:
+    """FedAvg's rounds at `alpha` up to the first that lacked a client's update.
+
+    A round without every update is not the baseline any more (after a lost client the
+    model may not move at all), so neither the table nor the verdict reads past it.
+    """
+    fed = sorted(
+        (r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
+        key=lambda r: r["rounds"],
+    )
+    cut = next((i for i, r in enumerate(fed) if r["missing_clients"]), len(fed))
+    return fed[:cut]
+
+
 def _shown(fed: list[dict]) -> set[int]:
     """The rounds the table and plot label: 1, 5 and the last."""
     return {1, 5, max((r["rounds"] for r in fed), default=1)}
@@ -145,10 +159,7 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
     alphas = _alphas(rows)
     fig, axes = plt.subplots(1, len(alphas), figsize=(5 * len(alphas), 4), squeeze=False)
     for ax, alpha in zip(axes[0], alphas, strict=True):
-        fed = sorted(
-            (r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
-            key=lambda r: r["rounds"],
-        )
+        fed = _fedavg(rows, alpha)
         ax.plot([r["bytes_total"] for r in fed], [100 * r["acc_mean"] for r in fed], "o-",
                 label="FedAvg")  # fmt: skip
         for r in fed:
@@ -156,8 +167,9 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
                 ax.annotate(f"{r['rounds']} rnd", (r["bytes_total"], 100 * r["acc_mean"]))
         for r in rows:
             if r["alpha"] == alpha and r["method"] != "fedavg":
+                lost = f", lost {len(r['missing_clients'])} clients" if r["missing_clients"] else ""
                 ax.plot(r["bytes_total"], 100 * r["acc_mean"], "*", markersize=14,
-                        label=f"one-shot {r['method']} IPC {r['ipc']}")  # fmt: skip
+                        label=f"one-shot {r['method']} IPC {r['ipc']}{lost}")  # fmt: skip
         ax.set_xscale("log")
         ax.set(xlabel="total bytes communicated", ylabel="test accuracy (%)",
                title=f"alpha={alpha:g}")  # fmt: skip
@@ -171,12 +183,12 @@ def verdict(rows: list[dict]) -> str:
     lines = ["# One-shot summary upload vs FedAvg", ""]
     lines.append("| alpha | run | rounds | accuracy | total bytes | missing |")
     lines.append("|---|---|---|---|---|---|")
-    shown = {
-        a: _shown([r for r in rows if r["alpha"] == a and r["method"] == "fedavg"])
-        for a in _alphas(rows)
-    }
+    complete = {a: _fedavg(rows, a) for a in _alphas(rows)}
+    shown = {a: _shown(fed) for a, fed in complete.items()}
     for r in sorted(rows, key=lambda r: (r["alpha"], r["method"] != "fedavg", r["rounds"])):
-        if r["method"] == "fedavg" and r["rounds"] not in shown[r["alpha"]]:
+        if r["method"] == "fedavg" and (
+            r["rounds"] not in shown[r["alpha"]] or r not in complete[r["alpha"]]
+        ):
             continue
         name = "FedAvg" if r["method"] == "fedavg" else f"{r['method']} IPC {r['ipc']}"
         lines.append(
@@ -185,20 +197,29 @@ def verdict(rows: list[dict]) -> str:
         )
     lines.append("")
     for alpha in _alphas(rows):
-        fed = [r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"]
+        fed = complete[alpha]
+        every = [r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"]
+        if len(fed) < len(every):
+            lines.append(
+                f"- alpha={alpha:g}: FedAvg lost client updates from round "
+                f"{every[len(fed)]['rounds']} on; read up to round {len(fed)} only."
+            )
         one = [r for r in rows if r["alpha"] == alpha and r["method"] != "fedavg"]
-        if not fed or not one:
+        if not fed:
             continue
-        last = max(fed, key=lambda r: r["rounds"])
-        s = one[0]
-        ratio = last["bytes_total"] / max(s["bytes_total"], 1)
-        ok = s["acc_mean"] >= last["acc_mean"] and ratio >= 10
-        lines.append(
-            f"- alpha={alpha:g}: one-shot {100 * s['acc_mean']:.2f}% with "
-            f"{ratio:.1f}x fewer bytes than FedAvg at {last['rounds']} rounds "
-            f"({100 * last['acc_mean']:.2f}%): {'reached' if ok else 'not reached'}."
-        )
-        lines.append(f"  {_matching_round(fed, s)}")
+        last = fed[-1]
+        for s in one:
+            head = f"- alpha={alpha:g}, one-shot {s['method']}: {100 * s['acc_mean']:.2f}%"
+            if s["missing_clients"]:
+                lines.append(f"{head} without clients {s['missing_clients']}: incomplete, rerun.")
+                continue
+            ratio = last["bytes_total"] / max(s["bytes_total"], 1)
+            ok = s["acc_mean"] >= last["acc_mean"] and ratio >= 10
+            lines.append(
+                f"{head} with {ratio:.1f}x fewer bytes than FedAvg at {last['rounds']} rounds "
+                f"({100 * last['acc_mean']:.2f}%): {'reached' if ok else 'not reached'}."
+            )
+            lines.append(f"  {_matching_round(fed, s)}")
     return "\n".join(lines) + "\n"
 
 

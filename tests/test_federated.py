@@ -240,8 +240,10 @@ def test_fedavg_rows_one_per_round():
             for r in (1, 2, 3)
         },
     }
+    report["per_round"]["3"]["missing_clients"] = [4]  # round 3 lacked partition 4's update
     out = rows.rows_from_report(report)
     assert [r["rounds"] for r in out] == [1, 2, 3] and out[2]["bytes_total"] == 600
+    assert [r["missing_clients"] for r in out] == [[], [], [4]]
     assert all(set(ROW_KEYS) <= set(r) for r in out)
     assert out[0]["variant"] == "fedavg,alpha=0.1,clients=10,rounds=1"
 
@@ -322,3 +324,6 @@ def test_experiment_script_resumes_per_alpha_and_side(monkeypatch, tmp_path):
     one = {"acc_mean": 0.5, "bytes_total": 10}
     assert "between rounds 2 and 5" in script._matching_round(fed, one)
     assert "at round 1 (40.00%, 100 B: 10x" in script._matching_round(fed, one | {"acc_mean": 0.4})
+    lost = [r | {"alpha": 0.5, "method": "fedavg", "missing_clients": m}
+            for r, m in zip(fed, ([], [2]), strict=True)]  # fmt: skip
+    assert script._fedavg(lost, 0.5) == lost[:1]  # read only up to the first lossy round

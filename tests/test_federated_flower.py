@@ -52,6 +52,7 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
     report = simulate(cfg)
     assert report["missing_clients"] == [1] and report["rounds"] == 2
     assert set(report["per_round"]) == {"1", "2"}
+    assert all(point["missing_clients"] == [1] for point in report["per_round"].values())
     net = server.build_net("convnet", data.load("digits"), seed=0, device="cpu")
     model = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     for pid in ("0", "2"):

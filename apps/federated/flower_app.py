@@ -115,6 +115,7 @@ class CountingGrid:
         self._grid, self.accounting = grid, accounting
         self.partition_of: dict[int, int] = {}  # node id -> partition id, from replies
         self.failed_nodes: set[int] = set()
+        self.last_answered: list[int] = []  # partitions with a good reply to the last call
 
     def __getattr__(self, name):
         return getattr(self._grid, name)
@@ -124,7 +125,7 @@ class CountingGrid:
         for m in messages:
             self.accounting.add(m.metadata.dst_node_id, down=records.payload_bytes(m.content))
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
-        answered = set()
+        answered, good = set(), set()
         for r in replies:
             node = r.metadata.src_node_id
             answered.add(node)
@@ -136,8 +137,10 @@ class CountingGrid:
             pid = records.partition_of(r)
             if pid is not None:
                 self.partition_of[node] = pid
+                good.add(pid)
         self.failed_nodes |= {m.metadata.dst_node_id for m in messages} - answered
-        if messages:
+        if messages:  # an empty call (no evaluation round) keeps the last round's answer
+            self.last_answered = sorted(good)
             self.accounting.rounds += 1
         return replies
 
@@ -216,9 +219,14 @@ def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
         if rnd == 0:
             return None
         net.load_state_dict(arrays.to_torch_state_dict())
+        # this round's training replies came from the last send_and_receive (no evaluate)
+        missing = sorted(set(range(cfg.clients)) - set(grid.last_answered))
+        if missing:
+            log.warning("FedAvg round %d: no update from partitions %s", rnd, missing)
         curve[rnd] = {
             "accuracy": server.test_accuracy(net, x_test, y_test),
             **grid.accounting.as_dict(),
+            "missing_clients": missing,
         }
         flwr_log(logging.INFO, "FedAvg round %d: central test accuracy %.4f", rnd,
                  curve[rnd]["accuracy"])  # fmt: skip
@@ -238,8 +246,8 @@ def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
         evaluate_fn=central,
     )
     net.load_state_dict(result.arrays.to_torch_state_dict())
-    per_round = {str(k): {k2: v[k2] for k2 in ("accuracy", "bytes_up", "bytes_down")}
-                 for k, v in curve.items()}  # fmt: skip
+    keys = ("accuracy", "bytes_up", "bytes_down", "missing_clients")
+    per_round = {str(k): {k2: v[k2] for k2 in keys} for k, v in curve.items()}
     return {
         "accuracy": server.test_accuracy(net, x_test, y_test),
         "per_round": per_round,

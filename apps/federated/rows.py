@@ -1,7 +1,8 @@
 """Result rows (core.results schema) from a federated run's report.
 
 One row for a summary run; one row per evaluated round for a FedAvg run, with the bytes
-communicated up to that round (the experiment reads rounds 1, 5 and 20 from them).
+communicated up to that round (the experiment reads rounds 1, 5 and 20 from them) and the
+partitions whose update that round lacked (a round without them is not full FedAvg).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def rows_from_report(report: dict) -> list[dict]:
                 "bytes_up": point["bytes_up"],
                 "bytes_down": point["bytes_down"],
                 "bytes_total": point["bytes_up"] + point["bytes_down"],
+                # reports from before per-round accounting: the run's missing partitions
+                "missing_clients": point.get("missing_clients", report["missing_clients"]),
             }
         )
     return out
