@@ -184,11 +184,10 @@ def verdict(rows: list[dict]) -> str:
     lines.append("| alpha | run | rounds | accuracy | total bytes | missing |")
     lines.append("|---|---|---|---|---|---|")
     complete = {a: _fedavg(rows, a) for a in _alphas(rows)}
-    shown = {a: _shown(fed) for a, fed in complete.items()}
+    # the rounds to show, only from the complete prefix
+    shown = {a: _shown(fed) & {r["rounds"] for r in fed} for a, fed in complete.items()}
     for r in sorted(rows, key=lambda r: (r["alpha"], r["method"] != "fedavg", r["rounds"])):
-        if r["method"] == "fedavg" and (
-            r["rounds"] not in shown[r["alpha"]] or r not in complete[r["alpha"]]
-        ):
+        if r["method"] == "fedavg" and r["rounds"] not in shown[r["alpha"]]:
             continue
         name = "FedAvg" if r["method"] == "fedavg" else f"{r['method']} IPC {r['ipc']}"
         lines.append(
@@ -202,7 +201,8 @@ def verdict(rows: list[dict]) -> str:
         if len(fed) < len(every):
             lines.append(
                 f"- alpha={alpha:g}: FedAvg lost client updates from round "
-                f"{every[len(fed)]['rounds']} on; read up to round {len(fed)} only."
+                f"{every[len(fed)]['rounds']} on; read up to round "
+                f"{fed[-1]['rounds'] if fed else 0} only."
             )
         one = [r for r in rows if r["alpha"] == alpha and r["method"] != "fedavg"]
         if not fed:
