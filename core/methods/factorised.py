@@ -78,6 +78,8 @@ class LinBaConfig(MethodConfig):
     inner_lr: float = 0.01
     inner_momentum: float = 0.9
     learn_lr: bool = False
+    recompute: bool = True
+    snapshots: int = 0
 
 
 def _build_linba(cfg: LinBaConfig, data: Dataset, ipc: int, generator: torch.Generator):
@@ -103,6 +105,8 @@ def _build_linba(cfg: LinBaConfig, data: Dataset, ipc: int, generator: torch.Gen
         lr=cfg.inner_lr,
         learn_lr=cfg.learn_lr,
         momentum=cfg.inner_momentum,
+        recompute=cfg.recompute,
+        snapshots=cfg.snapshots,
     )
     return param, objective
 

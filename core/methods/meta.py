@@ -64,6 +64,8 @@ class DDConfig(MethodConfig):
     lr_lr: float = 0.01  # Adam on log(lr): DD's Adam (0.01) on softplus^-1(lr), ~log(lr) here
     inner_momentum: float = 0.0
     truncate: int = 0  # 0: back-propagate through every inner step, as DD does
+    recompute: bool = False  # the exact gradient, one step's graph at a time (ours)
+    snapshots: int = 0  # with recompute: states kept (0: all)
     learn_labels: bool = False
 
 
@@ -186,6 +188,8 @@ def _build_dd(cfg: DDConfig, data: Dataset, ipc: int, generator: torch.Generator
         lr_lr=cfg.lr_lr,
         momentum=cfg.inner_momentum,
         truncate=cfg.truncate,
+        recompute=cfg.recompute,
+        snapshots=cfg.snapshots,
     )
     return _images(cfg, data, ipc, generator), objective
 

@@ -42,6 +42,7 @@ from core import nets
 from core.data import Dataset
 from core.kernels import FCNTK, ConvRandomFeatures, Kernel, NetworkFeatures
 from core.kernels.krr import centred_targets, krr
+from core.objectives import unroll as unroll_module
 from core.objectives.base import Objective
 from core.objectives.distribution import fresh_network
 from core.params.base import Parameterisation
@@ -121,6 +122,11 @@ class BackpropThroughTime(Objective):
         momentum: inner SGD momentum (DD: 0, plain gradient descent).
         truncate: back-propagate through the last `truncate` steps only (0: all, DD);
             earlier steps run without a graph, which bounds memory for long unrolls.
+        recompute: keep no graph across steps and rebuild one step's at a time on the way
+            back (`core.objectives.unroll`): the exact gradient of the full unroll in the
+            memory of one step's graph plus the T states, for one more forward and backward
+            per step. For long unrolls over many images (LinBa's 150 steps).
+        snapshots: with `recompute`, keep at most this many states (0: all T).
         network: (data, generator, device) -> a fresh inner network, in place of
             `arch`: learners that are not image networks (the text classifiers of
             `core.text`, Sucholutsky & Schonlau 2021) reuse the same unrolled loop.
@@ -141,12 +147,14 @@ class BackpropThroughTime(Objective):
         lr_lr: float = 0.01,
         momentum: float = 0.0,
         truncate: int = 0,
+        recompute: bool = False,
+        snapshots: int = 0,
         network: Callable[[Dataset, torch.Generator, torch.device], torch.nn.Module] | None = None,
     ):
-        if inner_epochs < 1 or images_per_step < 0 or truncate < 0:
+        if inner_epochs < 1 or images_per_step < 0 or truncate < 0 or snapshots < 0:
             raise ValueError(
-                "need inner_epochs >= 1, images_per_step >= 0 and truncate >= 0, got "
-                f"{inner_epochs}, {images_per_step}, {truncate}"
+                "need inner_epochs >= 1, images_per_step >= 0, truncate >= 0 and snapshots "
+                f">= 0, got {inner_epochs}, {images_per_step}, {truncate}, {snapshots}"
             )
         if "bn" in arch.split("_"):
             raise ValueError("the unrolled inner loop needs a per-example norm, not batch norm")
@@ -157,6 +165,8 @@ class BackpropThroughTime(Objective):
         self.images_per_step = images_per_step
         self.momentum = momentum
         self.truncate = truncate
+        self.recompute = recompute
+        self.snapshots = snapshots
         self.network = network
         self.lr = LearntScalar(lr, lr=lr_lr, learn=learn_lr)
 
@@ -181,34 +191,47 @@ class BackpropThroughTime(Objective):
         else:
             net = fresh_network(self.arch, data, generator, device, **self.net_config).to(dtype)
         net.train()
-        params = {k: v.detach().requires_grad_() for k, v in net.named_parameters()}
-        names = list(params)
-        lr = self.lr.value(device, dtype)
-        rows = self.schedule(data.spec.num_classes, param.images_per_class)
+        names = [k for k, _ in net.named_parameters()]
+        state = tuple(v.detach() for _, v in net.named_parameters())
+        if self.momentum:
+            state += tuple(torch.zeros_like(v) for v in state)  # velocity 0: v_1 = g_0
+        rows = [r.to(device) for r in self.schedule(data.spec.num_classes, param.images_per_class)]
+        step = self._step_fn(net, names, rows)
+        inputs = (x_syn, y_syn, self.lr.value(device, dtype))
         first = max(len(rows) - self.truncate, 0) if self.truncate else 0
-        velocity: list[torch.Tensor] | None = None
-        for t, r in enumerate(rows):
-            track = t >= first  # inside the back-propagated window
-            r = r.to(device)
-            xs, ys = x_syn[r], y_syn[r]
-            if not track:
-                xs, ys = xs.detach(), ys.detach()
-            inner = loss_fn(functional_call(net, params, (xs,)), ys)
-            grads = torch.autograd.grad(inner, [params[k] for k in names], create_graph=track)
-            if self.momentum:
-                velocity = (
-                    list(grads)
-                    if velocity is None
-                    else [self.momentum * v + g for v, g in zip(velocity, grads, strict=True)]
-                )
-                grads = velocity
-            eta = lr if track else lr.detach()
-            params = {k: params[k] - eta * g for k, g in zip(names, grads, strict=True)}
-            if not track:
-                params = {k: v.detach().requires_grad_() for k, v in params.items()}
-                velocity = None if velocity is None else [v.detach() for v in velocity]
+        if first:  # outside the back-propagated window: no graph, constant inputs
+            fixed = tuple(t.detach() for t in inputs)
+            with torch.no_grad():
+                state = unroll_module._advance(step, state, fixed, 0, first)
+        if self.recompute:
+            shifted = lambda t, s, i, d: step(first + t, s, i, d)  # noqa: E731
+            state = unroll_module.unroll(shifted, state, inputs, len(rows) - first, self.snapshots)
+        else:
+            for t in range(first, len(rows)):
+                state = step(t, state, inputs, True)
+        params = dict(zip(names, state[: len(names)], strict=True))
         x_real, y_real = real_batch(data, self.batch_real, generator, device, dtype)
         return F.cross_entropy(functional_call(net, params, (x_real,)), y_real)
+
+    def _step_fn(self, net, names: list[str], rows: list[torch.Tensor]):
+        """One inner SGD step (with momentum if set) as a function of (state, inputs)."""
+        k = len(names)
+
+        def step(t, state, inputs, differentiable):
+            x_syn, y_syn, lr = inputs
+            params = [p if p.requires_grad else p.detach().requires_grad_() for p in state[:k]]
+            xs, ys = x_syn[rows[t]], y_syn[rows[t]]
+            inner = loss_fn(functional_call(net, dict(zip(names, params, strict=True)), (xs,)), ys)
+            grads = torch.autograd.grad(inner, params, create_graph=differentiable)
+            velocity = ()
+            if self.momentum:
+                velocity = tuple(
+                    self.momentum * v + g for v, g in zip(state[k:], grads, strict=True)
+                )
+                grads = velocity
+            return (*(p - lr * g for p, g in zip(params, grads, strict=True)), *velocity)
+
+        return step
 
     def summary_extra(self) -> dict:
         """The learnt inner learning rate, to train on the summary with (as MTT's syn_lr)."""
