@@ -9,7 +9,9 @@
 #   1. issue 2.2  DM IPC 10 from its 10,000-iteration checkpoint to 20,000 (81.27% at 10k;
 #                 0.017 s/iter alone on an H200: about 3 min) and DM IPC 50 onward from 442.
 #   2. issue 6.1  DM, KFS, HaBa-DM at the IPC-1 and IPC-10 byte budgets toward 1,000 its
-#                 (100 s each, one after another in two processes).
+#                 (100 s each, one after another in two processes), and LinBa's first
+#                 IPC-1 iterations (150 unrolled steps over 260 images: about 20 min an
+#                 iteration on this CPU, 8 s a step in bptt_memory.json).
 #   3. issue 3.1  DSA IPC 10 onward (the gradient family's published-figure gap).
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS]      # default 480: leaves time to copy back
@@ -38,7 +40,7 @@ monitor=$!
 
 job dm10 240 --name engine_fmnist --methods dm --ipc 10 --iterations 20000
 job dm50 240 --name engine_fmnist --methods dm --ipc 50 --iterations 10000
-job fact1 100 --name factorised_fmnist --methods dm kfs haba-dm --ipc 1 --iterations 1000
+job fact1 90 --name factorised_fmnist --methods dm kfs haba-dm linba --ipc 1 --iterations 1000
 job fact10 100 --name factorised_fmnist --methods dm kfs haba-dm --ipc 10 --iterations 1000
 job dsa10 240 --name gradient_fmnist --methods dsa --ipc 10 --iterations 10000
 wait "${pids[@]}"
