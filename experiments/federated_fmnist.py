@@ -6,8 +6,9 @@ baseline is Flower's FedAvg on the same partitions, model and clients for 20 rou
 read at rounds 1, 5 and 20. Both run on Flower's simulation engine; bytes are the
 payloads Flower counts. Rows go to experiments/results/federated_fmnist.json, the plot
 of accuracy against total bytes to federated_fmnist.png, and a note to federated_fmnist.md.
-Resumable per (alpha, side): a rerun skips what already has its rows, and within a
-one-shot run the clients whose summaries are in --cache.
+Resumable per (alpha, side): a rerun skips what already has its rows; within a one-shot
+run it skips the clients whose summaries are in --cache, and a FedAvg run goes on from
+the last complete round kept there.
 
     python experiments/federated_fmnist.py                       # the full experiment
     python experiments/federated_fmnist.py --iterations 200      # the committed rows (CPU)
@@ -50,7 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=("summary", "fedavg"), help="run one side only")
     p.add_argument("--results", type=Path, default=RESULTS)
-    p.add_argument("--cache", type=Path, default=CACHE, help="clients' finished summaries (resume)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=CACHE,
+        help="finished clients' summaries and FedAvg's last round (resume)",
+    )
     p.add_argument(
         "--timeout", type=float, default=6 * 3600.0,
         help="seconds the server waits for a round's replies (10 clients share the CPUs)",

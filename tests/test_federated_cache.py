@@ -55,3 +55,31 @@ def test_key_changes_with_what_shapes_a_summary_only():
     ]
     assert all(c.summary_key() == base.summary_key() for c in same)
     assert len({c.summary_key() for c in [base, *other]}) == len(other) + 1
+
+
+def test_fedavg_checkpoint_round_trip_and_corrupt_file(tmp_path):
+    cfg = FedConfig(cache=str(tmp_path), mode="fedavg", rounds=5)
+    assert cache.load_fedavg(cfg) is None  # nothing kept yet
+    state = {"w": torch.randn(3, 4), "b": torch.arange(3.0)}
+    curve = {1: {"accuracy": 0.5, "bytes_up": 10, "bytes_down": 20, "missing_clients": []}}
+    curve[2] = {**curve[1], "accuracy": 0.6, "bytes_up": 30}
+    cache.save_fedavg(cfg, 2, state, curve)
+    rnd, loaded, back = cache.load_fedavg(cfg)
+    assert rnd == 2 and back == curve
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    # the same run with more rounds finds it; other partitions or a no-cache run do not
+    assert cache.load_fedavg(dataclasses.replace(cfg, rounds=20)) is not None
+    assert cache.load_fedavg(dataclasses.replace(cfg, alpha=0.5)) is None
+    assert cache.load_fedavg(dataclasses.replace(cfg, cache="")) is None
+    cache.fedavg_path(cfg).write_bytes(b"\x00" * 12)
+    assert cache.load_fedavg(cfg) is None  # unusable: start again, never trust it
+
+
+def test_fedavg_key_ignores_the_number_of_rounds_and_the_summary_settings():
+    base = FedConfig(dataset="fashion-mnist", alpha=0.5, mode="fedavg", rounds=20)
+    same = [dataclasses.replace(base, **kw) for kw in ({"rounds": 8}, {"ipc": 5}, {"epochs": 5})]
+    other = [
+        dataclasses.replace(base, **kw) for kw in ({"alpha": 0.1}, {"seed": 1}, {"clients": 3})
+    ]
+    assert all(c.fedavg_key() == base.fedavg_key() for c in same)
+    assert len({c.fedavg_key() for c in [base, *other]}) == len(other) + 1

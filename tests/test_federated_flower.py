@@ -61,3 +61,25 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
     assert report["per_round"]["2"]["bytes_up"] == report["bytes_up"]
     assert torch.isfinite(torch.tensor(report["accuracy"]))
     assert [p for p in _flower_processes("ray::") if p.pid not in others] == []
+
+
+@pytest.mark.slow  # three simulations: about 3 min
+def test_interrupted_fedavg_goes_on_from_its_last_round(tmp_path):
+    """2 rounds kept, then a 3-round run does only round 3 and ends where an uninterrupted
+    3-round run ends (same client seeds per round; bytes carried over)."""
+    from apps.federated import cache
+    from apps.federated.simulate import simulate
+
+    cfg = FedConfig(clients=2, mode="fedavg", rounds=2, cache=str(tmp_path))
+    first = simulate(cfg)
+    assert cache.load_fedavg(cfg)[0] == 2
+    resumed = simulate(FedConfig(**{**cfg.__dict__, "rounds": 3}))
+    whole = simulate(FedConfig(**{**cfg.__dict__, "rounds": 3, "cache": ""}))
+    assert resumed["resumed_from_round"] == 2 and whole["resumed_from_round"] == 0
+    assert set(resumed["per_round"]) == {"1", "2", "3"}
+    for r in ("1", "2"):
+        assert resumed["per_round"][r] == first["per_round"][r]
+    one_round = resumed["bytes_up"]  # this process sent only round 3
+    assert resumed["per_round"]["3"]["bytes_up"] == first["per_round"]["2"]["bytes_up"] + one_round
+    assert resumed["per_round"]["3"]["bytes_up"] == whole["per_round"]["3"]["bytes_up"]
+    assert resumed["accuracy"] == pytest.approx(whole["accuracy"], abs=1.5 / 360)

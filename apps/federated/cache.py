@@ -1,21 +1,28 @@
-"""Finished clients' summaries on disk, so an interrupted one-shot run resumes.
+"""What an interrupted federated run keeps on disk, so that a rerun goes on from it.
 
 A one-shot run with many clients can take hours on a CPU (each client distils its
-classes); Flower's simulation has no checkpoint of its own. Each client writes its
-summary (core's atomic summary file) under `cache/` named by the config's
-`summary_key()` and its partition id; a rerun with the same key loads it instead of
-distilling again. A corrupt or unreadable file is distilled again, never trusted.
+classes), and so can 20 rounds of FedAvg; Flower's simulation has no checkpoint of its
+own. Each client writes its summary (core's atomic summary file) under `cache/` named by
+the config's `summary_key()` and its partition id; a rerun with the same key loads it
+instead of distilling again. FedAvg's server writes the global model and the curve so far
+after every round that had every client's update (`fedavg_key()`); a rerun starts from
+the last such round. A corrupt or unreadable file is recomputed, never trusted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from flwr.common.logger import log as flwr_log
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as save_tensors
 
 from apps.federated.config import FedConfig
+from core.atomic import write_bytes
 from core.errors import DistillError
 from core.summary import Summary
 
@@ -38,3 +45,32 @@ def cached(cfg: FedConfig, pid: int, distil: Callable[[], Summary]) -> tuple[Sum
     path.parent.mkdir(parents=True, exist_ok=True)
     summary.save(path)
     return summary, False
+
+
+def fedavg_path(cfg: FedConfig) -> Path:
+    return Path(cfg.cache) / f"{cfg.fedavg_key()}-fedavg.safetensors"
+
+
+def save_fedavg(cfg: FedConfig, rnd: int, state: dict[str, torch.Tensor], curve: dict) -> None:
+    """FedAvg's global model after round `rnd` and the curve up to it (atomic write)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = {"round": str(rnd), "curve": json.dumps({str(k): v for k, v in curve.items()})}
+    path = fedavg_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(path, save_tensors(tensors, metadata=meta))
+
+
+def load_fedavg(cfg: FedConfig) -> tuple[int, dict[str, torch.Tensor], dict[int, dict]] | None:
+    """(round, global model, curve) of the last complete round kept, or None."""
+    path = fedavg_path(cfg) if cfg.cache else None
+    if path is None or not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+            meta = f.metadata()
+        curve = {int(k): v for k, v in json.loads(meta["curve"]).items()}
+        return int(meta["round"]), tensors, curve
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        flwr_log(logging.WARNING, "FedAvg checkpoint %s unusable (%s); from round 0", path, e)
+        return None

@@ -30,7 +30,9 @@ class FedConfig:
         epochs: epochs of the server's training on the union of summaries.
         fail_clients: partition ids whose ClientApp raises (tests the failure path).
         cache: a directory where each client keeps the summary it distilled, so that a
-            rerun of an interrupted run skips the clients that finished (empty: none).
+            rerun of an interrupted run skips the clients that finished, and FedAvg keeps
+            its model after each complete round, so that a rerun goes on from there
+            (empty: neither).
     """
 
     dataset: str = "digits"
@@ -58,6 +60,13 @@ class FedConfig:
         """What decides a client's summary: a rerun with the same key may reuse it."""
         fields = ("dataset", "clients", "alpha", "partition_seed", "method", "ipc")
         fields += ("iterations", "seed")
+        text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def fedavg_key(self) -> str:
+        """What decides FedAvg's rounds (not their number): a rerun may go on from them."""
+        fields = ("dataset", "clients", "alpha", "partition_seed", "local_epochs")
+        fields += ("local_batch", "arch", "dsa", "seed")
         text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

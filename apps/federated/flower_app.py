@@ -92,7 +92,8 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
         device = resolve_device(cfg.device)
         net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
         net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-        rnd = int(msg.content["config"]["server-round"])
+        config = msg.content["config"]
+        rnd = int(config["server-round"]) + int(config.get("rounds-before", 0))  # resumed
         local.local_fit(
             net,
             data,
@@ -213,44 +214,60 @@ def _one_shot(grid: CountingGrid, nodes, cfg: FedConfig, data, device) -> dict:
 def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
     net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    curve = {}
+    done, curve = 0, {}
+    kept = cache.load_fedavg(cfg)
+    if kept is not None:  # an interrupted run's last complete round (see cache.py)
+        done, state, saved = kept
+        done = min(done, cfg.rounds)
+        net.load_state_dict(state)
+        curve = {r: v for r, v in saved.items() if r <= done}
+        flwr_log(logging.INFO, "FedAvg: going on from round %d (%s)", done, cache.fedavg_path(cfg))
+    before = curve.get(done, {"bytes_up": 0, "bytes_down": 0})  # bytes of the kept rounds
 
     def central(rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
         if rnd == 0:
             return None
+        r = done + rnd
         net.load_state_dict(arrays.to_torch_state_dict())
         # this round's training replies came from the last send_and_receive (no evaluate)
         missing = sorted(set(range(cfg.clients)) - set(grid.last_answered))
         if missing:
-            log.warning("FedAvg round %d: no update from partitions %s", rnd, missing)
-        curve[rnd] = {
+            log.warning("FedAvg round %d: no update from partitions %s", r, missing)
+        sent = grid.accounting.as_dict()
+        curve[r] = {
             "accuracy": server.test_accuracy(net, x_test, y_test),
-            **grid.accounting.as_dict(),
+            "bytes_up": before["bytes_up"] + sent["bytes_up"],
+            "bytes_down": before["bytes_down"] + sent["bytes_down"],
             "missing_clients": missing,
         }
-        flwr_log(logging.INFO, "FedAvg round %d: central test accuracy %.4f", rnd,
-                 curve[rnd]["accuracy"])  # fmt: skip
-        return MetricRecord({"accuracy": curve[rnd]["accuracy"]})
+        if cfg.cache and not missing and all(not curve[k]["missing_clients"] for k in curve):
+            cache.save_fedavg(cfg, r, net.state_dict(), curve)
+        flwr_log(logging.INFO, "FedAvg round %d: central test accuracy %.4f", r,
+                 curve[r]["accuracy"])  # fmt: skip
+        return MetricRecord({"accuracy": curve[r]["accuracy"]})
 
-    strategy = FedAvg(
-        fraction_evaluate=0.0,
-        min_train_nodes=1,
-        min_evaluate_nodes=0,
-        min_available_nodes=1,
-    )
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=records.state_dict_record(net),
-        num_rounds=cfg.rounds,
-        timeout=cfg.timeout,
-        evaluate_fn=central,
-    )
-    net.load_state_dict(result.arrays.to_torch_state_dict())
+    if done < cfg.rounds:
+        strategy = FedAvg(
+            fraction_evaluate=0.0,
+            min_train_nodes=1,
+            min_evaluate_nodes=0,
+            min_available_nodes=1,
+        )
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=records.state_dict_record(net),
+            num_rounds=cfg.rounds - done,
+            timeout=cfg.timeout,
+            train_config=ConfigRecord({"rounds-before": done}),  # clients' seeds: true round
+            evaluate_fn=central,
+        )
+        net.load_state_dict(result.arrays.to_torch_state_dict())
     keys = ("accuracy", "bytes_up", "bytes_down", "missing_clients")
-    per_round = {str(k): {k2: v[k2] for k2 in keys} for k, v in curve.items()}
+    per_round = {str(k): {k2: v[k2] for k2 in keys} for k, v in sorted(curve.items())}
     return {
         "accuracy": server.test_accuracy(net, x_test, y_test),
         "per_round": per_round,
+        "resumed_from_round": done,
     }
 
 
