@@ -3,14 +3,15 @@
 Back-propagating through T steps of inner training (DD's and LinBa's meta-gradient, survey
 eq. 4) the usual way keeps every step's activations for the double backward, so memory
 grows as T x batch x activations: LinBa's 150 steps over 260 Fashion-MNIST images of a
-ConvNet-3 would need about 85 GB (560 MB a step, experiments/results/bptt_memory.json). `unroll` runs the T steps without a graph and keeps
-only the states (parameters and momentum: a few MB each); on the way back it rebuilds one
-step's graph at a time from that step's state. The gradient is the same (a test checks it
-against the full graph); the price is one more forward and backward per step (measured:
-1.1x the time and 0.26x the peak memory at 8 steps, flat in the number of steps). With
-`snapshots` > 0 it keeps at most that many states and recomputes the others forwards on
-the binomial schedule of `core.objectives.revolve` (Griewank & Walther's revolve), for
-networks whose states themselves are too many to keep.
+ConvNet-3 would need about 85 GB (560 MB a step, experiments/results/bptt_memory.json).
+`unroll` runs the T steps without a graph and keeps only the states (parameters and
+momentum: a few MB each); on the way back it rebuilds one step's graph at a time from that
+step's state. The gradient is the same (a test checks it against the full graph); the
+price is one more forward and backward per step (measured: 1.1x the time and 0.26x the
+peak memory at 8 steps, flat in the number of steps). With `snapshots` > 0 it keeps at
+most that many states and recomputes the others forwards on the binomial schedule of
+`core.objectives.revolve` (Griewank & Walther's revolve), for networks whose states
+themselves are too many to keep.
 
 A step is `step(t, state, inputs, differentiable) -> next state`, each a tuple of tensors;
 `differentiable=False` asks for the plain update (the caller detaches it).
