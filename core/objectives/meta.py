@@ -42,9 +42,9 @@ from core import nets
 from core.data import Dataset
 from core.kernels import FCNTK, ConvRandomFeatures, Kernel, NetworkFeatures
 from core.kernels.krr import centred_targets, krr
-from core.objectives import unroll as unroll_module
 from core.objectives.base import Objective
 from core.objectives.distribution import fresh_network
+from core.objectives.unroll import advance, unroll
 from core.params.base import Parameterisation
 from core.train import loss_fn
 
@@ -200,12 +200,10 @@ class BackpropThroughTime(Objective):
         inputs = (x_syn, y_syn, self.lr.value(device, dtype))
         first = max(len(rows) - self.truncate, 0) if self.truncate else 0
         if first:  # outside the back-propagated window: no graph, constant inputs
-            fixed = tuple(t.detach() for t in inputs)
-            with torch.no_grad():
-                state = unroll_module._advance(step, state, fixed, 0, first)
+            state = advance(step, state, tuple(t.detach() for t in inputs), 0, first)
         if self.recompute:
             shifted = lambda t, s, i, d: step(first + t, s, i, d)  # noqa: E731
-            state = unroll_module.unroll(shifted, state, inputs, len(rows) - first, self.snapshots)
+            state = unroll(shifted, state, inputs, len(rows) - first, self.snapshots)
         else:
             for t in range(first, len(rows)):
                 state = step(t, state, inputs, True)

@@ -42,7 +42,7 @@ def unroll(step: Step, state: Tensors, inputs: Tensors, steps: int, snapshots: i
     return _Unroll.apply(step, steps, snapshots, len(state), *state, *inputs)
 
 
-def _advance(step: Step, state: Tensors, inputs: Tensors, start: int, stop: int) -> Tensors:
+def advance(step: Step, state: Tensors, inputs: Tensors, start: int, stop: int) -> Tensors:
     """The state at `stop` from the state at `start`, keeping no graph."""
     with torch.enable_grad():  # each step differentiates its inner loss
         for t in range(start, stop):
@@ -59,7 +59,7 @@ class _Unroll(torch.autograd.Function):
         ctx.kept = {0: start}
         state = start
         for t in range(steps):
-            state = _advance(step, state, inputs, t, t + 1)
+            state = advance(step, state, inputs, t, t + 1)
             if snapshots == 0 and t + 1 < steps:
                 ctx.kept[t + 1] = state
         ctx.save_for_backward(*inputs)
@@ -106,7 +106,7 @@ def _replay(ctx, inputs: Tensors, reverse: Callable[[int, Tensors], None]) -> No
     kept, hand = ctx.kept, None
     for action in revolve.schedule(ctx.steps, ctx.snapshots):
         if isinstance(action, revolve.Advance):
-            state = _advance(ctx.step, kept[action.start], inputs, action.start, action.stop)
+            state = advance(ctx.step, kept[action.start], inputs, action.start, action.stop)
             if action.keep:
                 kept[action.stop] = state
             else:
