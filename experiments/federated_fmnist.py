@@ -163,6 +163,8 @@ def _matching_round(fed: list[dict], one: dict) -> str:
 def plot(rows: list[dict], path: Path, *, title: str) -> Path:
     """Accuracy against total bytes communicated (log scale), one panel per alpha."""
     alphas = _alphas(rows)
+    methods = sorted({r["method"] for r in rows if r["method"] != "fedavg"})
+    colour = {m: f"C{i + 1}" for i, m in enumerate(methods)}  # the same in every panel
     fig, axes = plt.subplots(1, len(alphas), figsize=(5 * len(alphas), 4), squeeze=False)
     for ax, alpha in zip(axes[0], alphas, strict=True):
         fed = _fedavg(rows, alpha)
@@ -171,11 +173,12 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
         for r in fed:
             if r["rounds"] in _shown(fed):
                 ax.annotate(f"{r['rounds']} rnd", (r["bytes_total"], 100 * r["acc_mean"]))
-        for r in rows:
+        for r in sorted(rows, key=lambda r: r["method"]):
             if r["alpha"] == alpha and r["method"] != "fedavg":
                 lost = f", lost {len(r['missing_clients'])} clients" if r["missing_clients"] else ""
+                label = f"one-shot {r['method']} IPC {r['ipc']}{lost}"
                 ax.plot(r["bytes_total"], 100 * r["acc_mean"], "*", markersize=14,
-                        label=f"one-shot {r['method']} IPC {r['ipc']}{lost}")  # fmt: skip
+                        color=colour[r["method"]], label=label)  # fmt: skip
         ax.set_xscale("log")
         ax.set(xlabel="total bytes communicated", ylabel="test accuracy (%)",
                title=f"alpha={alpha:g}")  # fmt: skip
