@@ -240,7 +240,7 @@ def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
             "bytes_down": before["bytes_down"] + sent["bytes_down"],
             "missing_clients": missing,
         }
-        if cfg.cache and not missing and all(not curve[k]["missing_clients"] for k in curve):
+        if cfg.cache and not any(v["missing_clients"] for v in curve.values()):  # all complete
             cache.save_fedavg(cfg, r, net.state_dict(), curve)
         flwr_log(logging.INFO, "FedAvg round %d: central test accuracy %.4f", r,
                  curve[r]["accuracy"])  # fmt: skip
