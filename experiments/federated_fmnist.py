@@ -206,7 +206,10 @@ def verdict(rows: list[dict]) -> str:
     lines.append("")
     for alpha in _alphas(rows):
         fed = complete[alpha]
-        every = [r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"]
+        every = sorted(
+            (r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
+            key=lambda r: r["rounds"],
+        )  # every[len(fed)] is the first lossy round
         if len(fed) < len(every):
             lines.append(
                 f"- alpha={alpha:g}: FedAvg lost client updates from round "
