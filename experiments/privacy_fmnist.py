@@ -5,7 +5,7 @@ curve   dp-dsa summaries at each epsilon (inf: the same algorithm without noise)
 dpsgd   the DP-SGD baseline (Opacus PrivacyEngine) at the same epsilons -> privacy_fmnist.json
 audit   membership inference (loss threshold, offline LiRA) against a model trained on:
         a real subset, the committed non-DP DM and DC summaries (IPC 10), the dp-dsa
-        summaries at epsilon 1 and 10 -> privacy_fmnist/audit.json
+        summaries at epsilon 1 and 10 -> privacy_audit.json
 report  the table (privacy_fmnist.md) and the plot (privacy_fmnist.png) from those files
 
 Every part is resumable (finished cells are read back, distillations resume from their
@@ -33,13 +33,13 @@ from core import nets
 from core.bench import Cell, run_cell
 from core.distill import resolve_device
 from core.evaluate import EvalConfig
-from core.results import append_rows, load_rows, write_json
+from core.results import append_rows, load_rows
 from core.summary import Summary
 from core.train import QUICK, test
 
 RESULTS = Path("experiments/results/privacy_fmnist.json")
 RUNS = Path("experiments/results/privacy_fmnist")  # summaries, grids, checkpoints (committed)
-AUDIT = RUNS / "audit.json"
+AUDIT = Path("experiments/results/privacy_audit.json")  # rows of the same schema
 CACHE = Path("runs/privacy_audit")  # trained audit models (not committed)
 NON_DP = {  # committed non-DP summaries at IPC 10 (experiments/engine_fmnist.py, cells.py)
     "dm": Path("experiments/results/engine_fmnist/dm-fashion-mnist-ipc10-s0"),
@@ -129,8 +129,9 @@ def run_audit(args, data, device) -> None:
         )
         acc = test(target, data.x_test.to(device), data.y_test.to(device))
         result = audit.audit(target, cands, refs)
-        privacy = summary.extra.get("privacy")
-        _append_audit(label, acc, result, cands, len(refs), tcfg, privacy, summary=str(path))
+        _append_audit(
+            label, acc, result, cands, refs, tcfg, data, summary=summary, summary_file=str(path)
+        )
     # the real-data model: trained on its members, `real_epochs` of the protocol
     label = f"real data ({args.real} images)"
     if label not in done and args.targets in ("all", "real"):
@@ -162,7 +163,8 @@ def run_audit(args, data, device) -> None:
         ]
         acc = test(target, data.x_test.to(device), data.y_test.to(device))
         result = audit.audit(target, rc, real_refs)
-        _append_audit(label, acc, result, rc, len(real_refs), real_cfg, None)
+        real = (data.x_train[rc.member_rows], data.y_train[rc.member_rows])
+        _append_audit(label, acc, result, rc, real_refs, real_cfg, data, real=real)
 
 
 def _ref(data, cands, r, tcfg, device):
@@ -172,12 +174,12 @@ def _ref(data, cands, r, tcfg, device):
     )[0]  # fmt: skip
 
 
-def _append_audit(label, acc, result, cands, references, tcfg, privacy, **extra) -> None:
+def _append_audit(label, acc, result, cands, refs, tcfg, data, **target) -> None:
     row = audit.audit_row(
-        label, acc, result, cands=cands, references=references, epochs=tcfg.epochs,
-        privacy=privacy, **extra,
+        label, acc, result, cands=cands, references=len(refs), config=tcfg,
+        dataset=data.spec.name, **target,
     )  # fmt: skip
-    write_json(AUDIT, [r for r in load_rows(AUDIT) if r["target"] != label] + [row])
+    append_rows(AUDIT, [row])
     print(f"audit {label}: {result}", flush=True)
 
 
@@ -203,7 +205,7 @@ def report(args, data, device) -> None:
     ]
     for r in load_rows(AUDIT):
         lines.append(
-            f"| {r['target']} | {100 * r['test_acc']:.2f} | {r['loss_auc']:.3f} "
+            f"| {r['target']} | {100 * r['acc_mean']:.2f} | {r['loss_auc']:.3f} "
             f"| {r['loss_tpr_at_1pct_fpr']:.3f} | {r.get('lira_auc', math.nan):.3f} "
             f"| {r.get('lira_tpr_at_1pct_fpr', math.nan):.3f} |"
         )

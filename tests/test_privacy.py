@@ -16,6 +16,7 @@ from core.distill import RunOptions, run
 from core.errors import DistillError
 from core.objectives.gradient import GradientMatching
 from core.params.images import FreeImages
+from core.results import check_row
 from core.summary import Summary
 
 # a small matching network and short loops keep every run here to seconds on a CPU
@@ -283,6 +284,29 @@ def test_audit_sees_a_memorising_model_and_not_a_blind_one(digits):
     assert abs(audit.audit(blind, cands, [])["loss"]["auc"] - 0.5) < 0.15
 
 
+def test_an_audit_of_a_summary_is_a_results_row_naming_its_target(digits):
+    """Audit rows share the results schema; a summary's row carries its method, bytes and
+    mechanism, and its variant keeps it apart from the summary's accuracy row."""
+    from core.train import TrainConfig
+
+    summary = run("random", digits, 2)
+    summary.extra["privacy"] = {"epsilon": 3.0}
+    cands = audit.draw_candidates(digits, 10, torch.Generator().manual_seed(0))
+    result = {"loss": {"auc": 0.5, "tpr_at_1pct_fpr": 0.01}}
+    row = audit.audit_row(
+        "random ipc 2", 0.7, result, cands=cands, references=0, config=TrainConfig(epochs=3),
+        summary=summary, dataset="digits", seed=4,
+    )  # fmt: skip
+    check_row(row)
+    assert (row["method"], row["ipc"], row["images"]) == ("random", 2, 20)
+    assert row["stored_bytes"] == summary.stored_bytes and row["acc_mean"] == 0.7
+    assert row["variant"] == "audit: random ipc 2" and row["seed"] == 4
+    assert row["loss_auc"] == 0.5 and row["privacy"] == {"epsilon": 3.0}
+    with pytest.raises(ValueError, match="summary or the real"):
+        audit.audit_row("x", 0.7, result, cands=cands, references=0, config=TrainConfig(),
+                        dataset="digits")  # fmt: skip
+
+
 def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):
     args = ["privacy", "run", "--iterations", "2", "--ipc", "1", "--noise", "1.5", "--quiet"]
     args += ["--delta", "1e-4", "--out", str(tmp_path), "--set", "net_width=8"]
@@ -298,7 +322,9 @@ def test_cli_audit_of_a_real_model_writes_a_row(tmp_path, capsys):
     args = ["privacy", "audit", "--real", "40", "--references", "1", "--epochs", "3"]
     assert cli.main([*args, "--quiet", "--results", str(results)]) == 0
     (row,) = json.loads(results.read_text())
+    check_row(row)  # the results schema: one script tabulates audits with everything else
     assert row["target"] == "real (40 images)" and row["candidates"] == 40
+    assert row["method"] == "real" and row["images"] == 40 and row["variant"].startswith("audit")
     assert 0 <= row["loss_auc"] <= 1 and 0 <= row["lira_tpr_at_1pct_fpr"] <= 1
     assert cli.main(["privacy", "audit"]) == 2  # neither a summary nor --real
     assert "pass a summary file or --real N" in capsys.readouterr().err

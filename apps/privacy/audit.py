@@ -28,7 +28,10 @@ from torch import nn
 
 from core import nets
 from core.data import Dataset
+from core.evaluate import EvalConfig, evaluate, summary_row
+from core.results import command_line
 from core.spec import DataSpec
+from core.summary import count_bytes
 from core.train import TrainConfig, train
 
 ATTACKS = ("loss", "lira")
@@ -181,8 +184,6 @@ def attack_scores(
 def summary_target(summary, data: Dataset, *, config: TrainConfig, seed: int, device="cpu"):
     """(model, test accuracy) of the evaluation protocol's run 0 on `summary` (`core.evaluate`
     with seed `seed`): the audited model is trained exactly as the accuracy table's are."""
-    from core.evaluate import EvalConfig, evaluate
-
     models = []
     rows = evaluate(
         summary,
@@ -210,21 +211,38 @@ def audit_row(
     *,
     cands: Candidates,
     references: int,
-    epochs: int,
-    privacy: dict | None = None,
+    config: TrainConfig,
+    summary=None,
+    real: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dataset: str,
+    seed: int = 0,
+    device="cpu",
     **extra,
 ) -> dict:
-    """One audit table row: the target, its accuracy, each attack's AUC and TPR at 1% FPR."""
-    from core.results import command_line
-
-    return {
+    """The audit of one target as a row of the results schema (`core.results`): the target's
+    method, size, bytes and test accuracy, `variant` "audit: <target>", and each attack's AUC
+    and TPR at 1% FPR. The target is a model trained on `summary` or on the `real` (x, y)."""
+    if (summary is None) == (real is None):
+        raise ValueError("audit_row needs a summary or the real (x, y), not both")
+    if summary is not None:
+        row = summary_row(summary, dataset, "convnet", [test_acc], config, None, device)
+        row["seed"] = seed  # the audited model's training seed
+    else:
+        x, y = real
+        k = int(y.max()) + 1
+        row = {
+            "method": "real", "dataset": dataset, "ipc": len(y) // k, "iterations": 0,
+            "arch": "convnet", "runs": 1, "acc_mean": test_acc, "acc_std": 0.0,
+            "images": len(y), "stored_bytes": count_bytes(x, y), "sec_per_iter": None,
+            "peak_mem_mb": None, "command": "", "eval_epochs": config.epochs, "seed": seed,
+        }  # fmt: skip
+    return row | {
+        "command": command_line(),
+        "variant": f"audit: {target}",
         "target": target,
-        "test_acc": test_acc,
         "candidates": int(cands.member.sum()),
         "references": references,
-        "epochs": epochs,
         **{f"{attack}_{k}": v for attack, r in result.items() for k, v in r.items()},
-        "privacy": privacy,
-        "command": command_line(),
+        "privacy": summary.extra.get("privacy") if summary is not None else None,
         **extra,
     }

@@ -149,25 +149,26 @@ def cmd_audit(args) -> None:
         seed=args.seed,
         device=device,
     )
+    members = cands.member_rows
     row = audit.audit_row(
         label,
         acc,
         audit.audit(target, cands, refs),
         cands=cands,
         references=args.references,
-        epochs=args.epochs,
-        privacy=summary.extra.get("privacy") if summary else None,
-        summary=str(args.summary) if args.summary else None,
+        config=tcfg,
+        summary=summary,
+        real=None if summary else (data.x_train[members], data.y_train[members]),
+        dataset=data.spec.name,
+        seed=args.seed,
+        device=device,
+        summary_file=str(args.summary) if args.summary else None,
     )
     print(json.dumps({k: v for k, v in row.items() if k != "privacy"}, indent=1))
     if args.results:
-        _append(args.results, [row])
+        from core.results import append_rows
 
-
-def _append(path: Path, rows: list[dict]) -> None:
-    from core.results import load_rows, write_json
-
-    write_json(path, load_rows(path) + rows)
+        append_rows(args.results, [row])
 
 
 def cmd_dpsgd(args) -> None:
