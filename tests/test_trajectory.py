@@ -226,23 +226,32 @@ def test_tesla_memory_does_not_grow_with_syn_steps(experts, digits):
 # --- constant memory: the checkpoint schedule and the vectors it keeps ---------------------
 
 
+class _CountingStore(dict):
+    """revolve.replay's snapshot store, noting the most states it held at once."""
+
+    most = 1
+
+    def __setitem__(self, i, x):
+        super().__setitem__(i, x)
+        self.most = max(self.most, len(self))
+
+
 def _replay(steps, snapshots):
-    """Walk a schedule: (forward steps run, most snapshots kept at once, steps reversed)."""
-    kept, hand, forward, most, reversed_ = {0}, None, 0, 1, []
-    for a in revolve.schedule(steps, snapshots):
-        if isinstance(a, revolve.Advance):
-            assert a.start in kept and a.stop > a.start
-            forward += a.stop - a.start
-            hand = a.stop
-            if a.keep:
-                kept.add(a.stop)
-            most = max(most, len(kept))
-        else:
-            assert a.step == hand or a.step in kept  # the state it needs is at hand
-            kept.discard(a.step)
-            hand = None
-            reversed_.append(a.step)
-    return forward, most, reversed_
+    """`revolve.replay` on integer states (x_i = i): (forward steps run, most snapshots kept
+    at once, steps reversed), asserting each reversal receives its own x_i."""
+    kept, forward, reversed_ = _CountingStore({0: 0}), [0], []
+
+    def advance(x, start, stop):
+        assert x == start and stop > start
+        forward[0] += stop - start
+        return stop
+
+    def reverse(i, x):
+        assert x == i  # the state it needs, kept or in hand
+        reversed_.append(i)
+
+    revolve.replay(steps, snapshots, kept, advance, reverse)
+    return forward[0], kept.most, reversed_
 
 
 def _fewest_forward_steps(n, s, memo={}):  # noqa: B006 (a cache)

@@ -20,11 +20,13 @@ recursion: from the snapshot x_a, run m steps forwards, keep x_{a+m}, reverse th
 to minimise m + t(n-m, s-1) + t(m, s).
 
 The schedule is a plain list of actions, independent of what a state is, so it is tested on
-its own (tests/test_trajectory.py) and replayed by `core.objectives.trajectory`.
+its own (tests/test_trajectory.py); `replay` walks it for `core.objectives.trajectory`
+(MTT/TESLA's student) and `core.objectives.unroll` (DD/LinBa's inner training).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import comb
@@ -76,6 +78,33 @@ def schedule(steps: int, snapshots: int) -> tuple[Action, ...]:
     out: list[Action] = []
     _reverse(0, steps, snapshots, out)
     return tuple(out)
+
+
+def replay(steps: int, snapshots: int, kept, advance: Callable, reverse: Callable) -> None:
+    """Reverse steps N-1 .. 0 on `schedule(steps, snapshots)`.
+
+    Args:
+        kept: the snapshots, holding x_0 at key 0: `kept[i]`, `kept[i] = x`, `kept.pop(i,
+            None)` (a dict, or a store of preallocated blocks).
+        advance: `advance(x_start, start, stop) -> x_stop`, running steps start .. stop-1.
+        reverse: `reverse(i, x_i)`, step i's share of the backward pass.
+    """
+    hand = None  # (i, x_i): the state an Advance just reached, for the Reverse(i) after it
+    for action in schedule(steps, snapshots):
+        if isinstance(action, Advance):
+            state = advance(kept[action.start], action.start, action.stop)
+            if action.keep:
+                kept[action.stop] = state
+            else:
+                hand = (action.stop, state)
+            del state  # a kept state lives in `kept` only (its own block there, maybe)
+        else:
+            i = action.step
+            state = hand[1] if hand is not None and hand[0] == i else kept[i]
+            hand = None
+            reverse(i, state)
+            del state  # the schedule never needs x_i again
+            kept.pop(i, None)
 
 
 def _reverse(a: int, n: int, s: int, out: list[Action]) -> None:

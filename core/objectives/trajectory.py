@@ -249,22 +249,14 @@ class ConstantMemoryMatching(TrajectoryMatching):
         whose update gives theta_N and so the loss and lambda_N."""
         n = len(plan)
         kept = _Snapshots(start, self.snapshots or max(1, n - 1))
-        hand: tuple[int, torch.Tensor] | None = None  # the state an Advance just reached
-        for action in revolve.schedule(n, kept.count):
-            if isinstance(action, revolve.Advance):
-                theta = self._advance(net, adj, plan, kept[action.start], action.start, action.stop)
-                if action.keep:
-                    kept.keep(action.stop, theta)
-                else:
-                    hand = (action.stop, theta)
-                del theta
-            else:
-                i = action.step
-                theta = hand[1] if hand is not None and hand[0] == i else kept[i]
-                self._reverse_step(net, adj, plan, theta, i)
-                del theta  # the schedule never needs theta_i again
-                kept.drop(i)
-                hand = None
+
+        def forwards(theta, first: int, stop: int):
+            return self._advance(net, adj, plan, theta, first, stop)
+
+        def reverse(i: int, theta_i) -> None:
+            self._reverse_step(net, adj, plan, theta_i, i)
+
+        revolve.replay(n, kept.count, kept, forwards, reverse)
 
     def _advance(self, net, adj: _Adjoint, plan: Plan, theta, first: int, stop: int):
         """theta_stop from theta_first: student steps first .. stop-1, keeping no graph."""
@@ -325,11 +317,13 @@ class _Snapshots:
     def __getitem__(self, i: int) -> torch.Tensor:
         return self._held[i]
 
-    def keep(self, i: int, theta: torch.Tensor) -> None:
+    def __setitem__(self, i: int, theta: torch.Tensor) -> None:
         block = self._free.pop()  # the schedule never holds more than `count`
         self._held[i] = block.copy_(theta)
 
-    def drop(self, i: int) -> None:
+    def pop(self, i: int, default=None) -> None:
+        """Forget theta_i if kept; its block (not theta_0, the caller's) is free for the next.
+        Returns nothing: the block is about to hold another theta."""
         block = self._held.pop(i, None)
         if block is not None and i != 0:
             self._free.append(block)

@@ -96,23 +96,10 @@ class _Unroll(torch.autograd.Function):
             for i in reversed(range(ctx.steps)):
                 reverse(i, ctx.kept.pop(i))
         else:
-            _replay(ctx, inputs, reverse)
+
+            def forwards(state: Tensors, start: int, stop: int) -> Tensors:
+                return advance(ctx.step, state, inputs, start, stop)
+
+            revolve.replay(ctx.steps, ctx.snapshots, ctx.kept, forwards, reverse)
         ctx.kept = {}
         return (None, None, None, None, *([None] * ctx.n_state), *acc)
-
-
-def _replay(ctx, inputs: Tensors, reverse: Callable[[int, Tensors], None]) -> None:
-    """Reverse steps N-1 .. 0 keeping at most `snapshots` states, on revolve's schedule."""
-    kept, hand = ctx.kept, None
-    for action in revolve.schedule(ctx.steps, ctx.snapshots):
-        if isinstance(action, revolve.Advance):
-            state = advance(ctx.step, kept[action.start], inputs, action.start, action.stop)
-            if action.keep:
-                kept[action.stop] = state
-            else:
-                hand = (action.stop, state)
-        else:
-            i = action.step
-            reverse(i, hand[1] if hand is not None and hand[0] == i else kept[i])
-            kept.pop(i, None)
-            hand = None
