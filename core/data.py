@@ -59,13 +59,17 @@ class Dataset:
         Classes with fewer than `n` examples are sampled with replacement, so the result is
         always a rectangular batch that one forward pass can embed.
         """
+        return self.x_train[self.rows_per_class(n, generator)]
+
+    def rows_per_class(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """The training rows `sample_per_class` takes (same draws from `generator`)."""
         picks = []
         for ix in self._by_class:
             if len(ix) >= n:
                 picks.append(ix[torch.randperm(len(ix), generator=generator)[:n]])
             else:
                 picks.append(ix[torch.randint(len(ix), (n,), generator=generator)])
-        return self.x_train[torch.cat(picks)]
+        return torch.cat(picks)
 
     def to(self, device: torch.device | str) -> Dataset:
         """A copy whose tensors live on `device` (keeps sampling off the host on a GPU)."""

@@ -5,7 +5,9 @@ curve   dp-dsa summaries at each epsilon (inf: the same algorithm without noise)
 dpsgd   the DP-SGD baseline (Opacus PrivacyEngine) at the same epsilons -> privacy_fmnist.json
 audit   membership inference (loss threshold, offline LiRA) against a model trained on:
         a real subset, the committed non-DP DM and DC summaries (IPC 10), the dp-dsa
-        summaries at epsilon 1 and 10 -> privacy_audit.json
+        summaries at epsilon 1 and 10 (members: 2,000 random training images); and the
+        DM and DC models again with the summaries' 100 initial images as members
+        -> privacy_audit.json
 report  the table (privacy_fmnist.md) and the plot (privacy_fmnist.png) from those files
 
 Every part is resumable (finished cells are read back, distillations resume from their
@@ -132,6 +134,28 @@ def run_audit(args, data, device) -> None:
         _append_audit(
             label, acc, result, cands, refs, tcfg, data, summary=summary, summary_file=str(path)
         )
+    # the same non-DP models, audited on the real images their summaries started from
+    for m in NON_DP if args.targets in ("all", "init") else ():
+        label = f"{m} (non-DP), its initial images"
+        path = NON_DP[m] / "summary.safetensors"
+        if label in done or not path.exists():
+            continue
+        summary = Summary.load(path)
+        ic = audit.init_candidates(summary, data, torch.Generator().manual_seed(2))
+        target = cached(
+            f"{m}_(non-DP)",
+            data.spec,
+            lambda s=summary: audit.summary_target(s, data, config=tcfg, seed=0, device=device)[0],
+        )
+        init_refs = [
+            cached(f"ref-init-{m}-{r}", data.spec, lambda r=r, c=ic: _ref(data, c, r, tcfg, device))
+            for r in range(args.references)
+        ]
+        acc = test(target, data.x_test.to(device), data.y_test.to(device))
+        _append_audit(
+            label, acc, audit.audit(target, ic, init_refs), ic, init_refs, tcfg, data,
+            summary=summary, summary_file=str(path), members="the summary's initial images",
+        )  # fmt: skip
     # the real-data model: trained on its members, `real_epochs` of the protocol
     label = f"real data ({args.real} images)"
     if label not in done and args.targets in ("all", "real"):
@@ -269,7 +293,10 @@ def main() -> None:
     p.add_argument("--real-epochs", type=int, default=30)
     p.add_argument("--real-references", type=int, default=2)
     p.add_argument(
-        "--targets", choices=("all", "summaries", "real"), default="all", help="audit only these"
+        "--targets",
+        choices=("all", "summaries", "init", "real"),
+        default="all",
+        help="audit only these",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--device", default="auto")

@@ -1,5 +1,6 @@
 """apps/privacy: the mechanism, its accounting, the dp-dsa method, DP-SGD and the audit."""
 
+import dataclasses
 import json
 import math
 
@@ -305,6 +306,23 @@ def test_an_audit_of_a_summary_is_a_results_row_naming_its_target(digits):
     with pytest.raises(ValueError, match="summary or the real"):
         audit.audit_row("x", 0.7, result, cands=cands, references=0, config=TrainConfig(),
                         dataset="digits")  # fmt: skip
+
+
+def test_a_real_initialised_summary_names_the_rows_it_started_from(digits):
+    """DM from real images records them (`init_rows`); the audit's init members are exactly
+    those rows, drawn again from the seed for summaries saved before they were recorded;
+    a noise-initialised summary has none."""
+    summary = run("dm", digits, 2, options=RunOptions(iterations=1, seed=3))
+    rows = torch.tensor(summary.extra["init_rows"])
+    assert len(rows) == 20 and (digits.y_train[rows] == summary.hard_labels()).all()
+    older = dataclasses.replace(summary, extra={})  # as saved before init_rows existed
+    assert torch.equal(audit.init_rows(older, digits), rows)
+    cands = audit.init_candidates(summary, digits, torch.Generator().manual_seed(0))
+    assert set(cands.member_rows.tolist()) == set(rows.tolist()) and len(cands.y) == 40
+    noise = run("dm", digits, 2, options=RunOptions(iterations=1), overrides={"init": "noise"})
+    assert "init_rows" not in noise.extra
+    with pytest.raises(ValueError, match="did not start from real images"):
+        audit.init_candidates(noise, digits, torch.Generator())
 
 
 def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):

@@ -68,6 +68,29 @@ def draw_candidates(
     )
 
 
+def init_rows(summary, data: Dataset) -> torch.Tensor | None:
+    """The training rows a summary's images started from: recorded in its metadata
+    (`init_rows`), or, for a real-initialised free-image summary saved before that was
+    recorded, drawn again from its seed as `FreeImages` drew them. None for other inits."""
+    if "init_rows" in summary.extra:
+        return torch.tensor(summary.extra["init_rows"], dtype=torch.long)
+    if summary.config.get("init") != "real" or summary.parameterisation != "images":
+        return None
+    return data.rows_per_class(summary.ipc, torch.Generator().manual_seed(summary.seed))
+
+
+def init_candidates(summary, data: Dataset, generator: torch.Generator) -> Candidates:
+    """Members: the real images the summary started from (unique rows); as many test
+    non-members. Raises ValueError for a summary that did not start from real images."""
+    rows = init_rows(summary, data)
+    if rows is None:
+        raise ValueError(
+            f"this {summary.method} summary did not start from real images (init "
+            f"{summary.config.get('init', 'unknown')}): audit random members instead"
+        )
+    return draw_candidates(data, len(rows.unique()), generator, pool=rows.unique())
+
+
 def train_model(
     x: torch.Tensor,
     y: torch.Tensor,

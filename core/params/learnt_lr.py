@@ -73,8 +73,8 @@ class WithLearntLR(Parameterisation):
         return groups
 
     def summary_extra(self) -> dict:
-        """What evaluation must use: train at the learnt step size."""
-        return {"syn_lr": float(self.syn_lr.detach())}
+        """What evaluation must use: train at the learnt step size (and the inner one's)."""
+        return {**self.inner.summary_extra(), "syn_lr": float(self.syn_lr.detach())}
 
     def stored_bytes(self) -> int:
         n = self.inner.stored_bytes() + self.syn_lr.numel() * self.syn_lr.element_size()
