@@ -6,7 +6,8 @@ dpsgd   the DP-SGD baseline (Opacus PrivacyEngine) at the same epsilons -> priva
 audit   membership inference (loss threshold, offline LiRA) against a model trained on:
         a real subset, the committed non-DP DM and DC summaries (IPC 10), the dp-dsa
         summaries at epsilon 1 and 10 (members: 2,000 random training images); and the
-        DM and DC models again with the summaries' 100 initial images as members
+        non-DP models again with their summaries' initial images as members (those that
+        started from real images: DM; the committed DC summary started from noise)
         -> privacy_audit.json
 report  the table (privacy_fmnist.md) and the plot (privacy_fmnist.png) from those files
 
@@ -141,6 +142,9 @@ def run_audit(args, data, device) -> None:
         if label in done or not path.exists():
             continue
         summary = Summary.load(path)
+        if audit.init_rows(summary, data) is None:
+            print(f"skip {label}: its summary started from {summary.config.get('init')}")
+            continue
         ic = audit.init_candidates(summary, data, torch.Generator().manual_seed(2))
         target = cached(
             f"{m}_(non-DP)",
