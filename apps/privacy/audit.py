@@ -252,12 +252,12 @@ def audit_row(
         row["seed"] = seed  # the audited model's training seed
     else:
         x, y = real
-        k = int(y.max()) + 1
+        classes = int(y.max()) + 1  # a random real set: "ipc" is its mean per class
         row = {
-            "method": "real", "dataset": dataset, "ipc": len(y) // k, "iterations": 0,
+            "method": "real", "dataset": dataset, "ipc": len(y) // classes, "iterations": 0,
             "arch": "convnet", "runs": 1, "acc_mean": test_acc, "acc_std": 0.0,
             "images": len(y), "stored_bytes": count_bytes(x, y), "sec_per_iter": None,
-            "peak_mem_mb": None, "command": "", "eval_epochs": config.epochs, "seed": seed,
+            "peak_mem_mb": None, "eval_epochs": config.epochs, "seed": seed,
         }  # fmt: skip
     return row | {
         "command": command_line(),
