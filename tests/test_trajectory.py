@@ -430,7 +430,8 @@ def test_mtt_preset(experts, digits):
     assert isinstance(obj, TrajectoryMatching) and not isinstance(obj, ConstantMemoryMatching)
     assert (obj.syn_steps, obj.expert_epochs, obj.max_start_epoch) == (20, 2, 3)
     assert param.name == "images" and param.label_logits is None
-    assert param.summary_extra() == {"syn_lr": pytest.approx(0.01)}
+    extra = param.summary_extra()  # the learnt step size, and the real rows it started from
+    assert extra["syn_lr"] == pytest.approx(0.01) and len(extra["init_rows"]) == 20
     groups = param.param_groups()
     assert [len(g["params"]) for g in groups] == [1, 1] and groups[1]["lr"] == 1e-6
     assert param.stored_bytes() == 20 * 64 * 4 + 20 * 8 + 4
