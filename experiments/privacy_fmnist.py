@@ -142,10 +142,11 @@ def run_audit(args, data, device) -> None:
         if label in done or not path.exists():
             continue
         summary = Summary.load(path)
-        if audit.init_rows(summary, data) is None:
-            print(f"skip {label}: its summary started from {summary.config.get('init')}")
+        try:
+            ic = audit.init_candidates(summary, data, torch.Generator().manual_seed(2))
+        except ValueError as e:  # started from noise: no initial images to audit
+            print(f"skip {label}: {e}")
             continue
-        ic = audit.init_candidates(summary, data, torch.Generator().manual_seed(2))
         target = cached(
             f"{m}_(non-DP)",
             data.spec,
