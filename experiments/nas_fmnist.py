@@ -8,8 +8,12 @@ network at C=8, N=1 for 12 epochs on the full 60,000 training images (SGD lr 0.1
 a random subset of the same size, and one pass over 51,200 real images (cheap training,
 equal steps). Reported: Spearman, Kendall, top-5 overlap, seconds per cell, cost ratio.
 Resumable: every finished cell is cached in experiments/results/nas_fmnist_cells.json.
+Several processes (one GPU, or several machines) can share the ground truth: each trains
+every K-th cell with --shard I/K --truth-only into its own --results file, whose cell cache
+is then merged into nas_fmnist_cells.json (experiments/gpu_next.sh does this).
 
     python experiments/nas_fmnist.py --device auto
+    python experiments/nas_fmnist.py --truth-only --shard 0/4 --results .../nas_fmnist_shard0.json
     python experiments/nas_fmnist.py --dataset digits --archs 4 --truth-epochs 1 ...  (smoke)
 """
 
@@ -41,6 +45,17 @@ def find_summary(root: Path, method: str, dataset: str, ipc: int) -> Path | None
     return hits[0] if hits else None
 
 
+def shard(text: str) -> tuple[int, int]:
+    """'I/K' -> (I, K), with 0 <= I < K."""
+    try:
+        index, shards = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/K, e.g. 0/4; got '{text}'") from None
+    if not 0 <= index < shards:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= I < K")
+    return index, shards
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="fashion-mnist")
@@ -58,17 +73,21 @@ def main() -> None:
     p.add_argument("--baselines", nargs="*", default=["random", "cheap"])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--device", default="auto")
+    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/K",
+                   help="train only cells I, I+K, I+2K, ... (give each shard its own --results)")
+    p.add_argument("--truth-only", action="store_true", help="stop after the ground truth")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
 
     data = datasets.load(args.dataset)
     device = resolve_device(args.device)
-    archs = sample_archs(args.archs, seed=args.seed)
+    index, shards = args.shard
+    archs = sample_archs(args.archs, seed=args.seed)[index::shards]
     cache = args.results.with_name(args.results.stem + "_cells.json")
     progress = not args.quiet
 
     paths, missing = list(args.summary), []
-    for method in args.methods:
+    for method in [] if args.truth_only else args.methods:
         for ipc in args.ipc:
             found = find_summary(args.summaries, method, args.dataset, ipc)
             (paths if found else missing).append(found or f"{method} IPC {ipc}")
@@ -85,6 +104,8 @@ def main() -> None:
         archs, data, setting=setting, seed=args.seed, device=device, cache=cache, progress=progress
     )
     print(f"ground truth: {truth.label}, {truth.seconds:.1f} s per cell", flush=True)
+    if args.truth_only:
+        return
 
     plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
     rows = []
