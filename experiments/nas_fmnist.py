@@ -73,8 +73,13 @@ def main() -> None:
     p.add_argument("--baselines", nargs="*", default=["random", "cheap"])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--device", default="auto")
-    p.add_argument("--shard", type=shard, default=(0, 1), metavar="I/K",
-                   help="train only cells I, I+K, I+2K, ... (give each shard its own --results)")
+    p.add_argument(
+        "--shard",
+        type=shard,
+        default=(0, 1),
+        metavar="I/K",
+        help="train only cells I, I+K, I+2K, ... (give each shard its own --results)",
+    )
     p.add_argument("--truth-only", action="store_true", help="stop after the ground truth")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
