@@ -9,11 +9,11 @@ a random subset of the same size, and one pass over 51,200 real images (cheap tr
 equal steps). Reported: Spearman, Kendall, top-5 overlap, seconds per cell, cost ratio.
 Resumable: every finished cell is cached in experiments/results/nas_fmnist_cells.json.
 Several processes (one GPU, or several machines) can share the ground truth: each trains
-every K-th cell with --shard I/K --truth-only into its own --results file, whose cell cache
-is then merged into nas_fmnist_cells.json (experiments/gpu_next.sh does this).
+every K-th cell with --shard I/K --truth-only, appending to the same cache under a file lock
+(experiments/gpu_next.sh runs eight).
 
     python experiments/nas_fmnist.py --device auto
-    python experiments/nas_fmnist.py --truth-only --shard 0/4 --results .../nas_fmnist_shard0.json
+    python experiments/nas_fmnist.py --truth-only --shard 0/8
     python experiments/nas_fmnist.py --dataset digits --archs 4 --truth-epochs 1 ...  (smoke)
 """
 
@@ -78,7 +78,7 @@ def main() -> None:
         type=shard,
         default=(0, 1),
         metavar="I/K",
-        help="train only cells I, I+K, I+2K, ... (give each shard its own --results)",
+        help="train only cells I, I+K, I+2K, ... (shards share the cache safely)",
     )
     p.add_argument("--truth-only", action="store_true", help="stop after the ground truth")
     p.add_argument("--quiet", action="store_true")
