@@ -2,7 +2,8 @@
 
 Variants of the same objective (same loss to 1e-5, see tests/test_distill.py):
   per-class eager   one class at a time, as the reference implementation does;
-  batched eager     every class in one forward pass of 2,560 real images;
+  batched eager     every class in one forward pass of 2,560 real images (channels-last,
+                    as the engine runs on a CPU);
   batched compiled  chunks of 512 through a torch.compile'd network;
   ... tuned allocator  the same after core.accel.tune_allocator() (what the engine runs).
 Each step = fresh random ConvNet, DSA draw, real embedding (no grad), synthetic embedding,

@@ -87,11 +87,16 @@ class MeanEmbedding(Objective):
             x_syn = self.aug.apply_groups(x_syn, draws, index=torch.arange(m).remainder(n))
         if self.per_class:
             return self._per_class(net, x_real, x_syn, k, n, m)
+        # oneDNN's CPU convolutions run 6-11% faster on channels-last tensors here (DM's step,
+        # experiments/engine_speed.py); the GPU path keeps the default layout (not measured)
+        fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        net = net.to(memory_format=fmt)
         with torch.no_grad():  # chunks keep activations in cache on a CPU; one pass on a GPU
             chunk = len(x_real) if device.type == "cuda" else self.cpu_chunk
-            mu_real = torch.cat([_embed(net, c) for c in x_real.split(chunk)])
+            chunks = x_real.split(chunk)
+            mu_real = torch.cat([_embed(net, c.contiguous(memory_format=fmt)) for c in chunks])
             mu_real = mu_real.view(k, n, -1).mean(1)
-        mu_syn = _embed(net, x_syn).view(k, m, -1).mean(1)
+        mu_syn = _embed(net, x_syn.contiguous(memory_format=fmt)).view(k, m, -1).mean(1)
         return ((mu_real - mu_syn) ** 2).sum()
 
     @staticmethod
