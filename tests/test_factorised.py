@@ -9,9 +9,11 @@ from core.cli import main
 from core.errors import DistillError
 from core.objectives.contrast import HallucinatorContrast, supervised_contrastive
 from core.objectives.distribution import MeanEmbedding, fresh_network
+from core.params.factorised import shrink
 from core.params.haba import Hallucinated
 from core.params.kfs import LatentDecoders
 from core.params.linba import LinearBases
+from core.params.multiformation import MultiFormation
 from core.summary import Summary
 
 K = 10  # digits' classes; digits images are 1 x 8 x 8
@@ -42,6 +44,26 @@ CASES = {
     # three of them; 20 labels
     "kfs": (_kfs, 2 * 3, 4 * (20 * 16 + 3 * 77) + 8 * 20),
 }
+
+
+@pytest.mark.parametrize("name", ["haba", "kfs", "idc"])
+def test_a_real_initialisation_names_its_training_rows(name, digits):
+    """HaBa's bases, KFS's codes and IDC's tiles start from real images: the summary's
+    metadata names their training rows (what a membership audit targets), drawn exactly as
+    `rows_per_class` draws them; a noise start names none."""
+    build, per_class = {
+        "haba": (lambda **kw: Hallucinated(digits, bases_per_class=2, n_halluc=3, **kw), 2),
+        "kfs": (lambda **kw: LatentDecoders(digits, codes_per_class=2, downsample=2, **kw), 2),
+        "idc": (lambda **kw: MultiFormation(digits, 2, factor=2, **kw), 8),
+    }[name]
+    param = build(generator=torch.Generator().manual_seed(5))
+    rows = digits.rows_per_class(per_class, torch.Generator().manual_seed(5))
+    assert param.summary_extra()["init_rows"] == rows.tolist()
+    start = {"haba": "bases", "kfs": "codes"}.get(name)
+    if start:  # the stored tensor is those very images, shrunk
+        stored = getattr(param, start)
+        assert torch.allclose(stored, shrink(digits.x_train[rows].float(), stored.shape[-1]))
+    assert "init_rows" not in build(init="noise", generator=torch.Generator()).summary_extra()
 
 
 @pytest.mark.parametrize("name", CASES)

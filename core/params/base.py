@@ -23,6 +23,7 @@ class Parameterisation(nn.Module):
     """
 
     name = "base"
+    init_rows: list[int] | None = None  # the training rows a real initialisation drew
 
     def __init__(self, spec: DataSpec, images_per_class: int):
         super().__init__()
@@ -49,9 +50,19 @@ class Parameterisation(nn.Module):
         step size or labels can carry their own learning rate)."""
         return [{"params": list(self.parameters())}]
 
+    def real_init(self, data, per_class: int, generator: torch.Generator) -> torch.Tensor:
+        """`per_class` real images of every class (`data.sample_per_class`'s draws), their
+        training rows kept as `init_rows` for the summary's metadata."""
+        rows = data.rows_per_class(per_class, generator)
+        self.init_rows = rows.tolist()
+        return data.x_train[rows].float()
+
     def summary_extra(self) -> dict:
-        """Values the summary's metadata must carry for faithful evaluation (MTT's syn_lr)."""
-        return {}
+        """Values the summary's metadata must carry: for faithful evaluation (MTT's syn_lr,
+        added by wrappers), and the training rows a real initialisation started from, the
+        examples most likely to leak, so a membership audit can target them (Carlini et al.,
+        "No free lunch in 'privacy for free'", 2022)."""
+        return {"init_rows": self.init_rows} if self.init_rows is not None else {}
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Tensors to save under `param.*`; free images need none beyond `images`."""

@@ -106,7 +106,7 @@ class Hallucinated(Factorised):
         self.side = low_resolution(spec.size, downsample)
         k = spec.num_classes
         if init == "real":
-            x = shrink(data.sample_per_class(bases_per_class, generator).float(), self.side)
+            x = shrink(self.real_init(data, bases_per_class, generator), self.side)
         elif init == "noise":
             shape = (k * bases_per_class, spec.channels, self.side, self.side)
             x = torch.randn(shape, generator=generator)

@@ -29,11 +29,8 @@ class FreeImages(Parameterisation):
     ):
         super().__init__(data.spec, ipc)
         k = data.spec.num_classes
-        self.init_rows: list[int] | None = None  # the real images it starts from, if any
         if init == "real":
-            rows = data.rows_per_class(ipc, generator)
-            x = data.x_train[rows].clone()
-            self.init_rows = rows.tolist()
+            x = self.real_init(data, ipc, generator)
         elif init == "noise":
             x = torch.randn(k * ipc, *data.spec.shape, generator=generator)
         else:
@@ -57,9 +54,3 @@ class FreeImages(Parameterisation):
         n = self.images.numel() * self.images.element_size()
         y = self.label_logits if self.learn_labels else self.labels
         return n + y.numel() * y.element_size()
-
-    def summary_extra(self) -> dict:
-        """The training rows a real-initialised summary started from: the examples it is most
-        likely to leak, so a membership audit can target them (Carlini et al., "No free lunch
-        in 'privacy for free'", 2022)."""
-        return {"init_rows": self.init_rows} if self.init_rows is not None else {}

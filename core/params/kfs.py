@@ -88,7 +88,7 @@ class LatentDecoders(Factorised):
         side = low_resolution(spec.size, downsample)
         k = spec.num_classes
         if init == "real":
-            z = shrink(data.sample_per_class(codes_per_class, generator).float(), side)
+            z = shrink(self.real_init(data, codes_per_class, generator), side)
         elif init == "noise":
             z = torch.randn(k * codes_per_class, spec.channels, side, side, generator=generator)
         else:

@@ -52,7 +52,7 @@ class MultiFormation(Parameterisation):
         self.factor = factor
         k = data.spec.num_classes
         if init == "real":
-            x = _compose(data.sample_per_class(ipc * factor**2, generator).float(), factor)
+            x = _compose(self.real_init(data, ipc * factor**2, generator), factor)
         elif init == "noise":
             x = torch.randn(k * ipc, *data.spec.shape, generator=generator)
         else:
