@@ -325,6 +325,31 @@ def test_a_real_initialised_summary_names_the_rows_it_started_from(digits):
         audit.init_candidates(noise, digits, torch.Generator())
 
 
+def test_cli_audit_of_a_summarys_initial_images(tmp_path, capsys):
+    """`--members init` audits the rows an IDC summary started from (every one of them, as
+    members) and names them in its row; a noise start or no summary is refused by name."""
+    out = tmp_path / "idc"
+    assert cli.main(["run", "--method", "idc", "--ipc", "1", "--iterations", "1", "--quiet",
+                     "--out", str(out)]) == 0  # fmt: skip
+    results = tmp_path / "audit.json"
+    args = ["privacy", "audit", str(out / "summary.safetensors"), "--members", "init"]
+    args += ["--references", "0", "--epochs", "2", "--quiet", "--results", str(results)]
+    assert cli.main(args) == 0
+    (row,) = json.loads(results.read_text())
+    check_row(row)
+    assert row["target"] == "idc, its initial images" and row["method"] == "idc"
+    assert row["members"] == "the summary's initial images"
+    assert row["candidates"] == 40  # IDC at IPC 1 with factor 2: 4 real tiles a class
+    assert cli.main(["privacy", "audit", "--real", "10", "--members", "init"]) == 2
+    assert "pass a summary" in capsys.readouterr().err
+    noise = tmp_path / "noise"
+    assert cli.main(["run", "--method", "dm", "--ipc", "1", "--iterations", "1", "--quiet",
+                     "--set", "init=noise", "--out", str(noise)]) == 0  # fmt: skip
+    args[2] = str(noise / "summary.safetensors")
+    assert cli.main(args) == 2
+    assert "did not start from real images" in capsys.readouterr().err
+
+
 def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):
     args = ["privacy", "run", "--iterations", "2", "--ipc", "1", "--noise", "1.5", "--quiet"]
     args += ["--delta", "1e-4", "--out", str(tmp_path), "--set", "net_width=8"]

@@ -45,6 +45,12 @@ def add_commands(sub) -> dict:
         "--real", type=int, metavar="N", help="audit a model trained on N real images (members)"
     )
     a.add_argument("--candidates", type=int, default=2000, help="members and as many non-members")
+    a.add_argument(
+        "--members",
+        choices=("random", "init"),
+        default="random",
+        help="random training examples, or the real images a summary started from (init)",
+    )
     a.add_argument("--references", type=int, default=4, help="reference models for LiRA (0: none)")
     a.add_argument("--epochs", type=int, default=300, help="training epochs of every model")
     a.add_argument("--seed", type=int, default=0)
@@ -117,6 +123,8 @@ def cmd_audit(args) -> None:
         raise DistillError("pass a summary file or --real N (not both)")
     if args.candidates < 1 or args.epochs < 1 or args.references < 0:
         raise DistillError("--candidates and --epochs must be >= 1, --references >= 0")
+    if args.members == "init" and args.summary is None:
+        raise DistillError("--members init audits a summary's initial images: pass a summary")
     summary = Summary.load(args.summary) if args.summary else None
     name = args.dataset or (summary.spec.name if summary else "digits")
     data = datasets.load(name, root=args.data_root, download=args.download)
@@ -124,14 +132,18 @@ def cmd_audit(args) -> None:
     tcfg = TrainConfig(epochs=args.epochs)
     gen = torch.Generator().manual_seed(args.seed)
     try:
-        cands = audit.draw_candidates(data, args.real or args.candidates, gen)
+        if args.members == "init":  # --candidates does not apply: every initial image
+            cands = audit.init_candidates(summary, data, gen)
+        else:
+            cands = audit.draw_candidates(data, args.real or args.candidates, gen)
     except ValueError as e:
         raise DistillError(str(e)) from None
     if summary is not None:
         target, acc = audit.summary_target(
             summary, data, config=tcfg, seed=args.seed, device=device
         )
-        size, label = summary.n, summary.method
+        size = summary.n
+        label = summary.method + (", its initial images" if args.members == "init" else "")
     else:
         rows = cands.member_rows
         target = audit.train_model(
@@ -163,6 +175,7 @@ def cmd_audit(args) -> None:
         seed=args.seed,
         device=device,
         summary_file=str(args.summary) if args.summary else None,
+        **({"members": "the summary's initial images"} if args.members == "init" else {}),
     )
     print(json.dumps({k: v for k, v in row.items() if k != "privacy"}, indent=1))
     if args.results:
