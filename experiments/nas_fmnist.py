@@ -83,6 +83,8 @@ def main() -> None:
     p.add_argument("--truth-only", action="store_true", help="stop after the ground truth")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
+    if args.shard[1] > 1 and not args.truth_only:
+        p.error("--shard trains part of the ground truth: add --truth-only (proxies need all)")
 
     data = datasets.load(args.dataset)
     device = resolve_device(args.device)
