@@ -301,3 +301,29 @@ def test_cli_rank_reads_the_benchmark_file_and_names_its_datasets(nas_cli, tmp_p
             "--results", str(tmp_path / "r.json")]  # fmt: skip
     assert cli.main(argv) == 2
     assert "NAS-Bench-201 has no results for 'digits'" in capsys.readouterr().err
+
+
+def test_ground_truth_shards_running_at_once_fill_one_cache(tmp_path):
+    """`experiments/nas_fmnist.py --shard I/K` in two processes at once: disjoint cells, one
+    cache file (append_rows' lock), every sampled cell in it exactly once."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "DATADISTILL_COMPILE": "0",
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [sys.executable, str(root / "experiments" / "nas_fmnist.py"), "--dataset", "digits",
+            "--archs", "4", "--truth-epochs", "1", "--truth-only", "--quiet", "--device", "cpu",
+            "--results", str(tmp_path / "nas.json")]  # fmt: skip
+    shards = [subprocess.Popen([*args, "--shard", f"{i}/2"], env=env) for i in range(2)]
+    assert [p.wait(timeout=600) for p in shards] == [0, 0]
+    rows = load_rows(tmp_path / "nas_cells.json")
+    sampled = [str(a) for a in sample_archs(4, seed=0)]
+    assert sorted(r["arch"] for r in rows) == sorted(sampled)
+    for r in rows:  # cell i came from shard i mod 2, whose command the row records
+        assert r["command"].endswith(f"--shard {sampled.index(r['arch']) % 2}/2")
