@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import matplotlib
@@ -77,6 +78,23 @@ def accuracy_curves(rows: list[dict], path: str | Path, *, title: str) -> Path:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].legend()
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def variant_bars(rows: list[dict], path: str | Path, *, title: str, ylabel: str) -> Path:
+    """One bar per (method, IPC, variant), mean +- std: a hyperparameter search at a glance."""
+    rows = sorted(rows, key=lambda r: (r["method"], r["ipc"], -r["acc_mean"]))
+    names = [re.sub(r"^val\d+-?", "", r.get("variant") or "") or "default" for r in rows]
+    labels = [f"{r['method']} ipc{r['ipc']}\n{name}" for r, name in zip(rows, names, strict=True)]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 1), 4))
+    ax.bar(range(len(rows)), [100 * r["acc_mean"] for r in rows],
+           yerr=[100 * r["acc_std"] for r in rows], capsize=3, color="tab:blue")  # fmt: skip
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    low = min(100 * (r["acc_mean"] - r["acc_std"]) for r in rows)
+    ax.set_ylim(max(0.0, low - 5), None)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
     return save(fig, path)
 

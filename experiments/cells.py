@@ -26,7 +26,7 @@ from core import methods
 from core.bench import Cell, run_cell
 from core.distill import resolve_device
 from core.evaluate import EvalConfig
-from core.plots import accuracy_curves
+from core.plots import accuracy_curves, variant_bars
 from core.results import load_rows, table
 from core.train import TrainConfig
 
@@ -126,7 +126,12 @@ def main() -> None:
     rows = [r for r in load_rows(results) if r["eval_epochs"] == args.epochs]
     rows.sort(key=lambda r: (r["ipc"], r["method"]))
     print(table(rows))
-    accuracy_curves(rows, results.with_suffix(".png"), title=f"{args.dataset}, {args.epochs} ep")
+    plot = results.with_suffix(".png")
+    if args.validation:  # a search: one bar per setting, on the held-out split
+        title = f"{args.dataset}: {args.validation} training images a class held out"
+        variant_bars(rows, plot, title=title, ylabel="validation accuracy (%)")
+    else:
+        accuracy_curves(rows, plot, title=f"{args.dataset}, {args.epochs} ep")
 
 
 if __name__ == "__main__":

@@ -91,3 +91,24 @@ def test_heatmap_and_efficiency_figures_are_pngs(rows, tmp_path):
     a = bench_plots.efficiency(rows, tmp_path / "e.png", dataset="digits")
     b = bench_plots.transfer_heatmap(rows, tmp_path / "t.png", dataset="digits", ipc=10)
     assert a.read_bytes()[:4] == b.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_validation_search_plots_one_bar_per_setting(tmp_path, monkeypatch):
+    """cells.py --validation draws its search as bars, best first, named without the
+    split's prefix; the file is a PNG."""
+    from core import plots
+
+    rows = [
+        {"method": "mtt", "ipc": 1, "variant": f"val1000-{v}", "acc_mean": a, "acc_std": 0.01}
+        for v, a in (("start-5", 0.64), ("start-2", 0.74))
+    ]
+    ticks, save = [], plots.save
+
+    def spy(fig, path):
+        ticks.extend(t.get_text() for t in fig.axes[0].get_xticklabels())
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", spy)
+    out = plots.variant_bars(rows, tmp_path / "search.png", title="t", ylabel="validation")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ticks == ["mtt ipc1\nstart-2", "mtt ipc1\nstart-5"]
