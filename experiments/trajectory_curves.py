@@ -3,7 +3,8 @@
 Both optimise the same loss with the same image gradient (tests/test_trajectory.py checks it
 to 1e-4), so their loss curves per iteration should overlap; what differs is the price of an
 iteration. Read from the committed runs' metrics (experiments/results/trajectory_fmnist/*/
-metrics.jsonl, the GPU batch of experiments/gpu_batch.sh), nothing is rerun.
+metrics.jsonl), nothing is rerun. Where each pair ran (IPC 1: the 2-core CPU, MTT and TESLA
+at once; IPC 10: one H200 shared by the GPU batch of experiments/gpu_batch.sh) is in WHERE.
 
     python experiments/trajectory_curves.py
 """
@@ -20,6 +21,7 @@ from core.plots import save
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "experiments" / "results" / "trajectory_fmnist"
 OUT = ROOT / "experiments" / "results" / "trajectory_curves_fmnist.png"
+WHERE = {1: "the same 2-core CPU", 10: "the same shared GPU"}  # both of a pair ran side by side
 
 
 def metrics(method: str, ipc: int) -> list[dict]:
@@ -59,7 +61,7 @@ def main() -> None:
             ylabel="trajectory matching loss (5-iteration mean)",
         )
         axes[row, 1].set(
-            title=f"IPC {ipc}: loss against wall time (same shared GPU)",
+            title=f"IPC {ipc}: loss against wall time ({WHERE[ipc]})",
             xlabel="seconds of distillation",
             ylabel="trajectory matching loss",
         )
