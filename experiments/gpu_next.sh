@@ -24,7 +24,7 @@ START=$(date +%s)
 export DATADISTILL_COMPILE=0 OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
 export PYTHONPATH=${PYTHONPATH:-.} DATADISTILL_DATA=${DATADISTILL_DATA:-data}
 PY=${PYTHON:-python3}
-LOGS=experiments/results/gpu_next_logs
+LOGS=experiments/results/gpu_next_logs/$(date +%Y-%m-%d)  # one folder a run: earlier logs stay
 mkdir -p "$LOGS"
 touch /tmp/gpu_next.start
 

@@ -8,10 +8,15 @@ see `sample()`; the outer loop only sees `parameters()`, `materialize()` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from core.spec import DataSpec
+
+if TYPE_CHECKING:
+    from core.data import Dataset
 
 
 class Parameterisation(nn.Module):
@@ -50,7 +55,7 @@ class Parameterisation(nn.Module):
         step size or labels can carry their own learning rate)."""
         return [{"params": list(self.parameters())}]
 
-    def real_init(self, data, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    def real_init(self, data: Dataset, per_class: int, generator: torch.Generator) -> torch.Tensor:
         """`per_class` real images of every class (`data.sample_per_class`'s draws), their
         training rows kept as `init_rows` for the summary's metadata."""
         rows = data.rows_per_class(per_class, generator)
