@@ -325,7 +325,7 @@ def test_a_real_initialised_summary_names_the_rows_it_started_from(digits):
         audit.init_candidates(noise, digits, torch.Generator())
 
 
-def test_cli_audit_of_a_summarys_initial_images(tmp_path, capsys):
+def test_cli_audit_of_a_summarys_initial_images(digits, tmp_path, capsys):
     """`--members init` audits the rows an IDC summary started from (every one of them, as
     members) and names them in its row; a noise start or no summary is refused by name."""
     out = tmp_path / "idc"
@@ -348,6 +348,9 @@ def test_cli_audit_of_a_summarys_initial_images(tmp_path, capsys):
     args[2] = str(noise / "summary.safetensors")
     assert cli.main(args) == 2
     assert "did not start from real images" in capsys.readouterr().err
+    older = dataclasses.replace(Summary.load(out / "summary.safetensors"), extra={})
+    with pytest.raises(ValueError, match="started from real images but does not name them"):
+        audit.init_candidates(older, digits, torch.Generator())
 
 
 def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):

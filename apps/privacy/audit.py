@@ -83,6 +83,12 @@ def init_candidates(summary, data: Dataset, generator: torch.Generator) -> Candi
     """Members: the real images the summary started from (unique rows); as many test
     non-members. Raises ValueError for a summary that did not start from real images."""
     rows = init_rows(summary, data)
+    if rows is None and summary.config.get("init") == "real":
+        raise ValueError(
+            f"this {summary.method} summary started from real images but does not name them "
+            f"(saved before its {summary.parameterisation} parameterisation recorded "
+            "init_rows): distil it again, or audit random members"
+        )
     if rows is None:
         raise ValueError(
             f"this {summary.method} summary did not start from real images (init "
