@@ -307,7 +307,11 @@ register(
         "Liu et al., NeurIPS 2022",
         HaBaConfig,
         build=_build_haba,
-        per_dataset={"digits": {"net_depth": 2}},
+        # digits (ours): at lr 100 (HaBa's CIFAR-10 value, on ZCA-whitened images) the
+        # hallucinators' weights compound within one iteration (pixels ~1e5, summaries at
+        # chance); lr_img 10 and lr_halluc 0.1 is the pair of those tried (100/100, 100/1,
+        # 10/1, 10/0.1, IPC 10, 20 iterations) whose images stayed O(1) (std 1.4)
+        per_dataset={"digits": {"net_depth": 2, "lr_img": 10.0, "lr_halluc": 0.1}},
     )
 )
 register(
