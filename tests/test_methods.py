@@ -70,12 +70,20 @@ def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     assert loaded.metadata()["config"] == s.config
 
 
-@pytest.mark.parametrize("lrs, bounded", [({}, True), ({"lr_img": "100", "lr_halluc": "100"}, False)])
+@pytest.mark.parametrize(
+    "lrs, bounded", [({}, True), ({"lr_img": "100", "lr_halluc": "100"}, False)]
+)
 def test_haba_digits_preset_keeps_its_pixels_bounded(lrs, bounded, digits, tiny_experts, tmp_path):
     """HaBa's CIFAR-10 rates (100 on bases and hallucinators) blow digits' pixels up within
-    an iteration (the quick bench scored chance); the digits preset's rates must not."""
+    an iteration (the quick bench scored chance); the preset's rates must not."""
     overrides = {"experts": str(tiny_experts), "net_width": "16", "max_start_epoch": "1", **lrs}
-    run("haba", digits, 10, options=RunOptions(iterations=3, progress=False, seed=0),
-        overrides=overrides, out_dir=tmp_path)
+    run(
+        "haba",
+        digits,
+        10,
+        options=RunOptions(iterations=3, progress=False, seed=0),
+        overrides=overrides,
+        out_dir=tmp_path,
+    )
     peak = Summary.load(tmp_path / "summary.safetensors").images.abs().max().item()
     assert (peak < 20) == bounded, f"max |pixel| {peak:.3g} after 3 iterations"
