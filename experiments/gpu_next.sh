@@ -11,6 +11,7 @@
 #   1. issue 8.1  the NAS ground truth in eight shards, each cell cached as it finishes.
 #   2. issue 8.1  the proxies (200 steps a cell: seconds on the GPU, about 2 h a proxy on
 #                 this CPU) in a later call: `nas_fmnist.py` scores them from the cache.
+#   3. issue 6    with the time left, factorised cells at the IPC-10 byte budget.
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
 # Device call (apps/nas needs nas-bench-201, absent there: carry its wheel in .whl/; the
@@ -40,6 +41,15 @@ for i in 0 1 2 3 4 5 6 7; do
     pids+=($!)
 done
 wait "${pids[@]}"
+# 3. issue 6   whatever time is left: factorised cells at the IPC-10 byte budget (each
+#              resumes its committed folder; evaluation alone is about 75 min on this CPU)
+for cell in "haba-dm 10" "cafe 10" "itgan 231"; do  # IT-GAN: 231 latents of 136 B a class
+    [ "$(left)" -gt 30 ] || break
+    set -- $cell
+    timeout "$(left)" "$PY" experiments/cells.py --name factorised_fmnist \
+        --dataset fashion-mnist --iterations 60 --evaluate-partial --methods "$1" --ipc "$2" \
+        >>"$LOGS/factorised.log" 2>&1
+done
 kill "$monitor" 2>/dev/null
 echo "finished after $(($(date +%s) - START)) s"
 # one file back, whatever finished: the device tool returns at most 8 files
