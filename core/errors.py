@@ -14,3 +14,7 @@ class DistillError(Exception):
 
 class SummaryFormatError(DistillError):
     """A summary file is missing, corrupt, foreign or from a newer format version."""
+
+
+class DivergenceWarning(UserWarning):
+    """A run ended with finite but runaway values (e.g. pixels ~1e5): saved, but suspect."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ import torch
 from tqdm.auto import tqdm
 
 from core import checkpoint
-from core.errors import DistillError
+from core.errors import DistillError, DivergenceWarning
 from core.profile import measure
 
 SUMMARY_FILE = "summary.safetensors"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
+RUNAWAY = 1e3  # |value| no normalised image set reaches (real pixels lie within about +-5)
 
 
 @dataclass(frozen=True)
@@ -146,4 +148,26 @@ def optimise(
     summary = summarise(state)
     if out is not None:
         summary.save(out / SUMMARY_FILE)
+    warn_if_runaway(summary, stepper)
     return summary
+
+
+def warn_if_runaway(summary, stepper: Stepper) -> None:
+    """Warn when the summary's values ran away without becoming NaN.
+
+    Multiplicative parameterisations (hallucinators, decoders) can compound a too-large
+    step into pixels of ~1e5 while the loss stays finite; such a summary trains no better
+    than chance, and nothing else would say why."""
+    values = getattr(summary, "images", None)
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or not values.numel():
+        return
+    peak = float(values.detach().abs().max())
+    if peak > RUNAWAY:
+        warnings.warn(
+            f"the summary's values reached |x| = {peak:.3g} (normalised data stays within "
+            "about 5): the optimisation diverged and the summary is unlikely to train a model; "
+            + stepper.divergence_fix()
+            + " (factorised summaries have their own rates, e.g. lr_halluc, lr_decoder)",
+            DivergenceWarning,
+            stacklevel=2,
+        )

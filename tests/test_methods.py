@@ -1,10 +1,13 @@
 """Every registered method, parametrised over the registry: a tiny run yields a valid summary."""
 
+import warnings
+
 import pytest
 import torch
 
 from core import methods
 from core.distill import RunOptions, run
+from core.errors import DivergenceWarning
 from core.summary import Summary
 
 
@@ -77,13 +80,19 @@ def test_haba_digits_preset_keeps_its_pixels_bounded(lrs, bounded, digits, tiny_
     """HaBa's CIFAR-10 rates (100 on bases and hallucinators) blow digits' pixels up within
     an iteration (the quick bench scored chance); the preset's rates must not."""
     overrides = {"experts": str(tiny_experts), "net_width": "16", "max_start_epoch": "1", **lrs}
-    run(
-        "haba",
-        digits,
-        10,
-        options=RunOptions(iterations=3, progress=False, seed=0),
-        overrides=overrides,
-        out_dir=tmp_path,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(
+            "haba",
+            digits,
+            10,
+            options=RunOptions(iterations=3, progress=False, seed=0),
+            overrides=overrides,
+            out_dir=tmp_path,
+        )
     peak = Summary.load(tmp_path / "summary.safetensors").images.abs().max().item()
     assert (peak < 20) == bounded, f"max |pixel| {peak:.3g} after 3 iterations"
+    # a runaway summary is saved, and the user is told why it will not train
+    said = [w for w in caught if issubclass(w.category, DivergenceWarning)]
+    assert bool(said) != bounded
+    assert not said or "lr_halluc" in str(said[0].message)
