@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from core import checkpoint
+from core import atomic, checkpoint
 from core.errors import DistillError, DivergenceWarning
 from core.profile import measure
 
@@ -100,6 +100,7 @@ def optimise(
         state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        keep_metrics_upto(out / METRICS_FILE, state["iteration"])
     log = open(out / METRICS_FILE, "a") if out is not None else None
     started = time.monotonic()
     bar = tqdm(total=iterations, initial=state["iteration"], disable=not options.progress,
@@ -150,6 +151,20 @@ def optimise(
         summary.save(out / SUMMARY_FILE)
     warn_if_runaway(summary, stepper)
     return summary
+
+
+def keep_metrics_upto(path: Path, iteration: int) -> None:
+    """Drop the metric records of iterations after `iteration` (all of them on a fresh start).
+
+    They belong to steps that will run again: a run that crashed after its last checkpoint,
+    or an earlier run in the same folder started afresh. Kept, they would draw two curves
+    in one file."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("iteration", 0) <= iteration]
+    if len(kept) < len(lines):
+        atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
 
 def warn_if_runaway(summary, stepper: Stepper) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -109,3 +110,20 @@ def save(fig, path: str | Path, *, dpi: int = 110) -> Path:
     fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return atomic.write_bytes(path, buffer.getvalue())
+
+
+def run_metrics(folder: str | Path) -> list[dict]:
+    """A run folder's metrics.jsonl (one record per iteration); [] when it has none."""
+    path = Path(folder) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def running_mean(values: list[float], k: int = 5) -> list[float]:
+    """Mean of the last k values at each point: loss curves of single draws are noisy."""
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - k + 1) : i + 1]
+        out.append(sum(window) / len(window))
+    return out

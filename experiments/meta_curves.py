@@ -11,13 +11,12 @@ as horizontal lines: the question is whether the curve is still rising when it m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from core.plots import save
+from core.plots import run_metrics, save
 from core.results import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,10 +45,7 @@ def curve(rows: list[dict], method, ipc: int) -> list[tuple[int, float, float, s
 def losses(method, ipc: int) -> tuple[list[int], list[float]]:
     name, variant = method
     folder = f"{name}-fashion-mnist-ipc{ipc}-s0" + (f"-{variant}" if variant else "")
-    path = RESULTS / "meta_fmnist" / folder / "metrics.jsonl"
-    if not path.exists():
-        return [], []
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    recs = run_metrics(RESULTS / "meta_fmnist" / folder)
     return [r["iteration"] for r in recs], [r["loss"] for r in recs]
 
 

@@ -11,12 +11,11 @@ at once; IPC 10: one H200 shared by the GPU batch of experiments/gpu_batch.sh) i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from core.plots import save
+from core.plots import run_metrics, running_mean, save
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "experiments" / "results" / "trajectory_fmnist"
@@ -25,15 +24,7 @@ WHERE = {1: "the same 2-core CPU", 10: "the same shared GPU"}  # both of a pair 
 
 
 def metrics(method: str, ipc: int) -> list[dict]:
-    path = RUNS / f"{method}-fashion-mnist-ipc{ipc}-s0" / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def smooth(values: list[float], k: int = 5) -> list[float]:
-    return [
-        sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1])
-        for i in range(len(values))
-    ]
+    return run_metrics(RUNS / f"{method}-fashion-mnist-ipc{ipc}-s0")
 
 
 def main() -> None:
@@ -42,7 +33,7 @@ def main() -> None:
         for method, colour in (("mtt", "tab:blue"), ("tesla", "tab:orange")):
             m = metrics(method, ipc)
             its = [r["iteration"] for r in m]
-            loss = smooth([r["loss"] for r in m])
+            loss = running_mean([r["loss"] for r in m])
             secs, total = [], 0.0
             for r in m:
                 total += r["sec"]

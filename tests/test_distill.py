@@ -1,5 +1,7 @@
 """The outer loop and DM: loss goes down, batched equals per-class, resume is exact, errors."""
 
+import json
+
 import pytest
 import torch
 
@@ -80,7 +82,17 @@ def test_interrupted_run_resumes_to_the_same_result(digits, tmp_path):
     )
     assert torch.equal(full.images, resumed.images)
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 5 + 2  # 5 before the crash, iterations 5 and 6 after resuming from 4
+    # 5 before the crash; resuming from the checkpoint at 4 drops the lost 5th and reruns it
+    assert [json.loads(line)["iteration"] for line in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_fresh_run_in_an_old_folder_keeps_only_its_own_metrics(digits, tmp_path):
+    opts = dict(progress=False)
+    for iterations in (4, 2):  # the second starts afresh (no --resume) in the same folder
+        run("dm", digits, 1, options=RunOptions(iterations=iterations, **opts),
+            overrides={"batch_real": 8}, out_dir=tmp_path)  # fmt: skip
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [1, 2]
 
 
 def test_time_limit_stops_cleanly_with_a_checkpoint(digits, tmp_path):
