@@ -100,7 +100,7 @@ def optimise(
         state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        keep_metrics_upto(out / METRICS_FILE, state["iteration"])
+        keep_metrics_upto(out, state["iteration"])
     log = open(out / METRICS_FILE, "a") if out is not None else None
     started = time.monotonic()
     bar = tqdm(total=iterations, initial=state["iteration"], disable=not options.progress,
@@ -153,18 +153,25 @@ def optimise(
     return summary
 
 
-def keep_metrics_upto(path: Path, iteration: int) -> None:
+def run_metrics(folder: str | Path) -> list[dict]:
+    """A run folder's metrics (one record per iteration); [] when it has none."""
+    path = Path(folder) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def keep_metrics_upto(folder: Path, iteration: int) -> None:
     """Drop the metric records of iterations after `iteration` (all of them on a fresh start).
 
     They belong to steps that will run again: a run that crashed after its last checkpoint,
     or an earlier run in the same folder started afresh. Kept, they would draw two curves
     in one file."""
-    if not path.exists():
-        return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("iteration", 0) <= iteration]
-    if len(kept) < len(lines):
-        atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
+    records = run_metrics(folder)
+    kept = [r for r in records if r.get("iteration", 0) <= iteration]
+    if len(kept) < len(records):
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        atomic.write_bytes(folder / METRICS_FILE, text.encode())
 
 
 def warn_if_runaway(summary, stepper: Stepper) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 
@@ -110,14 +109,6 @@ def save(fig, path: str | Path, *, dpi: int = 110) -> Path:
     fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return atomic.write_bytes(path, buffer.getvalue())
-
-
-def run_metrics(folder: str | Path) -> list[dict]:
-    """A run folder's metrics.jsonl (one record per iteration); [] when it has none."""
-    path = Path(folder) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def running_mean(values: list[float], k: int = 5) -> list[float]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from core.plots import run_metrics, running_mean, save
+from core.loop import run_metrics
+from core.plots import running_mean, save
 from core.results import load_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"

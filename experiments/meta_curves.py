@@ -16,7 +16,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from core.plots import run_metrics, save
+from core.loop import run_metrics
+from core.plots import save
 from core.results import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
