@@ -1,8 +1,9 @@
 """Regenerate the README's results tables from experiments/results/*.json (never by hand).
 
-Two blocks: every row (between the results markers), and the benchmark's performance table
+Three blocks: every row (between the results markers); the benchmark's performance table
 for Fashion-MNIST, method x IPC beside the published figures (between the bench markers;
-experiments/report_bench.py writes it and the other tables and figures to files).
+experiments/report_bench.py writes it and the other tables and figures to files); and the
+continual-learning strategies (between the continual markers).
 
 python experiments/report.py          # rewrite README.md between the markers
 python experiments/report.py --check  # exit 1 if README.md is out of date
@@ -16,11 +17,12 @@ import sys
 from pathlib import Path
 
 from core import bench_tables
-from core.results import fmt_acc, fmt_bytes, load_rows
+from core.results import fmt_acc, fmt_bytes, load_rows, table
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+CONTINUAL_START, CONTINUAL_END = "<!-- continual:start -->", "<!-- continual:end -->"
 BENCH_DATASET = "fashion-mnist"
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
 
@@ -84,6 +86,26 @@ def bench_table(folder: Path = ROOT / "experiments" / "results") -> str:
     return md
 
 
+def continual_table(folder: Path = ROOT / "experiments" / "results") -> str:
+    """Final accuracy and forgetting per strategy, mean +- std over the class orders run.
+
+    Aggregated here from the per-order rows, so a sweep still running (whose mean rows
+    are written only at its end) shows what has finished, with its number of orders.
+    """
+    per_order = [
+        r
+        for p in sorted(folder.glob("continual_*.json"))
+        for r in load_rows(p)
+        if r.get("runs") == 1 and "seed" in r
+    ]
+    if not per_order:
+        return "_No results yet._"
+    from apps.continual.rows import COLUMNS, aggregate  # Avalanche: only when rows exist
+
+    means = sorted(aggregate(per_order), key=lambda r: (r["dataset"], r["ipc"], -r["acc_mean"]))
+    return table(means, COLUMNS)
+
+
 def render(readme: str, table: str, start: str = START, end: str = END) -> str:
     if start not in readme or end not in readme:
         raise SystemExit(f"README.md lacks the markers {start} ... {end}")
@@ -94,6 +116,7 @@ def render(readme: str, table: str, start: str = START, end: str = END) -> str:
 
 def render_all(readme: str) -> str:
     readme = render(readme, results_table())
+    readme = render(readme, continual_table(), CONTINUAL_START, CONTINUAL_END)
     return render(readme, bench_table(), BENCH_START, BENCH_END)
 
 

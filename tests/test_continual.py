@@ -170,3 +170,15 @@ def test_cli_runs_and_writes_rows(monkeypatch, tmp_path, digits, capsys):
     assert "unknown strategy" in capsys.readouterr().err
     assert "apps.continual.plugin" in sys.modules
     assert torch.is_tensor(digits.x_train)
+
+
+def test_share_herding_keeps_avalanches_first_picks():
+    from avalanche.training.storage_policy import HerdingSelectionStrategy
+
+    features = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    model = strategies.EmbedHead(torch.nn.Linear(1, 1))
+    full = HerdingSelectionStrategy(model, "embedding").make_sorted_indices_from_features(features)
+    fast = strategies.ShareHerding(model, "embedding", share=10)
+    order = fast.make_sorted_indices_from_features(features)
+    assert order[:10] == full[:10]
+    assert sorted(order) == list(range(300))  # a full order, as Avalanche's buffer expects

@@ -111,6 +111,8 @@ COLUMNS = [
     ("method", lambda r: r["method"]),
     ("dataset", lambda r: r["dataset"]),
     ("memory/class", lambda r: str(r["ipc"])),
+    ("distill its/exp", lambda r: str(r["iterations"]) if r["iterations"] else "-"),
+    ("epochs/exp", lambda r: str(r.get("epochs", "-"))),
     ("images", lambda r: str(r["images"])),
     ("bytes", lambda r: fmt_bytes(r["stored_bytes"])),
     ("final acc %", fmt_acc),
