@@ -58,7 +58,10 @@ def main() -> None:
     p.add_argument("--memory", type=int, nargs="+", default=[10, 20])
     p.add_argument("--seeds", type=int, default=3, help="class orders 0..N-1")
     p.add_argument(
-        "--orders", type=int, nargs="+", help="only these class orders (split a sweep over "
+        "--orders",
+        type=int,
+        nargs="+",
+        help="only these class orders (split a sweep over "
         "processes; each writes its rows to the one results file)",
     )
     p.add_argument("--methods", nargs="+", default=["dm", "dsa"])

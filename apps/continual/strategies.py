@@ -44,8 +44,8 @@ from torch import nn
 
 from apps.continual.memory import DistilledBuffer, DistillMemoryConfig
 from core import nets
-from core.coreset import herding
 from core.augment import DSA
+from core.coreset import herding
 from core.errors import DistillError
 from core.spec import DataSpec
 
