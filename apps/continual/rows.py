@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 
 from apps.continual.loop import StreamResult
-from apps.continual.strategies import DISTILLED
+from apps.continual.strategies import DISTILLED, RECALL
 from core.results import command_line, fmt_acc, fmt_bytes
 
 
@@ -106,13 +106,20 @@ def _forgetting(r: dict) -> str:
     return f"{100 * r['forgetting_mean']:.2f} ± {100 * r['forgetting_std']:.2f}"
 
 
+def _epochs(r: dict) -> str:
+    """Stream strategies see each experience `epochs` times; recall ones retrain from scratch."""
+    if r["strategy"] in RECALL and "recall_epochs" in r:
+        return f"{r['recall_epochs']} from scratch"
+    return str(r.get("epochs", "-"))
+
+
 COLUMNS = [
     ("strategy", lambda r: r["strategy"]),
     ("method", lambda r: r["method"]),
     ("dataset", lambda r: r["dataset"]),
     ("memory/class", lambda r: str(r["ipc"])),
     ("distill its/exp", lambda r: str(r["iterations"]) if r["iterations"] else "-"),
-    ("epochs/exp", lambda r: str(r.get("epochs", "-"))),
+    ("epochs/exp", _epochs),
     ("images", lambda r: str(r["images"])),
     ("bytes", lambda r: fmt_bytes(r["stored_bytes"])),
     ("final acc %", fmt_acc),

@@ -128,6 +128,7 @@ class Built:
 Builder = Callable[..., tuple[list, ExemplarsBuffer | None, bool]]
 _REGISTRY: dict[str, Builder] = {}
 DISTILLED = ("distill-replay", "distill-recall")
+RECALL = ("gdumb", "distill-recall")  # a fresh model on the memory after each experience
 
 
 def register(name: str):
