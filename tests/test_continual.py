@@ -182,3 +182,16 @@ def test_share_herding_keeps_avalanches_first_picks():
     order = fast.make_sorted_indices_from_features(features)
     assert order[:10] == full[:10]
     assert sorted(order) == list(range(300))  # a full order, as Avalanche's buffer expects
+
+
+def test_naive_row_is_reused_across_memories_and_says_so(bench):
+    from apps.continual.rows import memoryless_copy, seed_row
+
+    naive = run_stream(bench, strategy="naive", memory=MEMORY, seed=0, config=TINY)
+    row = seed_row(naive, dataset="digits", method="naive", iterations=0, arch="mlp")
+    copy = memoryless_copy(row, MEMORY + 5)
+    assert copy["memory_per_class"] == copy["ipc"] == MEMORY + 5
+    assert copy["reused_from"] == f"memory={MEMORY}" and copy["acc_mean"] == row["acc_mean"]
+    held = {**row, "strategy": "replay", "images": 2 * MEMORY}
+    with pytest.raises(ValueError, match="holds no memory"):
+        memoryless_copy(held, MEMORY + 5)  # a buffer's size changes its result

@@ -57,6 +57,25 @@ def seed_row(r: StreamResult, *, dataset: str, method: str, iterations: int, arc
     return row
 
 
+def memoryless_copy(row: dict, memory: int) -> dict:
+    """`row` of a strategy that keeps no memory (naive), filed under another memory.
+
+    Naive's stream never reads the memory size, so a second run would repeat the
+    first; the copy says where it came from instead of spending the time again.
+    """
+    if row.get("images", 0) != 0 or row.get("strategy") != "naive":
+        raise ValueError("only a strategy that holds no memory (naive) can be reused")
+    seed = row["seed"]
+    return {
+        **row,
+        "ipc": memory,
+        "memory_per_class": memory,
+        "variant": f"strategy=naive,memory={memory},order={seed}",
+        "reused_from": row.get("reused_from", f"memory={row['memory_per_class']}"),
+        "command": command_line(),
+    }
+
+
 GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iterations")
 
 
