@@ -11,6 +11,10 @@
 #   1. issue 8.1  the NAS ground truth in eight shards, each cell cached as it finishes.
 #   2. issue 8.1  the proxies (200 steps a cell: seconds on the GPU, about 2 h a proxy on
 #                 this CPU) in a later call: `nas_fmnist.py` scores them from the cache.
+#   2b. issue 9   beside the shards: the continual memory's second method (DSA, 50 steps an
+#                 experience) at memory 10 and 20 on 3 class orders, one process each (on
+#                 this CPU about 45 min a stream at memory 10 and 90 at memory 20; needs
+#                 avalanche-lib on the device: skipped, with a line in its log, without it).
 #   3. issue 6    with the time left, factorised cells at the IPC-10 byte budget.
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
@@ -40,6 +44,19 @@ for i in 0 1 2 3 4 5 6 7; do
         >"$LOGS/nas$i.log" 2>&1 &
     pids+=($!)
 done
+if "$PY" -c "import avalanche" 2>/dev/null; then
+    for memory in 10 20; do
+        for order in 0 1 2; do
+            timeout "$(left)" "$PY" experiments/continual_fmnist.py --memory "$memory" \
+                --orders "$order" --epochs 1 --iterations 50 --methods dsa \
+                --strategies distill-recall distill-replay --device auto \
+                >"$LOGS/continual_m${memory}_o${order}.log" 2>&1 &
+            pids+=($!)
+        done
+    done
+else
+    echo "avalanche-lib is not installed here: continual DSA skipped" >"$LOGS/continual.log"
+fi
 wait "${pids[@]}"
 # 3. issue 6   whatever time is left: factorised cells at the IPC-10 byte budget (each
 #              resumes its committed folder; evaluation alone is about 75 min on this CPU)
