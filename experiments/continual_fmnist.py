@@ -146,7 +146,8 @@ def main() -> None:
     for memory in sorted({r["ipc"] for r in means}):
         out = results.with_name(f"continual_{args.tag}_m{memory}.png")
         shown = [r for r in means if r["ipc"] == memory]
-        orders = max(r["runs"] for r in shown)  # what the file holds, not this process's share
+        runs = sorted({r["runs"] for r in shown})  # the file's, not this process's share
+        orders = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
         title = f"{args.benchmark}, memory {memory} images/class, {orders} class orders"
         plot(shown, out, title=title)
         print(f"wrote {out}")
