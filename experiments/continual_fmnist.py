@@ -52,12 +52,10 @@ def plot(means: list[dict], path: Path, *, title: str) -> Path:
     return save(fig, path)
 
 
-def naive_row(results: Path, seed: int, epochs: int) -> dict | None:
+def naive_row(results: Path, seed: int, epochs: int, arch: str) -> dict | None:
     """A finished naive run of this order (it holds no memory, so any memory's will do)."""
-    for r in load_rows(results):
-        if r.get("strategy") == "naive" and r.get("seed") == seed and r.get("epochs") == epochs:
-            return r
-    return None
+    same = {"strategy": "naive", "seed": seed, "epochs": epochs, "arch": arch}
+    return next((r for r in load_rows(results) if same.items() <= r.items()), None)
 
 
 def main() -> None:
@@ -111,7 +109,9 @@ def main() -> None:
                     }
                     if key_of(probe) in done:
                         continue
-                    if name == "naive" and (earlier := naive_row(results, seed, args.epochs)):
+                    if name == "naive" and (
+                        earlier := naive_row(results, seed, args.epochs, args.arch)
+                    ):
                         append_rows(results, [memoryless_copy(earlier, memory)])
                         print(f"order {seed} m{memory} naive: reused memory-free run", flush=True)
                         continue
