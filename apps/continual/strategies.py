@@ -125,17 +125,19 @@ class Built:
     buffer: ExemplarsBuffer | None
 
 
-Builder = Callable[..., tuple[list, ExemplarsBuffer | None, bool]]
+Builder = Callable[..., tuple[list, ExemplarsBuffer | None]]
 _REGISTRY: dict[str, Builder] = {}
 DISTILLED = ("distill-replay", "distill-recall")
-RECALL = ("gdumb", "distill-recall")  # a fresh model on the memory after each experience
+RECALL: set[str] = set()  # a fresh model on the memory after each experience (register's flag)
 
 
-def register(name: str):
+def register(name: str, *, recall: bool = False):
     def wrap(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"strategy '{name}' is registered twice")
         _REGISTRY[name] = fn
+        if recall:
+            RECALL.add(name)
         return fn
 
     return wrap
@@ -157,13 +159,13 @@ def _gdumb(buffer: ExemplarsBuffer) -> GDumbPlugin:
 
 @register("naive")
 def _naive(*, memory, spec, model, distill, device):
-    return [], None, False
+    return [], None
 
 
 @register("replay")
 def _replay(*, memory, spec, model, distill, device):
     buf = _fixed_class_buffer(memory, spec.num_classes)
-    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf, False
+    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf
 
 
 @register("herding")
@@ -175,25 +177,25 @@ def _herding(*, memory, spec, model, distill, device):
         selection_strategy=ShareHerding(model, "embedding", share=memory),
     )
     buf.adaptive_size, buf.total_num_groups = False, k  # fixed per-class share, as above
-    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf, False
+    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf
 
 
-@register("gdumb")
+@register("gdumb", recall=True)
 def _gdumb_raw(*, memory, spec, model, distill, device):
     buf = _fixed_class_buffer(memory, spec.num_classes)
-    return [_gdumb(buf)], buf, True
+    return [_gdumb(buf)], buf
 
 
 @register("distill-replay")
 def _distill_replay(*, memory, spec, model, distill, device):
     buf = DistilledBuffer(spec=spec, config=distill, device=device)
-    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf, False
+    return [ReplayPlugin(mem_size=buf.max_size, storage_policy=buf)], buf
 
 
-@register("distill-recall")
+@register("distill-recall", recall=True)
 def _distill_recall(*, memory, spec, model, distill, device):
     buf = DistilledBuffer(spec=spec, config=distill, device=device)
-    return [_gdumb(buf)], buf, True
+    return [_gdumb(buf)], buf
 
 
 def build(
@@ -219,7 +221,8 @@ def build(
     torch.manual_seed(seed)
     model = EmbedHead(nets.build(config.arch, spec))
     distill = dataclasses.replace(distill, memory=memory, seed=seed)
-    plugins, buffer, recall = _REGISTRY[name](
+    recall = name in RECALL
+    plugins, buffer = _REGISTRY[name](
         memory=memory, spec=spec, model=model, distill=distill, device=device
     )
     optimizer = torch.optim.SGD(
