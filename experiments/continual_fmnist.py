@@ -79,6 +79,11 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--tag", default="fmnist", help="results file continual_TAG.json")
     p.add_argument("--progress", action="store_true", help="distillation progress bars")
+    p.add_argument(
+        "--cache",
+        default="runs/continual_cache",
+        help="distillations checkpoint here, so a stopped stream resumes them ('' for none)",
+    )
     args = p.parse_args()
 
     results = Path(f"experiments/results/continual_{args.tag}.json")
@@ -96,7 +101,10 @@ def main() -> None:
                 methods = args.methods if name in strategies.DISTILLED else [name]
                 for method in methods:
                     distill = DistillMemoryConfig(
-                        method=method, iterations=args.iterations, progress=args.progress
+                        method=method,
+                        iterations=args.iterations,
+                        progress=args.progress,
+                        cache=args.cache or None,
                     )
                     probe = {
                         "method": method,

@@ -1,6 +1,8 @@
 """apps/continual: Split benchmarks, equal memory accounting, Avalanche's loop, the CLI."""
 
 import json
+import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from apps.continual.bench import class_order, split_benchmark  # noqa: E402
 from apps.continual.loop import run_stream  # noqa: E402
 from apps.continual.memory import DistillMemoryConfig  # noqa: E402
 from core.errors import DistillError  # noqa: E402
+from core.loop import CHECKPOINT_FILE  # noqa: E402
 from core.results import ROW_KEYS  # noqa: E402
 
 MEMORY = 3
@@ -195,3 +198,30 @@ def test_naive_row_is_reused_across_memories_and_says_so(bench):
     held = {**row, "strategy": "replay", "images": 2 * MEMORY}
     with pytest.raises(ValueError, match="holds no memory"):
         memoryless_copy(held, MEMORY + 5)  # a buffer's size changes its result
+
+
+def test_a_stopped_stream_reuses_its_cached_distillations(bench, tmp_path, monkeypatch):
+    from apps.continual import memory
+
+    def stream(cache):
+        monkeypatch.setattr(memory, "_SUMMARIES", {})  # only the disk may remember
+        cfg = DistillMemoryConfig(method="dm", iterations=3, cache=cache)
+        return run_stream(
+            bench, strategy="distill-recall", memory=MEMORY, seed=0, config=TINY, distill=cfg
+        )
+
+    uncached = stream(None)
+    first = stream(tmp_path)
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) == 5  # one distillation per experience
+    # as if stopped during experience 4: its and the last one's distillations are lost
+    by_seed = {int(re.search(r"-s(\d+)-[0-9a-f]{10}$", f.name)[1]): f for f in folders}
+    assert sorted(by_seed) == [0, 1, 2, 3, 4]
+    for lost in (3, 4):
+        shutil.rmtree(by_seed[lost])
+    kept = [by_seed[s] / CHECKPOINT_FILE for s in (0, 1, 2)]
+    stamps = [f.stat().st_mtime_ns for f in kept]
+    resumed = stream(tmp_path)
+    assert uncached.acc_matrix == first.acc_matrix == resumed.acc_matrix
+    assert [f.stat().st_mtime_ns for f in kept] == stamps  # loaded, not run again
+    assert len(list(tmp_path.iterdir())) == 5  # the two lost ones ran again

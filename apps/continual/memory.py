@@ -13,7 +13,9 @@ actually held, so a raw-image buffer and a distilled one are compared on equal t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
@@ -37,6 +39,9 @@ class DistillMemoryConfig:
         memory: images per class kept for every class seen.
         iterations: outer iterations per experience (None: the method's default).
         overrides: the method's settings to change (as `distill run --set`).
+        cache: a folder where each experience's distillation checkpoints and keeps its
+            summary, so a stream stopped mid-way (a memory-20 DSA stream is over an hour
+            on a CPU) redoes only its training, not its distillations; None keeps nothing.
     """
 
     method: str = "dm"
@@ -45,6 +50,7 @@ class DistillMemoryConfig:
     seed: int = 0
     progress: bool = False
     overrides: dict = field(default_factory=dict)
+    cache: str | Path | None = None
 
 
 def tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,6 +93,13 @@ def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset,
 _SUMMARIES: dict[tuple, Summary] = {}
 
 
+def cache_name(key: tuple) -> str:
+    """A readable folder name for one distillation, unique by a hash of its whole key."""
+    method, _, _, memory, seed, subset, *_ = key
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
+    return f"{method}-m{memory}-{subset}-s{seed}-{digest}"
+
+
 class DistilledBuffer(ExemplarsBuffer):
     """Keeps one distilled summary per experience: `memory` images for each of its classes.
 
@@ -116,25 +129,29 @@ class DistilledBuffer(ExemplarsBuffer):
         x, y = tensors(exp.dataset)
         sub, classes = restrict(x, y, self.spec)
         cfg = self.config
-        options = RunOptions(
-            seed=cfg.seed * 1000 + len(self.summaries),
-            iterations=cfg.iterations,
-            progress=cfg.progress,
-        )
+        seed = cfg.seed * 1000 + len(self.summaries)
         # the parent dataset's published settings: the subset's own name is in no table
         overrides = {**methods.get(cfg.method).per_dataset.get(self.spec.name, {}), **cfg.overrides}
         key = (
             cfg.method, cfg.iterations, tuple(sorted(overrides.items())), cfg.memory,
-            options.seed, sub.spec.name, len(y), str(self.device),
+            seed, sub.spec.name, len(y), str(self.device),
         )  # fmt: skip
         if key not in _SUMMARIES:
+            folder = None if cfg.cache is None else Path(cfg.cache) / cache_name(key)
             _SUMMARIES[key] = run(
                 cfg.method,
                 sub,
                 cfg.memory,
-                options=options,
+                options=RunOptions(
+                    seed=seed,
+                    iterations=cfg.iterations,
+                    progress=cfg.progress,
+                    resume=folder is not None,
+                    checkpoint_every=10,
+                ),
                 overrides=overrides,
                 device=self.device,
+                out_dir=folder,
             )
         summary = _SUMMARIES[key]
         if summary.soft_labels:

@@ -33,6 +33,9 @@ def add_commands(subparsers) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting")
     p.add_argument("--results", type=Path, help="append rows to this JSON results file")
     p.add_argument("--log-dir", type=Path, help="Avalanche TextLogger files, one per run")
+    p.add_argument(
+        "--cache", type=Path, help="folder where distillations checkpoint (a rerun resumes them)"
+    )
     common_options(p)
     return {"continual": cmd_continual}
 
@@ -67,6 +70,7 @@ def cmd_continual(args) -> list[dict]:
         iterations=args.iterations,
         progress=not args.quiet,
         overrides=_settings(args.set),
+        cache=args.cache,
     )
     device = resolve_device(args.device)
     results, data = [], None
