@@ -93,13 +93,6 @@ def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset,
 _SUMMARIES: dict[tuple, Summary] = {}
 
 
-def cache_name(key: tuple) -> str:
-    """A readable folder name for one distillation, unique by a hash of its whole key."""
-    method, _, _, memory, seed, subset, *_ = key
-    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
-    return f"{method}-m{memory}-{subset}-s{seed}-{digest}"
-
-
 class DistilledBuffer(ExemplarsBuffer):
     """Keeps one distilled summary per experience: `memory` images for each of its classes.
 
@@ -137,7 +130,10 @@ class DistilledBuffer(ExemplarsBuffer):
             seed, sub.spec.name, len(y), str(self.device),
         )  # fmt: skip
         if key not in _SUMMARIES:
-            folder = None if cfg.cache is None else Path(cfg.cache) / cache_name(key)
+            # readable, and unique by a hash of the whole key
+            digest = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
+            name = f"{cfg.method}-m{cfg.memory}-{sub.spec.name}-s{seed}-{digest}"
+            folder = None if cfg.cache is None else Path(cfg.cache) / name
             _SUMMARIES[key] = run(
                 cfg.method,
                 sub,
