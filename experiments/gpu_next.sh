@@ -12,9 +12,11 @@
 #   2. issue 8.1  the proxies (200 steps a cell: seconds on the GPU, about 2 h a proxy on
 #                 this CPU) in a later call: `nas_fmnist.py` scores them from the cache.
 #   2b. issue 9   beside the shards: the continual memory's second method (DSA, 50 steps an
-#                 experience) at memory 10 and 20 on 3 class orders, one process each (on
-#                 this CPU about 45 min a stream at memory 10 and 90 at memory 20; needs
-#                 avalanche-lib on the device: skipped, with a line in its log, without it).
+#                 experience) at memory 10 and 20 on 3 class orders, one process each.
+#                 Rows already in the results file are skipped: after session 15 only
+#                 memory 20's orders 0 and 2 (and its replays) remain; on this CPU a
+#                 memory-20 recall stream took 46 min under two-process load. Needs
+#                 avalanche-lib on the device: skipped, with a line in its log, without it.
 #   3. issue 6    with the time left, factorised cells at the IPC-10 byte budget.
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
