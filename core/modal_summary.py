@@ -16,21 +16,17 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-import safetensors
 import safetensors.torch as st
 import torch
 
 from core import atomic
-from core.errors import DistillError, SummaryFormatError
+from core.errors import DistillError
 from core.summary import (
-    _RERUN,
     FORMAT_VERSION,
     METADATA_KEY,
-    _check_header,
-    _first_line,
     _infinities_as_strings,
-    _parse_metadata,
     library_version,
+    read_file,
 )
 
 
@@ -79,31 +75,4 @@ def load(
     path: str | os.PathLike, *, modality: str, required: tuple[str, ...]
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a `modality` summary file; refuses anything else clearly."""
-    path = Path(path)
-    _check_header(path)
-    try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get(METADATA_KEY)
-            if raw is None:
-                raise SummaryFormatError(
-                    f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' metadata); "
-                    "pass a file written by `distill run`"
-                )
-            meta = _parse_metadata(raw, path)
-            found = meta.get("modality", "image")
-            if found != modality:
-                raise SummaryFormatError(
-                    f"'{path}' is a {found} summary, not a {modality} summary; load it with "
-                    + ("core.summary.Summary.load" if found == "image" else f"core.{found}.summary")
-                )
-            missing = [k for k in required if k not in f.keys()]
-            if missing:
-                raise SummaryFormatError(
-                    f"summary file '{path}' lacks the tensor(s) {', '.join(missing)}; {_RERUN}"
-                )
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise SummaryFormatError(
-            f"summary file '{path}' is truncated or corrupt ({_first_line(e)}); {_RERUN}"
-        ) from None
-    return tensors, meta
+    return read_file(path, modality=modality, required=required)

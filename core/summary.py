@@ -140,34 +140,7 @@ class Summary:
     def load(cls, path: str | os.PathLike) -> Summary:
         """Read and validate a summary file; refuses anything it cannot trust."""
         path = Path(path)
-        _check_header(path)
-        try:
-            with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-                raw = (f.metadata() or {}).get(METADATA_KEY)
-                if raw is None:
-                    raise SummaryFormatError(
-                        f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' "
-                        "metadata); pass a file written by `distill run`"
-                    )
-                meta = _parse_metadata(raw, path)
-                modality = meta.get("modality", "image")
-                if modality != "image":  # recommender data, text: see core/modal_summary.py
-                    raise SummaryFormatError(
-                        f"'{path}' is a {modality} summary, not images; load it with "
-                        f"core.{modality}.summary (`distill eval` and `distill show` read "
-                        "every modality)"
-                    )
-                keys = set(f.keys())
-                for name in ("images", "labels"):
-                    if name not in keys:
-                        raise SummaryFormatError(
-                            f"summary file '{path}' lacks the '{name}' tensor; {_RERUN}"
-                        )
-                tensors = {k: f.get_tensor(k) for k in keys}
-        except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise SummaryFormatError(
-                f"summary file '{path}' is truncated or corrupt ({_first_line(e)}); {_RERUN}"
-            ) from None
+        tensors, meta = read_file(path, modality="image", required=("images", "labels"))
 
         def strip(prefix: str) -> dict[str, torch.Tensor]:
             return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -311,6 +284,51 @@ class Summary:
                         f"{name} contain {bad} NaN/inf values of {t.numel()}: the run diverged; "
                         "lower the learning rate and re-run"
                     )
+
+
+def read_file(
+    path: str | os.PathLike, *, modality: str, required: tuple[str, ...]
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of a summary file of `modality`: the one reader for every modality,
+    so a truncated, foreign or wrong-modality file gets the same clear message everywhere."""
+    path = Path(path)
+    _check_header(path)
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+            if raw is None:
+                raise SummaryFormatError(
+                    f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' metadata); "
+                    "pass a file written by `distill run`"
+                )
+            meta = _parse_metadata(raw, path)
+            found = meta.get("modality", "image")
+            if found != modality:
+                loader = (
+                    "core.summary.Summary.load" if found == "image" else f"core.{found}.summary"
+                )
+                raise SummaryFormatError(
+                    f"'{path}' is {_a(found)} summary, not {_a(modality)} summary; load it with "
+                    f"{loader} (`distill eval` and `distill show` read every modality)"
+                )
+            keys = set(f.keys())
+            missing = [k for k in required if k not in keys]
+            if missing:
+                names = ", ".join(f"'{k}'" for k in missing)
+                noun = "tensor" if len(missing) == 1 else "tensors"
+                raise SummaryFormatError(
+                    f"summary file '{path}' lacks the {names} {noun}; {_RERUN}"
+                )
+            tensors = {k: f.get_tensor(k) for k in keys}
+    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise SummaryFormatError(
+            f"summary file '{path}' is truncated or corrupt ({_first_line(e)}); {_RERUN}"
+        ) from None
+    return tensors, meta
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def _check_header(path: Path) -> None:

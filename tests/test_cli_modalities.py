@@ -83,6 +83,15 @@ def _file(request, name: str):
 # --- the header and the registry ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", NON_IMAGE)
+def test_each_loader_refuses_another_modalitys_file_naming_the_right_loader(name, request):
+    with pytest.raises(SummaryFormatError, match=f"is a {name} summary, not an image summary"):
+        modality.get("image").load(_file(request, name))
+    wrong = f"is an image summary, not a {name} summary; load it with core.summary.Summary.load"
+    with pytest.raises(SummaryFormatError, match=wrong):
+        modality.get(name).load(_file(request, "image"))
+
+
 @pytest.mark.parametrize("name", ("image", *NON_IMAGE))
 def test_modality_is_read_from_the_header_alone(name, request, tmp_path):
     path = _file(request, name)
