@@ -11,13 +11,7 @@
 #   1. issue 8.1  the NAS ground truth in eight shards, each cell cached as it finishes.
 #   2. issue 8.1  the proxies (200 steps a cell: seconds on the GPU, about 2 h a proxy on
 #                 this CPU) in a later call: `nas_fmnist.py` scores them from the cache.
-#   2b. issue 9   beside the shards: the continual memory's second method (DSA, 50 steps an
-#                 experience) at memory 10 and 20 on 3 class orders, one process each.
-#                 Rows already in the results file are skipped: after session 15 only
-#                 memory 20's orders 0 and 2 (and its replays) remain; on this CPU a
-#                 memory-20 recall stream took 46 min under two-process load. Needs
-#                 avalanche-lib on the device: skipped, with a line in its log, without it.
-#   3. issue 6    with the time left, factorised cells at the IPC-10 byte budget.
+#   3. issue 6    with the time left, the factorised cells still missing (LinBa first).
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
 # Device call (apps/nas needs nas-bench-201, absent there: carry its wheel in .whl/; the
@@ -46,23 +40,12 @@ for i in 0 1 2 3 4 5 6 7; do
         >"$LOGS/nas$i.log" 2>&1 &
     pids+=($!)
 done
-if "$PY" -c "import avalanche" 2>/dev/null; then
-    for memory in 10 20; do
-        for order in 0 1 2; do
-            timeout "$(left)" "$PY" experiments/continual_fmnist.py --memory "$memory" \
-                --orders "$order" --epochs 1 --iterations 50 --methods dsa \
-                --strategies distill-recall distill-replay --device auto \
-                >"$LOGS/continual_m${memory}_o${order}.log" 2>&1 &
-            pids+=($!)
-        done
-    done
-else
-    echo "avalanche-lib is not installed here: continual DSA skipped" >"$LOGS/continual.log"
-fi
 wait "${pids[@]}"
-# 3. issue 6   whatever time is left: factorised cells at the IPC-10 byte budget (each
-#              resumes its committed folder; evaluation alone is about 75 min on this CPU)
-for cell in "haba-dm 10" "cafe 10" "itgan 231"; do  # IT-GAN: 231 latents of 136 B a class
+# 3. issue 6   whatever time is left: the factorised cells still missing, LinBa first (about
+#              20 min an iteration on this CPU). Each resumes its committed folder; a cell
+#              whose rows are in the results file is skipped.
+# (IT-GAN: 231 latents of 136 B a class fill the IPC-10 bytes)
+for cell in "linba 1" "haba-dm 10" "cafe 10" "itgan 231" "haba 10" "linba 10"; do
     [ "$(left)" -gt 30 ] || break
     set -- $cell
     timeout "$(left)" "$PY" experiments/cells.py --name factorised_fmnist \
