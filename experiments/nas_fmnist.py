@@ -8,12 +8,14 @@ network at C=8, N=1 for 12 epochs on the full 60,000 training images (SGD lr 0.1
 a random subset of the same size, and one pass over 51,200 real images (cheap training,
 equal steps). Reported: Spearman, Kendall, top-5 overlap, seconds per cell, cost ratio.
 Resumable: every finished cell is cached in experiments/results/nas_fmnist_cells.json.
-Several processes (one GPU, or several machines) can share the ground truth: each trains
-every K-th cell with --shard I/K --truth-only, appending to the same cache under a file lock
-(experiments/gpu_next.sh runs eight).
+Several processes (one GPU, or several machines) can share the work: each trains every K-th
+cell with --shard I/K, of the ground truth (--truth-only) or of the proxies (--cells-only,
+which trains and caches without scoring), appending to the same cache under a file lock
+(experiments/gpu_next.sh runs eight). A last run without --shard then scores from the cache.
 
     python experiments/nas_fmnist.py --device auto
     python experiments/nas_fmnist.py --truth-only --shard 0/8
+    python experiments/nas_fmnist.py --cells-only --shard 0/4 --methods dm --ipc 50
     python experiments/nas_fmnist.py --dataset digits --archs 4 --truth-epochs 1 ...  (smoke)
 """
 
@@ -23,12 +25,14 @@ import argparse
 import os
 from pathlib import Path
 
+import torch
+
 os.environ.setdefault("DATADISTILL_COMPILE", "0")  # one graph per cell: compiling costs more
 
 from apps.nas.pipeline import ProxyPlan, proxy_sets, score_proxy, trained_truth  # noqa: E402
 from apps.nas.plots import proxy_scatter  # noqa: E402
 from apps.nas.plugin import COLUMNS  # noqa: E402
-from apps.nas.scoring import TRUTH_TRAIN, CellSetting  # noqa: E402
+from apps.nas.scoring import TRUTH_TRAIN, CellSetting, score_cells  # noqa: E402
 from apps.nas.space import sample_archs  # noqa: E402
 from core import data as datasets  # noqa: E402
 from core.distill import resolve_device  # noqa: E402
@@ -67,7 +71,7 @@ def main() -> None:
     p.add_argument("--truth-lr", type=float, default=0.1)
     p.add_argument("--steps", type=int, default=200, help="SGD steps per proxy cell")
     p.add_argument("--ipc", type=int, nargs="+", default=[10, 50])
-    p.add_argument("--methods", nargs="+", default=["dm", "dsa", "mtt"])
+    p.add_argument("--methods", nargs="*", default=["dm", "dsa", "mtt"])
     p.add_argument("--summaries", type=Path, default=SUMMARIES, help="folder to search")
     p.add_argument("--summary", type=Path, nargs="*", default=[], help="extra summary files")
     p.add_argument("--baselines", nargs="*", default=["random", "cheap"])
@@ -81,13 +85,22 @@ def main() -> None:
         help="train only cells I, I+K, I+2K, ... (shards share the cache safely)",
     )
     p.add_argument("--truth-only", action="store_true", help="stop after the ground truth")
+    p.add_argument(
+        "--cells-only",
+        action="store_true",
+        help="train and cache the proxies' cells, skip the ground truth and the scores",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
-    if args.shard[1] > 1 and not args.truth_only:
-        p.error("--shard trains part of the ground truth: add --truth-only (proxies need all)")
+    if args.truth_only and args.cells_only:
+        p.error("--truth-only and --cells-only exclude each other")
+    if args.shard[1] > 1 and not (args.truth_only or args.cells_only):
+        p.error("--shard trains part of the cells: add --truth-only or --cells-only")
 
     data = datasets.load(args.dataset)
     device = resolve_device(args.device)
+    if device.type == "cuda":  # a few conv shapes, reused thousands of times: pick the fastest
+        torch.backends.cudnn.benchmark = True
     index, shards = args.shard
     archs = sample_archs(args.archs, seed=args.seed)[index::shards]
     cache = args.results.with_name(args.results.stem + "_cells.json")
@@ -102,6 +115,21 @@ def main() -> None:
         print(f"no {m} summary for {args.dataset} under {args.summaries}: skipped", flush=True)
     summaries = [(Summary.load(path), str(path)) for path in paths]
 
+    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
+    sets = proxy_sets(
+        data, summaries=summaries, baselines=[] if args.truth_only else args.baselines,
+        ipcs=args.ipc, plan=plan,
+        seed=args.seed,
+    )  # fmt: skip
+    if args.cells_only:
+        for ts, proxy in sets:
+            score_cells(
+                archs, ts, data, setting=proxy, seed=args.seed, device=device, cache=cache,
+                progress=progress,
+            )  # fmt: skip
+        print(f"cached {len(sets)} proxies x {len(archs)} cells in {cache}", flush=True)
+        return
+
     setting = CellSetting(
         width=args.width,
         cells=args.cells,
@@ -114,16 +142,8 @@ def main() -> None:
     if args.truth_only:
         return
 
-    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
     rows = []
-    for ts, proxy in proxy_sets(
-        data,
-        summaries=summaries,
-        baselines=args.baselines,
-        ipcs=args.ipc,
-        plan=plan,
-        seed=args.seed,
-    ):
+    for ts, proxy in sets:
         row, _ = score_proxy(
             archs, ts, proxy, data, truth=truth, plan=plan, seed=args.seed, device=device,
             cache=cache, progress=progress,
