@@ -70,6 +70,9 @@ def main() -> None:
     p.add_argument("--truth-epochs", type=int, default=12)
     p.add_argument("--truth-lr", type=float, default=0.1)
     p.add_argument("--steps", type=int, default=200, help="SGD steps per proxy cell")
+    p.add_argument(
+        "--proxy-lr", type=float, default=None, help="proxies' lr (default: the protocol's)"
+    )
     p.add_argument("--ipc", type=int, nargs="+", default=[10, 50])
     p.add_argument("--methods", nargs="*", default=["dm", "dsa", "mtt"])
     p.add_argument("--summaries", type=Path, default=SUMMARIES, help="folder to search")
@@ -115,7 +118,7 @@ def main() -> None:
         print(f"no {m} summary for {args.dataset} under {args.summaries}: skipped", flush=True)
     summaries = [(Summary.load(path), str(path)) for path in paths]
 
-    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
+    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr)
     sets = proxy_sets(
         data, summaries=summaries, baselines=[] if args.truth_only else args.baselines,
         ipcs=args.ipc, plan=plan,
@@ -157,7 +160,9 @@ def main() -> None:
     proxy_scatter(
         rows,
         truth.acc,
-        args.results.with_suffix(".png"),
+        args.results.with_name(
+            args.results.stem + (f"_lr{args.proxy_lr:g}" if args.proxy_lr else "") + ".png"
+        ),
         title=f"{args.dataset}: {len(archs)} NAS-Bench-201 cells, proxy vs {truth.label}",
     )
     passing = [

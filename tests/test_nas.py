@@ -327,3 +327,49 @@ def test_ground_truth_shards_running_at_once_fill_one_cache(tmp_path):
     assert sorted(r["arch"] for r in rows) == sorted(sampled)
     for r in rows:  # cell i came from shard i mod 2, whose command the row records
         assert r["command"].endswith(f"--shard {sampled.index(r['arch']) % 2}/2")
+
+
+def test_proxy_lr_replaces_the_protocols_and_leaves_cheap_training_alone(digits):
+    from apps.nas.scoring import (
+        PROXY_TRAIN,
+        TRUTH_TRAIN,
+        cheap_subset,
+        proxy_setting,
+        random_subset,
+    )
+
+    subset = random_subset(digits, ipc=5, seed=0)
+    assert proxy_setting(subset, width=2, cells=1, steps=20).train.lr == PROXY_TRAIN.lr
+    faster = proxy_setting(subset, width=2, cells=1, steps=20, lr=0.1)
+    assert faster.train.lr == 0.1 and "lr0.1" in faster.label()
+    cheap = cheap_subset(digits, steps=2, batch_size=64, seed=0)
+    assert proxy_setting(cheap, width=2, cells=1, steps=2, lr=0.5).train == TRUTH_TRAIN.with_(
+        epochs=1
+    )
+
+
+def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path):
+    """`--cells-only --shard I/K` fills the cache with the proxies' cells; the last run
+    (no shard) scores every proxy from it and adds no cell."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "DATADISTILL_COMPILE": "0",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    args = [sys.executable, str(root / "experiments" / "nas_fmnist.py"), "--dataset", "digits",
+            "--archs", "4", "--truth-epochs", "1", "--steps", "3", "--width", "2", "--quiet",
+            "--device", "cpu", "--methods", "--ipc", "5",
+            "--results", str(tmp_path / "n.json")]  # fmt: skip
+    for mode in ("--truth-only", "--cells-only"):
+        for i in range(2):
+            subprocess.run([*args, mode, "--shard", f"{i}/2"], env=env, check=True, timeout=600)
+    cache = tmp_path / "n_cells.json"
+    cached = len(load_rows(cache))
+    assert cached == 4 * 3  # truth, random IPC 5, cheap training
+    out = subprocess.run(args, env=env, check=True, timeout=600, capture_output=True, text=True)
+    assert len(load_rows(cache)) == cached
+    rows = json.loads((tmp_path / "n.json").read_text())
+    assert sorted(r["method"] for r in rows) == ["cheap-train", "random"]
+    assert all(r["cells_scored"] == 4 for r in rows) and "Spearman" in out.stdout

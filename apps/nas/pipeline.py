@@ -46,6 +46,7 @@ class ProxyPlan:
     cells: int = 1
     steps: int = 200
     top_k: int = 5
+    lr: float | None = None  # None: the summary protocol's (or the summary's own learnt) lr
 
 
 def trained_truth(
@@ -88,7 +89,7 @@ def proxy_sets(
             )
         ts = from_summary(summary, path)
         setting = proxy_setting(
-            ts, width=plan.width, cells=plan.cells, steps=plan.steps, summary=summary
+            ts, width=plan.width, cells=plan.cells, steps=plan.steps, summary=summary, lr=plan.lr
         )
         out.append((ts, setting))
     for name in baselines:
@@ -96,7 +97,7 @@ def proxy_sets(
             for ipc in ipcs:
                 ts = random_subset(data, ipc=ipc, seed=seed)
                 out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
-                                              steps=plan.steps)))  # fmt: skip
+                                              steps=plan.steps, lr=plan.lr)))  # fmt: skip
         elif name == "cheap":
             ts = cheap_subset(data, steps=plan.steps, batch_size=256, seed=seed)
             out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
@@ -128,13 +129,14 @@ def score_proxy(
     agree = agreement(truth.acc, acc, k=plan.top_k)
     seconds = statistics.fmean(r["seconds"] for r in rows)
     accs = list(acc.values())
+    variant = f"proxy={train_set.kind}" + (f"-lr{plan.lr:g}" if plan.lr else "")
     row = {
         "method": train_set.method, "dataset": data.spec.name, "ipc": train_set.ipc,
         "iterations": train_set.iterations, "arch": f"nas201-C{setting.width}-N{setting.cells}",
         "runs": len(rows), "acc_mean": statistics.fmean(accs), "acc_std": statistics.pstdev(accs),
         "images": train_set.n, "stored_bytes": train_set.stored_bytes, "sec_per_iter": None,
         "peak_mem_mb": max(r["peak_mem_mb"] for r in rows), "command": command_line(),
-        "variant": f"proxy={train_set.kind}", "eval_epochs": setting.train.epochs, "seed": seed,
+        "variant": variant, "eval_epochs": setting.train.epochs, "seed": seed,
         "spearman": agree.spearman, "kendall": agree.kendall, f"top{plan.top_k}": agree.top_k,
         "cells_scored": agree.n, "proxy_seconds": seconds, "truth_seconds": truth.seconds,
         "cost_ratio": seconds / truth.seconds if truth.seconds else None,

@@ -107,14 +107,27 @@ def epochs_for_steps(steps: int, n: int, batch_size: int) -> int:
 
 
 def proxy_setting(
-    train_set: TrainingSet, *, width: int, cells: int, steps: int, summary: Summary | None = None
+    train_set: TrainingSet,
+    *,
+    width: int,
+    cells: int,
+    steps: int,
+    summary: Summary | None = None,
+    lr: float | None = None,
 ) -> CellSetting:
-    """Train on `train_set` for about `steps` SGD steps (one pass for cheap training)."""
+    """Train on `train_set` for about `steps` SGD steps (one pass for cheap training).
+
+    `lr` replaces the summary protocol's learning rate (0.01, made for 300 epochs): 200
+    steps at 0.01 leave the cells far from trained, so the proxy may rank how fast a cell
+    starts rather than where it ends.
+    """
     base = PROXY_TRAIN if summary is None else train_config_for(summary, PROXY_TRAIN)
     if train_set.kind == "cheap-train":  # real data, one pass, the ground truth's optimiser
         base = TRUTH_TRAIN.with_(epochs=1)
     else:
         base = base.with_(epochs=epochs_for_steps(steps, train_set.n, base.batch_size))
+        if lr is not None:
+            base = base.with_(lr=lr)
     return CellSetting(width=width, cells=cells, train=base)
 
 
