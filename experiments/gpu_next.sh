@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# One lent GPU's 15 minutes, prepared: the open points that need a GPU, highest first.
+# One lent GPU's 15 minutes, prepared: the open points that still need a GPU, highest first.
 #
-# Measured in session 11 (2026-11-27, one H200): the NAS ground truth trains a cell (C=8,
-# N=1, 12 epochs on 60,000 images) in 40-113 s when eight processes share the card (mean
-# 72 s) and the card reads 80% busy: the processes take turns (time slicing), so eight of
-# them train about one cell every 11 s, and the 40 cells need about 450 s. CUDA's
-# Multi-Process Service (MPS) lets their small kernels run side by side; this script tries
-# it first and goes on without it when a probe fails. Everything lands in the cell cache
-# (experiments/results/nas_fmnist_cells.json), so whatever finishes is kept, and all it
-# wrote is packed into one tarball ($PACK; the device tool returns at most 8 files):
-# unpack it in the repository root here (`tar xzf pack.tar.gz`).
+# Measured in session 17 (2026-11-28, one H200): under CUDA's Multi-Process Service (MPS)
+# eight processes trained the NAS ground truth (40 cells, C=8, N=1, 12 epochs on 60,000
+# images; 35 s a cell each) while six trained 280 proxy cells, all in 210 s; without MPS
+# (session 11) the processes take turns and eight of them trained one cell every 11 s.
+# So this script starts MPS first (a probe that fails turns it off) and runs side by side
+# whatever is independent. Everything it writes is packed into one tarball ($PACK; the
+# device tool returns at most 8 files): unpack it in the repository root here.
 #
-#   1. issue 8.1  the NAS ground truth in eight shards, each cell cached as it finishes.
-#   2. issue 8.1  the proxies' cells (200 steps a cell), in shards, most wanted first:
-#                 alongside the ground truth under MPS, after it without. The scores
-#                 (rho, tau, top-5, plots) come from the cache in a last run on any machine:
-#                 `python experiments/nas_fmnist.py`.
-#   3. issue 6    with the time left, LinBa on Fashion-MNIST at IPC 1.
+#   1. issue 8.1  Fashion-MNIST experts (41 epochs, MTT's IPC-50 start epoch 40 + 1), then
+#                 MTT at IPC 50 (time-limited) and its NAS proxy cells, in eight shards.
+#   2. issue 6    HaBa (trajectory matching, its default) at the IPC-10 byte budget, on the
+#                 same experts; LinBa at IPC 10 resumed from its committed checkpoint
+#                 (24 of 60 iterations) alongside the experts.
+#   3. issue 8.2  with the time left, the proxies at lr 0.1 (`--proxy-lr 0.1`), the
+#                 IPC-10 and DSA/MTT IPC-50 sets the CPU did not run.
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
 # Device call (apps/nas needs nas-bench-201, absent there: carry its wheel in .whl/; the
 # data in data/; move experiments/results/*/ aside first, the tree may travel 64 MiB only,
-# but keep the summaries the proxies read):
+# but keep the summaries the proxies read and the folders the cells resume from):
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \
 #     && PYTHONPATH=/tmp/site:. bash experiments/gpu_next.sh 480
 set -u
@@ -30,6 +29,7 @@ PACK=${2:-${OUT:-/tmp}/pack.tar.gz}
 START=$(date +%s)
 export DATADISTILL_COMPILE=0 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 export PYTHONPATH=${PYTHONPATH:-.} DATADISTILL_DATA=${DATADISTILL_DATA:-data}
+export DATADISTILL_EXPERTS=${DATADISTILL_EXPERTS:-/tmp/experts}
 PY=${PYTHON:-python3}
 LOGS=experiments/results/gpu_next_logs/$(date +%Y-%m-%d)  # one folder a run: earlier logs stay
 mkdir -p "$LOGS"
@@ -53,56 +53,59 @@ if command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
         unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
     fi
 fi
-echo "MPS=$MPS after $(($(date +%s) - START)) s" | tee "$LOGS/mps.log"
+echo "MPS=$MPS after $(($(date +%s) - START)) s" | tee "$LOGS/steps.log"
+step() { echo "$1 after $(($(date +%s) - START)) s" | tee -a "$LOGS/steps.log"; }
+CELLS="$PY experiments/cells.py --dataset fashion-mnist --evaluate-partial"
 
-truth() {
-    local pids=() i
+# LinBa IPC 10 resumes beside the experts (its own time limit, then its evaluation)
+timeout "$(($(left) - 20))" $CELLS --name factorised_fmnist --iterations 60 --methods linba \
+    --ipc 10 --time-limit 240 >"$LOGS/linba10.log" 2>&1 &
+linba=$!
+
+pids=()
+for i in 0 1 2 3 4 5 6 7; do
+    timeout 220 "$PY" -m core.cli experts --dataset fashion-mnist --num 8 --epochs 41 \
+        --only "$i" --quiet >"$LOGS/experts$i.log" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+step "experts"
+
+# MTT IPC 50, then its proxy cells; HaBa IPC 10 beside it
+(
+    timeout "$(($(left) - 60))" $CELLS --name trajectory_fmnist --iterations 5000 --methods mtt \
+        --ipc 50 --time-limit "$(($(left) - 150))" >"$LOGS/mtt50.log" 2>&1
+    step "mtt50"
+    shards=()
     for i in 0 1 2 3 4 5 6 7; do
-        timeout "$(($(left) - 20))" "$PY" experiments/nas_fmnist.py --truth-only \
-            --shard "$i/8" --quiet >"$LOGS/truth$i.log" 2>&1 &
-        pids+=($!)
+        timeout "$(($(left) - 15))" "$PY" experiments/nas_fmnist.py --cells-only --quiet \
+            --shard "$i/8" --methods mtt --ipc 50 --baselines >"$LOGS/proxy$i.log" 2>&1 &
+        shards+=($!)
     done
-    wait "${pids[@]}"
-}
+    wait "${shards[@]}"
+    step "mtt50 proxy cells"
+) &
+mtt=$!
+timeout "$(($(left) - 20))" $CELLS --name factorised_fmnist --iterations 60 --methods haba \
+    --ipc 10 --time-limit "$(($(left) - 120))" >"$LOGS/haba10.log" 2>&1
+step "haba10"
+wait "$mtt" "$linba"
 
-# Proxy groups, most wanted first: the IPC-50 summary and its random subset (acceptance 2),
-# cheap training, then IPC 10.
-GROUPS_=("--methods dm --ipc 50 --baselines random" "--methods --ipc 50 --baselines cheap"
-    "--methods dm --ipc 10 --baselines random" "--methods dsa mtt --ipc 10 --baselines")
-proxies() {
-    local shards=$1 pids=() i
-    for ((i = 0; i < shards; i++)); do
-        (
-            for group in "${GROUPS_[@]}"; do
-                [ "$(left)" -gt 30 ] || break
-                # shellcheck disable=SC2086
-                timeout "$(($(left) - 20))" "$PY" experiments/nas_fmnist.py --cells-only \
-                    --shard "$i/$shards" --quiet $group >>"$LOGS/proxy$i.log" 2>&1
-            done
-        ) &
-        pids+=($!)
+# the proxies at lr 0.1 with the time left
+if [ "$(left)" -gt 60 ]; then
+    shards=()
+    for i in 0 1 2 3 4 5 6 7; do
+        timeout "$(($(left) - 15))" "$PY" experiments/nas_fmnist.py --cells-only --quiet \
+            --shard "$i/8" --proxy-lr 0.1 >>"$LOGS/proxy_lr$i.log" 2>&1 &
+        shards+=($!)
     done
-    wait "${pids[@]}"
-}
-
-if [ "$MPS" = 1 ]; then
-    truth &
-    t=$!
-    proxies 6
-    wait "$t"
-else
-    truth
-    [ "$(left)" -gt 60 ] && proxies 8
-fi
-echo "NAS cells done after $(($(date +%s) - START)) s" | tee -a "$LOGS/mps.log"
-
-if [ "$(left)" -gt 120 ]; then
-    timeout "$(($(left) - 15))" "$PY" experiments/cells.py --name factorised_fmnist \
-        --dataset fashion-mnist --iterations 60 --time-limit "$(($(left) - 90))" \
-        --evaluate-partial --methods linba --ipc 1 >>"$LOGS/factorised.log" 2>&1
+    wait "${shards[@]}"
+    step "lr-0.1 proxy cells"
 fi
 [ "$MPS" = 1 ] && echo quit | timeout 10 nvidia-cuda-mps-control
 kill "$monitor" 2>/dev/null
 echo "finished after $(($(date +%s) - START)) s"
-find experiments/results -type f -newer /tmp/gpu_next.start ! -name '.*.lock' | tar czf "$PACK" -T -
+# one file back, whatever finished; big summaries stay there (their checkpoints come back)
+find experiments/results -type f -newer /tmp/gpu_next.start ! -name '.*.lock' -size -5M |
+    tar czf "$PACK" -T -
 ls -la "$PACK"

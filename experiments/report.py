@@ -1,9 +1,10 @@
 """Regenerate the README's results tables from experiments/results/*.json (never by hand).
 
-Three blocks: every row (between the results markers); the benchmark's performance table
+Four blocks: every row (between the results markers); the benchmark's performance table
 for Fashion-MNIST, method x IPC beside the published figures (between the bench markers;
-experiments/report_bench.py writes it and the other tables and figures to files); and the
-continual-learning strategies (between the continual markers).
+experiments/report_bench.py writes it and the other tables and figures to files); the
+continual-learning strategies (between the continual markers); and the NAS proxies' rank
+agreement (between the nas markers).
 
 python experiments/report.py          # rewrite README.md between the markers
 python experiments/report.py --check  # exit 1 if README.md is out of date
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 CONTINUAL_START, CONTINUAL_END = "<!-- continual:start -->", "<!-- continual:end -->"
+NAS_START, NAS_END = "<!-- nas:start -->", "<!-- nas:end -->"
 BENCH_DATASET = "fashion-mnist"
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
 
@@ -106,6 +108,37 @@ def continual_table(folder: Path = ROOT / "experiments" / "results") -> str:
     return table(means, COLUMNS)
 
 
+def _lr(row: dict) -> str:
+    """The proxy's learning rate, read from its setting label (C8-N1-e100-lr0.01-b256-dsa)."""
+    part = next((p for p in row.get("setting", "").split("-") if p.startswith("lr")), "lr?")
+    return part[2:]
+
+
+NAS_COLUMNS = [
+    ("proxy", lambda r: r["method"]),
+    ("kind", lambda r: r["variant"].split("=")[1].split("-lr")[0]),
+    ("IPC", lambda r: str(r["ipc"])),
+    ("distill its", lambda r: str(r["iterations"] or "-")),
+    ("images", lambda r: str(r["images"])),
+    ("lr", _lr),
+    ("mean acc %", lambda r: f"{100 * r['acc_mean']:.1f}"),
+    ("Spearman", lambda r: f"{r['spearman']:.3f}"),
+    ("Kendall", lambda r: f"{r['kendall']:.3f}"),
+    ("top-5", lambda r: f"{r['top5']:.1f}"),
+    ("s/cell", lambda r: f"{r['proxy_seconds']:.1f}"),
+    ("cost / truth", lambda r: f"{r['cost_ratio']:.3f}" if r.get("cost_ratio") else "-"),
+]
+
+
+def nas_table(folder: Path = ROOT / "experiments" / "results") -> str:
+    """Every scored proxy of the NAS study: rank agreement with the ground truth, and cost."""
+    rows = [r for p in sorted(folder.glob("nas_*.json")) for r in load_rows(p) if "spearman" in r]
+    if not rows:
+        return "_No results yet._"
+    rows.sort(key=lambda r: (r["dataset"], _lr(r), r["variant"], r["method"], r["ipc"]))
+    return table(rows, NAS_COLUMNS)
+
+
 def render(readme: str, table: str, start: str = START, end: str = END) -> str:
     if start not in readme or end not in readme:
         raise SystemExit(f"README.md lacks the markers {start} ... {end}")
@@ -117,6 +150,7 @@ def render(readme: str, table: str, start: str = START, end: str = END) -> str:
 def render_all(readme: str) -> str:
     readme = render(readme, results_table())
     readme = render(readme, continual_table(), CONTINUAL_START, CONTINUAL_END)
+    readme = render(readme, nas_table(), NAS_START, NAS_END)
     return render(readme, bench_table(), BENCH_START, BENCH_END)
 
 
