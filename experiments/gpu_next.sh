@@ -18,11 +18,13 @@
 #                 IPC-10 and DSA/MTT IPC-50 sets the CPU did not run.
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
-# Device call (apps/nas needs nas-bench-201, absent there: carry its wheel in .whl/; the
-# data in data/; move experiments/results/*/ aside first, the tree may travel 64 MiB only,
-# but keep the summaries the proxies read and the folders the cells resume from):
+# Device call: `bash experiments/gpu_stage.sh stage` first (the tree may travel 64 MiB
+# only: it moves experiments/results/*/ aside but for what this script reads, and fills
+# data/ and .whl/ with Fashion-MNIST and nas-bench-201, absent there), then, with
+# carry ["data", ".whl", "generators"] and timeout_s 540:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl \
 #     && PYTHONPATH=/tmp/site:. bash experiments/gpu_next.sh 480
+# and here `tar xzf /work/.device/N/pack.tar.gz; bash experiments/gpu_stage.sh restore`.
 set -u
 BUDGET=${1:-480}
 PACK=${2:-${OUT:-/tmp}/pack.tar.gz}
