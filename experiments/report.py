@@ -114,6 +114,10 @@ def _lr(row: dict) -> str:
     return part[2:]
 
 
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 NAS_COLUMNS = [
     ("proxy", lambda r: r["method"]),
     ("kind", lambda r: r["variant"].split("=")[1].split("-lr")[0]),
@@ -126,7 +130,8 @@ NAS_COLUMNS = [
     ("Kendall", lambda r: f"{r['kendall']:.3f}"),
     ("top-5", lambda r: f"{r['top5']:.1f}"),
     ("s/cell", lambda r: f"{r['proxy_seconds']:.1f}"),
-    ("cost / truth", lambda r: f"{r['cost_ratio']:.3f}" if r.get("cost_ratio") else "-"),
+    ("cost / truth", lambda r: _ratio(r.get("cost_ratio"))),
+    ("seen / truth", lambda r: _ratio(r.get("images_seen_ratio"))),
 ]
 
 

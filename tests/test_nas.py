@@ -387,3 +387,22 @@ def test_scatter_frames_the_cells_that_learn(tmp_path):
     assert ax.get_xlim()[0] > 80 and ax.get_ylim()[0] > 50
     assert any("1 cell(s) at chance" in t.get_text() for t in ax.texts)
     plt.close(fig)
+
+
+def test_proxy_seconds_compare_only_with_a_truth_timed_on_the_same_machine(digits):
+    from apps.nas.pipeline import ProxyPlan, Truth, score_proxy
+    from apps.nas.scoring import proxy_setting, random_subset
+
+    archs = sample_archs(2, seed=1)
+    ts = random_subset(digits, ipc=3, seed=0)
+    plan = ProxyPlan(width=2, cells=1, steps=2)
+    setting = proxy_setting(ts, width=2, cells=1, steps=2)
+    acc = {str(a): 0.5 + i / 10 for i, a in enumerate(archs)}
+    kw = dict(plan=plan, seed=0, device=torch.device("cpu"), cache=None, progress=False)
+    elsewhere = Truth(acc, 10.0, "t", device="cuda (NVIDIA H200)", images_seen=3000)
+    row, _ = score_proxy(archs, ts, setting, digits, truth=elsewhere, **kw)
+    assert row["cost_ratio"] is None
+    assert row["images_seen_ratio"] == setting.train.epochs * 30 / 3000
+    here = Truth(acc, 10.0, "t", device=row["device"], images_seen=3000)
+    row, _ = score_proxy(archs, ts, setting, digits, truth=here, **kw)
+    assert row["cost_ratio"] == pytest.approx(row["proxy_seconds"] / 10.0)

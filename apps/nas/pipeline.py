@@ -31,11 +31,15 @@ from core.summary import Summary
 
 @dataclass(frozen=True)
 class Truth:
-    """Ground-truth accuracy per cell and what one cell cost (None: from the benchmark)."""
+    """Ground-truth accuracy per cell and what one cell cost (None: from the benchmark):
+    seconds on `device`, and training images seen (epochs x set size), the measure of
+    compute that holds across machines."""
 
     acc: dict[str, float]
     seconds: float | None
     label: str
+    device: str | None = None
+    images_seen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,13 @@ def trained_truth(
         archs, full_data(data), data, setting=setting, seed=seed, device=device, cache=cache,
         progress=progress,
     )  # fmt: skip
+    devices = {r["device"] for r in rows}
     return Truth(
         {r["arch"]: r["acc_mean"] for r in rows},
         statistics.fmean(r["seconds"] for r in rows),
         f"full data, {setting.label()}",
+        device=devices.pop() if len(devices) == 1 else None,
+        images_seen=setting.train.epochs_for(len(data.x_train)) * len(data.x_train),
     )
 
 
@@ -130,6 +137,9 @@ def score_proxy(
     seconds = statistics.fmean(r["seconds"] for r in rows)
     accs = list(acc.values())
     variant = f"proxy={train_set.kind}" + (f"-lr{plan.lr:g}" if plan.lr else "")
+    # seconds compare only on one machine: cells timed elsewhere than the truth get no ratio
+    same_device = truth.seconds and {r["device"] for r in rows} == {truth.device}
+    seen = setting.train.epochs_for(train_set.n) * train_set.n
     row = {
         "method": train_set.method, "dataset": data.spec.name, "ipc": train_set.ipc,
         "iterations": train_set.iterations, "arch": f"nas201-C{setting.width}-N{setting.cells}",
@@ -139,7 +149,9 @@ def score_proxy(
         "variant": variant, "eval_epochs": setting.train.epochs, "seed": seed,
         "spearman": agree.spearman, "kendall": agree.kendall, f"top{plan.top_k}": agree.top_k,
         "cells_scored": agree.n, "proxy_seconds": seconds, "truth_seconds": truth.seconds,
-        "cost_ratio": seconds / truth.seconds if truth.seconds else None,
+        "cost_ratio": seconds / truth.seconds if same_device else None,
+        "images_seen": seen,
+        "images_seen_ratio": seen / truth.images_seen if truth.images_seen else None,
         "truth": truth.label, "setting": setting.label(), "source": train_set.source,
         "steps": plan.steps, "device": rows[0]["device"],
         "proxy_acc": acc,

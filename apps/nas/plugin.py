@@ -123,4 +123,5 @@ COLUMNS = [
     ("top-5", lambda r: _f(r.get("top5"))),
     ("s/cell", lambda r: _f(r["proxy_seconds"])),
     ("cost / truth", lambda r: _f(r["cost_ratio"])),
+    ("seen / truth", lambda r: _f(r.get("images_seen_ratio"))),
 ]
