@@ -130,6 +130,7 @@ NAS_COLUMNS = [
     ("Kendall", lambda r: f"{r['kendall']:.3f}"),
     ("top-5", lambda r: f"{r['top5']:.1f}"),
     ("s/cell", lambda r: f"{r['proxy_seconds']:.1f}"),
+    ("run on", ran_on),
     ("cost / truth", lambda r: _ratio(r.get("cost_ratio"))),
     ("seen / truth", lambda r: _ratio(r.get("images_seen_ratio"))),
 ]
