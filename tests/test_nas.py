@@ -406,3 +406,19 @@ def test_proxy_seconds_compare_only_with_a_truth_timed_on_the_same_machine(digit
     here = Truth(acc, 10.0, "t", device=row["device"], images_seen=3000)
     row, _ = score_proxy(archs, ts, setting, digits, truth=here, **kw)
     assert row["cost_ratio"] == pytest.approx(row["proxy_seconds"] / 10.0)
+
+
+@pytest.mark.parametrize("lr", ["0", "-0.1", "nan"])
+def test_cli_rank_refuses_a_proxy_lr_that_is_not_positive(nas_cli, capsys, lr):
+    assert cli.main(["nas", "rank", "--dataset", "digits", "--proxy-lr", lr]) == 2
+    assert "--proxy-lr must be a positive number" in capsys.readouterr().err
+
+
+def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
+    results = tmp_path / "nas.json"
+    argv = ["nas", "rank", "--dataset", "digits", "--archs", "3", "--truth-epochs", "1",
+            "--steps", "2", "--width", "2", "--results", str(results), "--quiet",
+            "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05"]  # fmt: skip
+    assert cli.main(argv) == 0
+    (row,) = json.loads(results.read_text())
+    assert row["variant"] == "proxy=random-subset-lr0.05" and "-lr0.05-" in row["setting"]

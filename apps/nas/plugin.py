@@ -34,6 +34,9 @@ def add_commands(sub) -> dict:
     r.add_argument("--truth-lr", type=float, default=0.1)
     r.add_argument("--steps", type=int, default=200, help="SGD steps per proxy cell")
     r.add_argument(
+        "--proxy-lr", type=float, help="proxies' lr (default: the protocol's 0.01; see README)"
+    )
+    r.add_argument(
         "--baselines", default="random,cheap", help="comma list of random, cheap ('' for none)"
     )
     r.add_argument("--results", type=Path, default=RESULTS, help="proxy rows (JSON)")
@@ -68,6 +71,8 @@ def cmd_rank(args: argparse.Namespace) -> None:
         raise DistillError("give --summary S or --dataset NAME")
     if min(args.width, args.cells + 1, args.truth_epochs, args.steps) < 1:
         raise DistillError("--width, --truth-epochs and --steps must be >= 1, --cells >= 0")
+    if args.proxy_lr is not None and not args.proxy_lr > 0:  # NaN fails too
+        raise DistillError(f"--proxy-lr must be a positive number, got {args.proxy_lr}")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
     if not summaries and not baselines:
         raise DistillError("nothing to rank: give --summary S or --baselines random,cheap")
@@ -89,7 +94,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
             archs, data, setting=setting, seed=args.seed, device=device, cache=cache,
             progress=progress,
         )  # fmt: skip
-    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps)
+    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr)
     ipcs = sorted({s.ipc for s, _ in summaries}) or [10]
     rows = []
     for ts, setting in proxy_sets(
