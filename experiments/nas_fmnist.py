@@ -163,8 +163,10 @@ def main() -> None:
         args.results.with_name(
             args.results.stem + (f"_lr{args.proxy_lr:g}" if args.proxy_lr else "") + ".png"
         ),
-        title=f"{args.dataset}: {len(archs)} NAS-Bench-201 cells, proxy vs {truth.label}",
+        title=f"{args.dataset}: {len(archs)} NAS-Bench-201 cells, proxy vs {truth.label}"
+        + (f"; proxies at lr {args.proxy_lr:g}" if args.proxy_lr else ""),
     )
+
     def cost(r: dict) -> str:  # seconds where both ran on one machine, else images seen
         if r["cost_ratio"] is not None:
             return f"{r['cost_ratio']:.3f} of the time"
