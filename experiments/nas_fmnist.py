@@ -73,6 +73,9 @@ def main() -> None:
     p.add_argument(
         "--proxy-lr", type=float, default=None, help="proxies' lr (default: the protocol's)"
     )
+    p.add_argument(
+        "--proxy-no-dsa", action="store_true", help="proxies without augmentation, as the truth"
+    )
     p.add_argument("--ipc", type=int, nargs="+", default=[10, 50])
     p.add_argument("--methods", nargs="*", default=["dm", "dsa", "mtt"])
     p.add_argument("--summaries", type=Path, default=SUMMARIES, help="folder to search")
@@ -118,7 +121,10 @@ def main() -> None:
         print(f"no {m} summary for {args.dataset} under {args.summaries}: skipped", flush=True)
     summaries = [(Summary.load(path), str(path)) for path in paths]
 
-    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr)
+    plan = ProxyPlan(
+        width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr,
+        dsa=not args.proxy_no_dsa,
+    )  # fmt: skip
     sets = proxy_sets(
         data, summaries=summaries, baselines=[] if args.truth_only else args.baselines,
         ipcs=args.ipc, plan=plan,
@@ -160,11 +166,9 @@ def main() -> None:
     proxy_scatter(
         rows,
         truth.acc,
-        args.results.with_name(
-            args.results.stem + (f"_lr{args.proxy_lr:g}" if args.proxy_lr else "") + ".png"
-        ),
+        args.results.with_name(args.results.stem + plan.tag().replace("-", "_") + ".png"),
         title=f"{args.dataset}: {len(archs)} NAS-Bench-201 cells, proxy vs {truth.label}"
-        + (f"; proxies at lr {args.proxy_lr:g}" if args.proxy_lr else ""),
+        + (f"; proxies {plan.tag().strip('-').replace('-', ', ')}" if plan.tag() else ""),
     )
 
     def cost(r: dict) -> str:  # seconds where both ran on one machine, else images seen

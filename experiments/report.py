@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -120,11 +121,12 @@ def _ratio(v: float | None) -> str:
 
 NAS_COLUMNS = [
     ("proxy", lambda r: r["method"]),
-    ("kind", lambda r: r["variant"].split("=")[1].split("-lr")[0]),
+    ("kind", lambda r: re.sub(r"(-lr[0-9.e+-]+)?(-noaug)?$", "", r["variant"].split("=")[1])),
     ("IPC", lambda r: str(r["ipc"])),
     ("distill its", lambda r: str(r["iterations"] or "-")),
     ("images", lambda r: str(r["images"])),
     ("lr", _lr),
+    ("aug", lambda r: "dsa" if r.get("setting", "").endswith("-dsa") else "none"),
     ("mean acc %", lambda r: f"{100 * r['acc_mean']:.1f}"),
     ("Spearman", lambda r: f"{r['spearman']:.3f}"),
     ("Kendall", lambda r: f"{r['kendall']:.3f}"),

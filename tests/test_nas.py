@@ -422,3 +422,14 @@ def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
     assert cli.main(argv) == 0
     (row,) = json.loads(results.read_text())
     assert row["variant"] == "proxy=random-subset-lr0.05" and "-lr0.05-" in row["setting"]
+
+
+def test_proxy_without_augmentation_trains_as_the_truth_does(digits):
+    from apps.nas.pipeline import ProxyPlan
+    from apps.nas.scoring import proxy_setting, random_subset
+
+    subset = random_subset(digits, ipc=5, seed=0)
+    plain = proxy_setting(subset, width=2, cells=1, steps=20, lr=0.1, dsa=False)
+    assert not plain.train.dsa and plain.label().endswith("-noaug")
+    assert proxy_setting(subset, width=2, cells=1, steps=20).train.dsa
+    assert ProxyPlan(lr=0.1, dsa=False).tag() == "-lr0.1-noaug" and ProxyPlan().tag() == ""

@@ -51,6 +51,11 @@ class ProxyPlan:
     steps: int = 200
     top_k: int = 5
     lr: float | None = None  # None: the summary protocol's (or the summary's own learnt) lr
+    dsa: bool = True  # False: no augmentation, as the ground truth trains
+
+    def tag(self) -> str:
+        """What a proxy changed from the protocol, for its rows' variant ('' if nothing)."""
+        return (f"-lr{self.lr:g}" if self.lr else "") + ("" if self.dsa else "-noaug")
 
 
 def trained_truth(
@@ -96,7 +101,13 @@ def proxy_sets(
             )
         ts = from_summary(summary, path)
         setting = proxy_setting(
-            ts, width=plan.width, cells=plan.cells, steps=plan.steps, summary=summary, lr=plan.lr
+            ts,
+            width=plan.width,
+            cells=plan.cells,
+            steps=plan.steps,
+            summary=summary,
+            lr=plan.lr,
+            dsa=plan.dsa,
         )
         out.append((ts, setting))
     for name in baselines:
@@ -104,7 +115,8 @@ def proxy_sets(
             for ipc in ipcs:
                 ts = random_subset(data, ipc=ipc, seed=seed)
                 out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
-                                              steps=plan.steps, lr=plan.lr)))  # fmt: skip
+                                              steps=plan.steps, lr=plan.lr,
+                                              dsa=plan.dsa)))  # fmt: skip
         elif name == "cheap":
             ts = cheap_subset(data, steps=plan.steps, batch_size=256, seed=seed)
             out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
@@ -136,7 +148,7 @@ def score_proxy(
     agree = agreement(truth.acc, acc, k=plan.top_k)
     seconds = statistics.fmean(r["seconds"] for r in rows)
     accs = list(acc.values())
-    variant = f"proxy={train_set.kind}" + (f"-lr{plan.lr:g}" if plan.lr else "")
+    variant = f"proxy={train_set.kind}{plan.tag()}"
     # seconds compare only on one machine: cells timed elsewhere than the truth get no ratio
     same_device = truth.seconds and {r["device"] for r in rows} == {truth.device}
     seen = setting.train.epochs_for(train_set.n) * train_set.n

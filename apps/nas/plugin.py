@@ -37,6 +37,9 @@ def add_commands(sub) -> dict:
         "--proxy-lr", type=float, help="proxies' lr (default: the protocol's 0.01; see README)"
     )
     r.add_argument(
+        "--proxy-no-dsa", action="store_true", help="proxies without augmentation, as the truth"
+    )
+    r.add_argument(
         "--baselines", default="random,cheap", help="comma list of random, cheap ('' for none)"
     )
     r.add_argument("--results", type=Path, default=RESULTS, help="proxy rows (JSON)")
@@ -94,7 +97,10 @@ def cmd_rank(args: argparse.Namespace) -> None:
             archs, data, setting=setting, seed=args.seed, device=device, cache=cache,
             progress=progress,
         )  # fmt: skip
-    plan = ProxyPlan(width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr)
+    plan = ProxyPlan(
+        width=args.width, cells=args.cells, steps=args.steps, lr=args.proxy_lr,
+        dsa=not args.proxy_no_dsa,
+    )  # fmt: skip
     ipcs = sorted({s.ipc for s, _ in summaries}) or [10]
     rows = []
     for ts, setting in proxy_sets(

@@ -114,12 +114,14 @@ def proxy_setting(
     steps: int,
     summary: Summary | None = None,
     lr: float | None = None,
+    dsa: bool = True,
 ) -> CellSetting:
     """Train on `train_set` for about `steps` SGD steps (one pass for cheap training).
 
     `lr` replaces the summary protocol's learning rate (0.01, made for 300 epochs): 200
     steps at 0.01 leave the cells far from trained, so the proxy may rank how fast a cell
-    starts rather than where it ends.
+    starts rather than where it ends. `dsa=False` trains without augmentation, as the
+    ground truth does.
     """
     base = PROXY_TRAIN if summary is None else train_config_for(summary, PROXY_TRAIN)
     if train_set.kind == "cheap-train":  # real data, one pass, the ground truth's optimiser
@@ -128,6 +130,8 @@ def proxy_setting(
         base = base.with_(epochs=epochs_for_steps(steps, train_set.n, base.batch_size))
         if lr is not None:
             base = base.with_(lr=lr)
+        if not dsa:
+            base = base.with_(dsa=False)
     return CellSetting(width=width, cells=cells, train=base)
 
 
