@@ -92,6 +92,13 @@ def proxy_sets(
     seed: int,
 ) -> list[tuple[TrainingSet, CellSetting]]:
     """Summaries as given, plus `random` (per IPC) and `cheap` baselines (equal steps)."""
+
+    def setting(ts: TrainingSet, summary: Summary | None = None) -> CellSetting:
+        return proxy_setting(
+            ts, width=plan.width, cells=plan.cells, steps=plan.steps, summary=summary,
+            lr=plan.lr, dsa=plan.dsa,
+        )  # fmt: skip
+
     out = []
     for summary, path in summaries:
         if summary.spec.shape != data.spec.shape:
@@ -100,27 +107,15 @@ def proxy_sets(
                 f"pass --dataset {summary.spec.name}"
             )
         ts = from_summary(summary, path)
-        setting = proxy_setting(
-            ts,
-            width=plan.width,
-            cells=plan.cells,
-            steps=plan.steps,
-            summary=summary,
-            lr=plan.lr,
-            dsa=plan.dsa,
-        )
-        out.append((ts, setting))
+        out.append((ts, setting(ts, summary)))
     for name in baselines:
         if name == "random":
             for ipc in ipcs:
                 ts = random_subset(data, ipc=ipc, seed=seed)
-                out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
-                                              steps=plan.steps, lr=plan.lr,
-                                              dsa=plan.dsa)))  # fmt: skip
-        elif name == "cheap":
+                out.append((ts, setting(ts)))
+        elif name == "cheap":  # proxy_setting keeps the truth's optimiser, whatever the plan
             ts = cheap_subset(data, steps=plan.steps, batch_size=256, seed=seed)
-            out.append((ts, proxy_setting(ts, width=plan.width, cells=plan.cells,
-                                          steps=plan.steps)))  # fmt: skip
+            out.append((ts, setting(ts)))
         else:
             raise DistillError(f"unknown baseline '{name}'; choose random or cheap")
     return out
@@ -148,7 +143,8 @@ def score_proxy(
     agree = agreement(truth.acc, acc, k=plan.top_k)
     seconds = statistics.fmean(r["seconds"] for r in rows)
     accs = list(acc.values())
-    variant = f"proxy={train_set.kind}{plan.tag()}"
+    cheap = train_set.kind == "cheap-train"  # trains as the truth does, whatever the plan
+    variant = f"proxy={train_set.kind}{'' if cheap else plan.tag()}"
     # seconds compare only on one machine: cells timed elsewhere than the truth get no ratio
     same_device = truth.seconds and {r["device"] for r in rows} == {truth.device}
     seen = setting.train.epochs_for(train_set.n) * train_set.n
