@@ -27,6 +27,19 @@ def compile_fn(fn):
     return torch.compile(fn, dynamic=False) if enabled() else fn
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions beat float32 ones here: a CPU with AMX tiles, compiled.
+
+    On the 2-core Sapphire Rapids VM of 2026-11-28 (AMX) a compiled ConvNet embeds 2,560
+    Fashion-MNIST images 3.2x faster in bfloat16; eager bfloat16 is 3.6x *slower* (its
+    GroupNorm kernel). CPUs without AMX and GPUs keep float32 (neither measured).
+    """
+    if device.type != "cpu" or not enabled():
+        return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(amx and amx())
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned: list[bool] = []
 

@@ -7,6 +7,13 @@ transformation (the "siamese" part) and gradients flow through it to the synthet
 input built from torch ops; its random parameters are drawn once (`draw`) and applied to
 any number of batches (`apply`).
 
+A siamese draw pairs a real and a synthetic batch. The reference code (DC/DSA's, reused by
+DM and CAFE) seeds both calls alike and then gives every example of a batch the *first*
+example's parameters ("batch mode"): one transformation per class batch, the same on both
+sides. `SIAMESE` names that "batch" (the default of every matching objective here) and the
+alternative "example", a draw per example with synthetic image i sharing real image i's
+(this library's behaviour before 2026-11-28, kept so the two can be compared).
+
 As in the paper's default mode, one operation of the strategy string is chosen per draw;
 `color` bundles brightness, saturation and contrast. Magnitudes are the paper's:
 scale 1.2, rotate 15 degrees, crop 1/8 of the side, cutout half the side, brightness 1.0,
@@ -24,6 +31,7 @@ import torch.nn.functional as F
 from core.errors import DistillError
 
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
+SIAMESE = ("batch", "example")
 SCALE, ROTATE_DEG, CROP, CUTOUT = 1.2, 15.0, 0.125, 0.5
 BRIGHTNESS, SATURATION, CONTRAST = 1.0, 2.0, 0.5
 
@@ -56,10 +64,16 @@ class DSA:
         self.strategy = strategy
         self.ops = ops
 
-    def draw(self, n: int, generator: torch.Generator) -> AugParams:
-        """Choose an operation and draw its parameters for `n` examples."""
+    def draw(self, n: int, generator: torch.Generator, shared: bool = False) -> AugParams:
+        """Choose an operation and draw its parameters for `n` examples (`shared`: one set
+        of parameters for all `n`, the reference code's batch mode)."""
         op = self.ops[int(torch.randint(len(self.ops), (1,), generator=generator))]
-        u = torch.rand(n, 4, generator=generator)  # uniform numbers, enough for any op
+        # uniform numbers, enough for any op
+        u = (
+            torch.rand(1, 4, generator=generator).expand(n, 4)
+            if shared
+            else torch.rand(n, 4, generator=generator)
+        )
         return AugParams(op, u)
 
     def apply(self, x: torch.Tensor, params: AugParams, index: torch.Tensor | None = None):
@@ -94,6 +108,12 @@ class DSA:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.apply(x, self.draw(len(x), generator))
+
+
+def check_siamese(siamese: str) -> str:
+    if siamese not in SIAMESE:
+        raise DistillError(f"unknown siamese mode '{siamese}'; use one of: {', '.join(SIAMESE)}")
+    return siamese
 
 
 def _color(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,10 @@ Variants of the same objective (same loss to 1e-5, see tests/test_distill.py):
   batched eager     every class in one forward pass of 2,560 real images (channels-last,
                     as the engine runs on a CPU);
   batched compiled  chunks of 512 through a torch.compile'd network;
-  ... tuned allocator  the same after core.accel.tune_allocator() (what the engine runs).
+  ... tuned allocator  the same after core.accel.tune_allocator();
+  ... bf16 targets     the same with the real side in bfloat16, what the engine runs where
+                    core.accel.fast_bf16 holds (a CPU with AMX); the row also gives the
+                    bfloat16 error of the class means against their sampling noise.
 Each step = fresh random ConvNet, DSA draw, real embedding (no grad), synthetic embedding,
 backward to the images. Reports the median seconds per step over --steps steps after a
 warm-up (compilation excluded), peak memory above the starting level, and ratios against
@@ -17,6 +20,7 @@ the per-class step. Also times the evaluation protocol's training loop, eager vs
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -49,6 +53,45 @@ def dm_step_seconds(objective, param, data, steps: int):
     return statistics.median(times), max(peaks)
 
 
+def target_error(data) -> dict:
+    """bfloat16's error of DM's real class means, beside their own sampling noise.
+
+    Relative L2 errors averaged over classes and 5 random networks: bfloat16 against float32
+    on the same 256 images a class; and the noise of a 256-image mean, estimated from two
+    disjoint 256-image batches (their difference has sqrt(2) times that noise).
+    """
+    errs, noise = [], []
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        net = distribution.fresh_network("convnet", data, gen, "cpu")
+        x = data.sample_per_class(512, gen)
+        with torch.no_grad():
+            e32 = net.embed(x).view(data.spec.num_classes, 512, -1)
+            low = copy.deepcopy(net).to(torch.bfloat16)
+            e16 = distribution._embed(low, x.to(torch.bfloat16)).float()
+            e16 = e16.view(data.spec.num_classes, 512, -1)
+        m32, m16 = e32[:, :256].mean(1), e16[:, :256].mean(1)
+        scale = m32.norm(dim=1)
+        errs.append(((m16 - m32).norm(dim=1) / scale).mean().item())
+        other = e32[:, 256:].mean(1)
+        noise.append(((other - m32).norm(dim=1) / scale).mean().item() / 2**0.5)
+    return {
+        "target_rel_err_bf16": statistics.mean(errs),
+        "target_rel_sampling_noise": statistics.mean(noise),
+    }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's word for it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def row(variant: str, seconds: float, peak: float, base: float, data) -> dict:
     return {
         "method": "dm", "dataset": data.spec.name, "ipc": 10, "iterations": 0,
@@ -56,7 +99,8 @@ def row(variant: str, seconds: float, peak: float, base: float, data) -> dict:
         "stored_bytes": 100 * 28 * 28 * 4 + 100 * 8, "sec_per_iter": seconds,
         "peak_mem_mb": peak, "command": command_line(), "variant": variant,
         "speedup_vs_per_class": base / seconds, "batch_real": 256,
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpu": cpu_name(),
+        "amx": bool(torch.cpu._is_amx_tile_supported()),
     }  # fmt: skip
 
 
@@ -68,8 +112,10 @@ def main() -> None:
     param = FreeImages(data, 10, generator=torch.Generator().manual_seed(0))
     strategy = data.spec.dsa_strategy
 
-    def objective(per_class: bool, chunk: int):
-        obj = distribution.MeanEmbedding(dsa_strategy=strategy, per_class=per_class)
+    def objective(per_class: bool, chunk: int, precision: str = "fp32"):
+        obj = distribution.MeanEmbedding(
+            dsa_strategy=strategy, per_class=per_class, target_precision=precision
+        )
         obj.cpu_chunk = chunk
         return obj
 
@@ -84,15 +130,23 @@ def main() -> None:
     compiled = objective(False, 512)
     results["dm batched compiled"] = dm_step_seconds(compiled, param, data, args.steps)
     accel.tune_allocator()
-    results["dm batched compiled, tuned allocator (engine)"] = dm_step_seconds(
-        compiled, param, data, args.steps
+    bf16 = accel.fast_bf16(torch.device("cpu"))
+    results["dm batched compiled, tuned allocator" + ("" if bf16 else " (engine)")] = (
+        dm_step_seconds(compiled, param, data, args.steps)
     )
+    if bf16:
+        engine = objective(False, 512, "bf16")
+        name = "dm batched compiled, tuned allocator, bf16 targets (engine)"
+        results[name] = dm_step_seconds(engine, param, data, args.steps)
+        error = target_error(data)  # while the embedding is compiled: eager bf16 is slow
     distribution._embed = distribution._embed_eager
     results["dm per-class eager, tuned allocator"] = dm_step_seconds(
         objective(True, 512), param, data, args.steps
     )
     base = results["dm per-class eager"][0]
     rows = [row(name, s, peak, base, data) for name, (s, peak) in results.items()]
+    if bf16:
+        next(r for r in rows if r["variant"].endswith("bf16 targets (engine)")).update(error)
 
     # the protocol's training loop: 20 epochs on 100 images, eager vs compiled
     x, y = data.x_train[:100], data.y_train[:100]
@@ -122,6 +176,12 @@ def main() -> None:
         ("peak MB", lambda r: f"{r['peak_mem_mb']:.0f}"),
         ("speed-up", lambda r: f"{r['speedup_vs_per_class']:.2f}x"),
     ]))  # fmt: skip
+    for r in rows:
+        if "target_rel_err_bf16" in r:
+            print(
+                f"bf16 targets: class means off by {r['target_rel_err_bf16']:.2%} (relative), "
+                f"their sampling noise {r['target_rel_sampling_noise']:.2%}"
+            )
 
 
 if __name__ == "__main__":

@@ -77,3 +77,37 @@ def test_groups_index_selects_rows_of_each_draw(gen):
         [aug.apply(x[2 * c : 2 * c + 2], d, index=rows) for c, d in enumerate(draws)]
     )
     assert torch.allclose(out, expect)
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if o != "flip"])  # flip: a coin may repeat
+def test_a_shared_draw_transforms_a_whole_batch_alike(op):
+    """Batch mode (the reference code's siamese draw): one transformation for every example;
+    a per-example draw gives copies of one image different transformations."""
+    x = torch.rand(1, 1, 16, 16).expand(8, 1, 16, 16)
+    aug = DSA(op)
+    shared = aug.apply(x, aug.draw(8, torch.Generator().manual_seed(1), shared=True))
+    apart = aug.apply(x, aug.draw(8, torch.Generator().manual_seed(1)))
+    assert all(torch.equal(shared[0], s) for s in shared)
+    assert not all(torch.equal(apart[0], s) for s in apart)
+
+
+@pytest.mark.parametrize("siamese", ["batch", "example"])
+def test_matching_objectives_pair_draws_as_their_siamese_mode_says(siamese, digits):
+    """Gradient matching in batch mode augments a class's real and synthetic images alike."""
+    from core.objectives.gradient import GradientMatching
+
+    obj = GradientMatching(dsa_strategy="scale_rotate_crop", siamese=siamese)
+    x = digits.x_train[:1]
+    same = 0
+    for seed in range(4):
+        xr, xs = obj._augment(x.expand(6, -1, -1, -1), x.expand(3, -1, -1, -1),
+                              torch.Generator().manual_seed(seed))  # fmt: skip
+        same += all(torch.equal(xr[0], t) for t in torch.cat([xr, xs]))
+    assert same == (4 if siamese == "batch" else 0)
+
+
+def test_unknown_siamese_mode_is_refused():
+    from core.objectives.distribution import MeanEmbedding
+
+    with pytest.raises(DistillError, match="unknown siamese mode 'pairs'.*batch, example"):
+        MeanEmbedding(dsa_strategy="crop", siamese="pairs")

@@ -26,13 +26,23 @@ class DMConfig(MethodConfig):
     batch_real: int = 256
     arch: str = "convnet"
     dsa: bool = True
+    target_precision: str = "auto"  # the real side's (ours): see core.objectives.distribution
+    siamese: str = "batch"  # DSA draws: "batch" as DM's code, or "example" (core.augment)
+
+
+def mean_embedding(cfg: DMConfig | ITGANConfig, data: Dataset) -> MeanEmbedding:
+    """DM's loss with a preset's settings (DM, IT-GAN, KFS and HaBa-DM share it)."""
+    return MeanEmbedding(
+        arch=cfg.arch,
+        batch_real=cfg.batch_real,
+        dsa_strategy=data.spec.dsa_strategy if cfg.dsa else None,
+        target_precision=cfg.target_precision,
+        siamese=cfg.siamese,
+    )
 
 
 def _build_dm(cfg: DMConfig, data: Dataset, ipc: int, generator: torch.Generator):
-    param = FreeImages(data, ipc, init=cfg.init, generator=generator)
-    strategy = data.spec.dsa_strategy if cfg.dsa else None
-    objective = MeanEmbedding(arch=cfg.arch, batch_real=cfg.batch_real, dsa_strategy=strategy)
-    return param, objective
+    return FreeImages(data, ipc, init=cfg.init, generator=generator), mean_embedding(cfg, data)
 
 
 # digits has ~143 images a class: 256 per class would draw each one about twice
@@ -76,6 +86,7 @@ class CAFEConfig(MethodConfig):
     arch: str = "convnet"
     net_width: int = 0  # 0: the architecture's default (ConvNet: 128)
     dsa: bool = True
+    siamese: str = "batch"
 
 
 def _weights(text: str) -> tuple[float, ...]:
@@ -94,6 +105,7 @@ def _build_cafe(cfg: CAFEConfig, data: Dataset, ipc: int, generator: torch.Gener
         arch=cfg.arch,
         batch_real=cfg.batch_real,
         dsa_strategy=data.spec.dsa_strategy if cfg.dsa else None,
+        siamese=cfg.siamese,
         layer_weights=_weights(cfg.layer_weights),
         discrimination_weight=cfg.discrimination_weight,
         lr_net=cfg.lr_net,
@@ -149,6 +161,8 @@ class ITGANConfig(MethodConfig):
     generator: str = ""
     generator_epochs: int = 0
     train_generator: bool = True
+    target_precision: str = "auto"
+    siamese: str = "batch"
 
 
 def _build_itgan(cfg: ITGANConfig, data: Dataset, ipc: int, generator: torch.Generator):
@@ -168,9 +182,7 @@ def _build_itgan(cfg: ITGANConfig, data: Dataset, ipc: int, generator: torch.Gen
         generator=generator,
         generator_info=info,
     )
-    strategy = data.spec.dsa_strategy if cfg.dsa else None
-    objective = MeanEmbedding(arch=cfg.arch, batch_real=cfg.batch_real, dsa_strategy=strategy)
-    return param, objective
+    return param, mean_embedding(cfg, data)
 
 
 register(

@@ -25,11 +25,11 @@ from core.budget import FLOAT_BYTES, ipc_budget
 from core.data import Dataset
 from core.errors import DistillError
 from core.methods import Method, MethodConfig, register
-from core.methods.distribution import DMConfig
+from core.methods.distribution import DMConfig, mean_embedding
 from core.methods.meta import _net_config
 from core.methods.trajectory import _DIGITS, MTTConfig, _objective
 from core.objectives.contrast import HallucinatorContrast
-from core.objectives.distribution import MeanEmbedding, fresh_network
+from core.objectives.distribution import fresh_network
 from core.objectives.meta import BackpropThroughTime
 from core.objectives.trajectory import TrajectoryMatching
 from core.params.haba import Hallucinated
@@ -233,14 +233,9 @@ def _latent_decoders(cfg, data: Dataset, ipc: int, generator, *, reserve: int):
     )
 
 
-def _mean_embedding(cfg: DMConfig, data: Dataset) -> MeanEmbedding:
-    strategy = data.spec.dsa_strategy if cfg.dsa else None
-    return MeanEmbedding(arch=cfg.arch, batch_real=cfg.batch_real, dsa_strategy=strategy)
-
-
 def _build_kfs(cfg: KFSConfig, data: Dataset, ipc: int, generator: torch.Generator):
     param = _latent_decoders(cfg, data, ipc, generator, reserve=0)
-    return param, _mean_embedding(cfg, data)
+    return param, mean_embedding(cfg, data)
 
 
 # --- combinations no paper ran: presets only ------------------------------------------------
@@ -286,7 +281,7 @@ class HaBaDMConfig(DMConfig):
 
 def _build_haba_dm(cfg: HaBaDMConfig, data: Dataset, ipc: int, generator: torch.Generator):
     param = _hallucinated(cfg, data, ipc, generator, reserve=0)
-    return param, _mean_embedding(cfg, data)
+    return param, mean_embedding(cfg, data)
 
 
 FAMILY_TM = "trajectory matching"  # test_methods gives this family tiny experts

@@ -61,6 +61,7 @@ class DCConfig(MethodConfig):
     lr_net: float = 0.01
     metric: str = "layerwise"
     dsa: bool = False
+    siamese: str = "batch"  # DSA draws: "batch" as DC/DSA's code, or "example" (core.augment)
     outer_loop: int = 0
     inner_loop: int = 0
 
@@ -137,6 +138,7 @@ def _dc_objective(cls, cfg: DCConfig, data: Dataset, ipc: int, **extra):
         batch_real=cfg.batch_real,
         metric=cfg.metric,
         dsa_strategy=data.spec.dsa_strategy if cfg.dsa else None,
+        siamese=cfg.siamese,
         outer_loop=cfg.outer_loop or outer,
         inner_loop=cfg.inner_loop or inner,
         lr_net=cfg.lr_net,

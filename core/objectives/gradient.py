@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from core.augment import DSA
+from core.augment import DSA, check_siamese
 from core.data import Dataset
 from core.objectives.base import Objective, restored_network
 from core.objectives.distribution import fresh_network
@@ -104,7 +104,6 @@ class GradientMatching(Objective):
     """
 
     name = "gradient_matching"
-    shared_draw = False  # True: one augmentation for a whole class batch (IDC)
 
     def __init__(
         self,
@@ -120,6 +119,7 @@ class GradientMatching(Objective):
         conv_only: bool = False,
         loss_scale: float = 1.0,
         net_config: dict | None = None,
+        siamese: str = "batch",
     ):
         if "bn" in arch.split("_"):
             raise ValueError(
@@ -138,6 +138,7 @@ class GradientMatching(Objective):
         self.batch_real = batch_real
         self.metric = metric
         self.aug = DSA(dsa_strategy) if dsa_strategy else None
+        self.siamese = check_siamese(siamese)
         self.outer_loop = outer_loop
         self.inner_loop = inner_loop
         self.lr_net = lr_net
@@ -214,16 +215,14 @@ class GradientMatching(Objective):
         return list(torch.autograd.grad(F.cross_entropy(net(x_real), y), params))
 
     def _augment(self, xr: torch.Tensor, xs: torch.Tensor, generator):
-        """The siamese draw of one class: synthetic example i shares real example i's draw."""
+        """The siamese draw of one class: one for both whole batches ("batch", DC/DSA's and
+        IDC's code), or synthetic example i sharing real example i's ("example")."""
         if self.aug is None:
             return xr, xs
         n, m = len(xr), len(xs)
-        if self.shared_draw:
-            draw = self.aug.draw(1, generator)
-            zeros = torch.zeros(max(n, m), dtype=torch.long)
-            return self.aug.apply(xr, draw, index=zeros[:n]), self.aug.apply(
-                xs, draw, index=zeros[:m]
-            )
+        if self.siamese == "batch":
+            draw = self.aug.draw(max(n, m), generator, shared=True)
+            return self.aug.apply(xr, draw), self.aug.apply(xs, draw)
         draw = self.aug.draw(n, generator)
         rows = torch.arange(m).remainder(n) if m > n else None
         return self.aug.apply(xr, draw), self.aug.apply(xs, draw, index=rows)
@@ -310,7 +309,6 @@ class RealTrainedMatching(GradientMatching):
     """
 
     name = "real_trained_matching"
-    shared_draw = True
 
     def __init__(
         self,

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from core.augment import DSA
+from core.augment import DSA, check_siamese
 from core.data import Dataset
 from core.errors import DistillError
 from core.objectives.base import Objective, restored_network
@@ -110,6 +110,7 @@ class LayerwiseAlignment(Objective):
         total_steps: int | None = None,
         decay_at: Sequence[float] = (0.6, 0.8, 0.9),
         net_config: dict | None = None,
+        siamese: str = "batch",
     ):
         if "bn" in arch.split("_"):
             raise DistillError(
@@ -124,6 +125,7 @@ class LayerwiseAlignment(Objective):
         self.arch = arch
         self.batch_real = batch_real
         self.aug = DSA(dsa_strategy) if dsa_strategy else None
+        self.siamese = check_siamese(siamese)
         self.layer_weights = tuple(float(w) for w in layer_weights)
         self.discrimination_weight = discrimination_weight
         self.lr_net = lr_net
@@ -166,7 +168,7 @@ class LayerwiseAlignment(Objective):
         k, n = data.spec.num_classes, self.batch_real
         x_real = data.sample_per_class(n, generator).to(x_syn.device)
         if self.aug is not None:  # one siamese draw per class, as CAFE's (and DM's) code
-            draws = [self.aug.draw(n, generator) for _ in range(k)]
+            draws = [self.aug.draw(n, generator, self.siamese == "batch") for _ in range(k)]
             x_real = self.aug.apply_groups(x_real, draws)
             x_syn = self.aug.apply_groups(x_syn, draws, index=torch.arange(m).remainder(n))
         y_real = torch.arange(k, device=x_real.device).repeat_interleave(n)
