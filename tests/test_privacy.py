@@ -374,3 +374,11 @@ def test_cli_audit_of_a_real_model_writes_a_row(tmp_path, capsys):
     assert 0 <= row["loss_auc"] <= 1 and 0 <= row["lira_tpr_at_1pct_fpr"] <= 1
     assert cli.main(["privacy", "audit"]) == 2  # neither a summary nor --real
     assert "pass a summary file or --real N" in capsys.readouterr().err
+
+
+def test_dp_matching_refuses_per_example_siamese_draws():
+    """A draw per real example would let the synthetic side see the private batch size."""
+    plan = accounting.Plan(1.0, 0.3, 1e-4, math.inf, "rdp")
+    assert DPGradientMatching(plan=plan, clip=1.0, planned_steps=1).siamese == "batch"
+    with pytest.raises(ValueError, match="siamese='batch'"):
+        DPGradientMatching(plan=plan, clip=1.0, planned_steps=1, siamese="example")

@@ -49,10 +49,6 @@ class DPGradientMatching(GradientMatching):
     """
 
     name = "dp_gradient_matching"
-    # one augmentation draw per class and step, shared by its real and synthetic images: with
-    # a draw per real example, the synthetic side would depend on how many real examples the
-    # Poisson draw took (private, and not part of the released gradient)
-    shared_draw = True
 
     def __init__(
         self,
@@ -64,6 +60,11 @@ class DPGradientMatching(GradientMatching):
         chunk: int = 512,
         **kwargs,
     ):
+        # one augmentation draw per class and step, shared by its real and synthetic images
+        # (siamese "batch"): with a draw per real example, the synthetic side would depend on
+        # how many real examples the Poisson draw took (private, not part of the release)
+        if kwargs.setdefault("siamese", "batch") != "batch":
+            raise ValueError("DP gradient matching needs siamese='batch' (see its comment)")
         super().__init__(**kwargs)
         if not clip > 0:
             raise ValueError(f"the clipping norm must be positive, got {clip}")

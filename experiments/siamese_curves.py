@@ -1,0 +1,79 @@
+"""DSA's siamese draw, batch mode against per-example: accuracy against iterations.
+
+The reference code (DC/DSA's `utils.py`, reused by DM) gives a class's whole real and
+synthetic batches one transformation per matching step; this library drew one per example
+pair until 2026-11-28 (`core.augment`). Reads the rows the A/B cells wrote, reruns nothing:
+`siamese_fmnist.json` (`experiments/cells.py --name siamese_fmnist --variant siamese-MODE
+--set siamese=MODE`, one row per iteration budget, each resuming the last) and, for DM's
+per-example side, `engine_precision.json`'s bf16-targets row (the same settings, run with the
+per-example draws before the change). Random's row at the same IPC is the grey line.
+
+    python experiments/siamese_curves.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from core.plots import save
+from core.results import load_rows
+
+RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results"
+OUT = RESULTS / "siamese_curves_fmnist.png"
+PANELS = (("dm", 10), ("dsa", 1))
+# (results file, variant) -> siamese mode of its rows
+SOURCES = {
+    ("siamese_fmnist", "siamese-batch"): "batch",
+    ("siamese_fmnist", "siamese-example"): "example",
+    ("engine_precision", "bf16-targets"): "example",
+}
+STYLE = {"batch": "tab:green", "example": "tab:grey"}
+
+
+def points(method: str, ipc: int) -> dict[str, list[tuple[int, float, float]]]:
+    """siamese mode -> sorted (iterations, mean %, std %) of `method` at `ipc`."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for (file, variant), mode in SOURCES.items():
+        for r in load_rows(RESULTS / f"{file}.json"):
+            if (r["method"], r["ipc"], r.get("variant")) == (method, ipc, variant):
+                out.setdefault(mode, {})[r["iterations"]] = (
+                    100 * r["acc_mean"],
+                    100 * r["acc_std"],
+                )
+    return {mode: [(it, *pts[it]) for it in sorted(pts)] for mode, pts in out.items()}
+
+
+def random_accuracy(ipc: int) -> float | None:
+    accs = [
+        100 * r["acc_mean"]
+        for r in load_rows(RESULTS / "engine_fmnist.json")
+        if (r["method"], r["ipc"], r["arch"]) == ("random", ipc, "convnet")
+    ]
+    return max(accs) if accs else None
+
+
+def main() -> None:
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(10, 4))
+    for ax, (method, ipc) in zip(axes, PANELS, strict=True):
+        for mode, pts in sorted(points(method, ipc).items()):
+            its, mean, std = zip(*pts, strict=True)
+            ax.errorbar(its, mean, yerr=std, marker="o", capsize=3, color=STYLE[mode],
+                        label=f"siamese={mode}")  # fmt: skip
+            for it, m, s in pts:
+                print(f"{method} ipc {ipc:2d} {mode:8s} {it:5d} it  {m:.2f} +- {s:.2f}")
+        rand = random_accuracy(ipc)
+        if rand is not None:
+            ax.axhline(rand, ls=":", color="grey", label=f"random ({rand:.1f})")
+        ax.set_title(f"{method.upper()}, Fashion-MNIST IPC {ipc} (300 ep, DSA, 5 runs)")
+        ax.set_xlabel("distillation iterations")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    save(fig, OUT)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
