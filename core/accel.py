@@ -44,6 +44,21 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned: list[bool] = []
 
 
+def trim_memory() -> None:
+    """Hand the allocator's free memory back to the OS (glibc's malloc_trim; else a no-op).
+
+    After tune_allocator() freed blocks stay in the process, so a block measured later
+    reuses them and its resident-memory peak reads near zero; trimming first makes the
+    next block fault its memory in again, and its peak says what it needs.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def tune_allocator() -> None:
     """Keep large CPU tensors' memory in the process instead of returning it to the OS.
 

@@ -26,3 +26,16 @@ def test_high_water_mark_resets():
     _touch(150 * MB)
     assert reset_peak_rss()
     assert peak_rss_bytes() < rss_bytes() + 50 * MB  # the earlier 150 MB peak is forgotten
+
+
+def test_trim_hands_a_tuned_allocators_free_memory_back():
+    import torch
+
+    from core import accel
+
+    accel.tune_allocator()  # freed blocks now stay in the process
+    x = torch.ones(50 * MB // 4 * 4)  # 200 MB, written
+    del x
+    kept = rss_bytes()
+    accel.trim_memory()
+    assert rss_bytes() < kept - 100 * MB
