@@ -6,7 +6,9 @@ pair until 2026-11-28 (`core.augment`). Reads the rows the A/B cells wrote, reru
 `siamese_fmnist.json` (`experiments/cells.py --name siamese_fmnist --variant siamese-MODE
 --set siamese=MODE`, one row per iteration budget, each resuming the last) and, for DM's
 per-example side, `engine_precision.json`'s bf16-targets row (the same settings, run with the
-per-example draws before the change). Random's row at the same IPC is the grey line.
+per-example draws before the change). DM's seed-1 run of `engine_fmnist.json` (batch draws,
+2,000 to 8,000 iterations) is the longer green line. Random's row at the same IPC is the grey
+line.
 
     python experiments/siamese_curves.py
 """
@@ -23,21 +25,25 @@ from core.results import load_rows
 RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results"
 OUT = RESULTS / "siamese_curves_fmnist.png"
 PANELS = (("dm", 10), ("dsa", 1))
-# (results file, variant) -> siamese mode of its rows
+# (results file, variant, seed or None for any) -> line label (its siamese mode)
 SOURCES = {
-    ("siamese_fmnist", "siamese-batch"): "batch",
-    ("siamese_fmnist", "siamese-example"): "example",
-    ("engine_precision", "bf16-targets"): "example",
+    ("siamese_fmnist", "siamese-batch", None): "batch",
+    ("siamese_fmnist", "siamese-example", None): "example",
+    ("engine_precision", "bf16-targets", None): "example",
+    # the engine's own seed-1 DM run, after the batch draw became the default
+    ("engine_fmnist", None, 1): "batch, seed 1",
 }
-STYLE = {"batch": "tab:green", "example": "tab:grey"}
+STYLE = {"batch": "tab:green", "example": "tab:grey", "batch, seed 1": "darkgreen"}
 
 
 def points(method: str, ipc: int) -> dict[str, list[tuple[int, float, float]]]:
-    """siamese mode -> sorted (iterations, mean %, std %) of `method` at `ipc`."""
+    """line label -> sorted (iterations, mean %, std %) of `method` at `ipc`."""
     out: dict[str, dict[int, tuple[float, float]]] = {}
-    for (file, variant), mode in SOURCES.items():
+    for (file, variant, seed), mode in SOURCES.items():
         for r in load_rows(RESULTS / f"{file}.json"):
-            if (r["method"], r["ipc"], r.get("variant")) == (method, ipc, variant):
+            if (r["method"], r["ipc"], r.get("variant")) != (method, ipc, variant):
+                continue
+            if r.get("arch", "convnet") == "convnet" and seed in (None, r.get("seed")):
                 out.setdefault(mode, {})[r["iterations"]] = (
                     100 * r["acc_mean"],
                     100 * r["acc_std"],
@@ -62,7 +68,7 @@ def main() -> None:
             ax.errorbar(its, mean, yerr=std, marker="o", capsize=3, color=STYLE[mode],
                         label=f"siamese={mode}")  # fmt: skip
             for it, m, s in pts:
-                print(f"{method} ipc {ipc:2d} {mode:8s} {it:5d} it  {m:.2f} +- {s:.2f}")
+                print(f"{method} ipc {ipc:2d} {mode:13s} {it:5d} it  {m:.2f} +- {s:.2f}")
         rand = random_accuracy(ipc)
         if rand is not None:
             ax.axhline(rand, ls=":", color="grey", label=f"random ({rand:.1f})")
