@@ -6,9 +6,10 @@ pair until 2026-11-28 (`core.augment`). Reads the rows the A/B cells wrote, reru
 `siamese_fmnist.json` (`experiments/cells.py --name siamese_fmnist --variant siamese-MODE
 --set siamese=MODE`, one row per iteration budget, each resuming the last) and, for DM's
 per-example side, `engine_precision.json`'s bf16-targets row (the same settings, run with the
-per-example draws before the change). DM's seed-1 run of `engine_fmnist.json` (batch draws,
-2,000 to 8,000 iterations) is the longer green line. Random's row at the same IPC is the grey
-line.
+per-example draws before the change), and `dcc_fmnist.json`: the DSA batch run continued
+to 500 iterations and DCC branched from it at 232 (DCC is DSA until its 250th network).
+DM's seed-1 run of `engine_fmnist.json` (batch draws, 2,000 to 8,000 iterations) is the
+longer green line. Random's row at the same IPC is the grey line.
 
     python experiments/siamese_curves.py
 """
@@ -25,6 +26,7 @@ from core.results import load_rows
 RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results"
 OUT = RESULTS / "siamese_curves_fmnist.png"
 PANELS = (("dm", 10), ("dsa", 1))
+DCC = "DCC from 232 (batch)"  # DCC branched from the DSA batch run, in the DSA panel
 # (results file, variant, seed or None for any) -> line label (its siamese mode)
 SOURCES = {
     ("siamese_fmnist", "siamese-batch", None): "batch",
@@ -32,8 +34,15 @@ SOURCES = {
     ("engine_precision", "bf16-targets", None): "example",
     # the engine's own seed-1 DM run, after the batch draw became the default
     ("engine_fmnist", None, 1): "batch, seed 1",
+    # the DSA batch run continued to 500, and DCC branched from it at 232 (dcc_fmnist.json)
+    ("dcc_fmnist", "from-dsa232", None): "batch",
 }
-STYLE = {"batch": "tab:green", "example": "tab:grey", "batch, seed 1": "darkgreen"}
+STYLE = {
+    "batch": "tab:green",
+    "example": "tab:grey",
+    "batch, seed 1": "darkgreen",
+    DCC: "tab:purple",
+}
 
 
 def points(method: str, ipc: int) -> dict[str, list[tuple[int, float, float]]]:
@@ -41,10 +50,13 @@ def points(method: str, ipc: int) -> dict[str, list[tuple[int, float, float]]]:
     out: dict[str, dict[int, tuple[float, float]]] = {}
     for (file, variant, seed), mode in SOURCES.items():
         for r in load_rows(RESULTS / f"{file}.json"):
-            if (r["method"], r["ipc"], r.get("variant")) != (method, ipc, variant):
+            if (r["ipc"], r.get("variant")) != (ipc, variant):
+                continue
+            label = mode if r["method"] == method else DCC if r["method"] == "dcc" else None
+            if label is None or (label == DCC and method != "dsa"):
                 continue
             if r.get("arch", "convnet") == "convnet" and seed in (None, r.get("seed")):
-                out.setdefault(mode, {})[r["iterations"]] = (
+                out.setdefault(label, {})[r["iterations"]] = (
                     100 * r["acc_mean"],
                     100 * r["acc_std"],
                 )
@@ -66,9 +78,9 @@ def main() -> None:
         for mode, pts in sorted(points(method, ipc).items()):
             its, mean, std = zip(*pts, strict=True)
             ax.errorbar(its, mean, yerr=std, marker="o", capsize=3, color=STYLE[mode],
-                        label=f"siamese={mode}")  # fmt: skip
+                        label=mode if mode == DCC else f"siamese={mode}")  # fmt: skip
             for it, m, s in pts:
-                print(f"{method} ipc {ipc:2d} {mode:13s} {it:5d} it  {m:.2f} +- {s:.2f}")
+                print(f"{method} ipc {ipc:2d} {mode:20s} {it:5d} it  {m:.2f} +- {s:.2f}")
         rand = random_accuracy(ipc)
         if rand is not None:
             ax.axhline(rand, ls=":", color="grey", label=f"random ({rand:.1f})")

@@ -267,7 +267,7 @@ class ClassContrastiveMatching(GradientMatching):
 
     name = "class_contrastive"
     # real images per forward pass of the real side: all classes at once on a GPU; one class
-    # batch on a CPU, where 2,560 images' activations (6.3 GB) made the step 2.1x slower
+    # batch on a CPU, where 2,560 images' activations (6.6 GB) made the step 2.5x slower
     # than 256 at a time (experiments/dcc_chunk.py, gradient_speed.json)
     real_chunk: int | None = None  # None: by device, as below
     real_chunk_gpu = 2560
