@@ -9,7 +9,8 @@ per-example side, `engine_precision.json`'s bf16-targets row (the same settings,
 per-example draws before the change), and `dcc_fmnist.json`: the DSA batch run continued
 to 500 iterations and DCC branched from it at 232 (DCC is DSA until its 250th network).
 DM's seed-1 run of `engine_fmnist.json` (batch draws, 2,000 to 8,000 iterations) is the
-longer green line. Random's row at the same IPC is the grey line.
+longer green line. DSA at IPC 10: `gradient_fmnist.json`'s CPU curve (variant cpu-curve,
+batch draws) and its H200 row (per-example draws). Random's row at the same IPC is the grey line.
 
     python experiments/siamese_curves.py
 """
@@ -25,7 +26,7 @@ from core.results import load_rows
 
 RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results"
 OUT = RESULTS / "siamese_curves_fmnist.png"
-PANELS = (("dm", 10), ("dsa", 1))
+PANELS = (("dm", 10), ("dsa", 1), ("dsa", 10))
 DCC = "DCC from 232 (batch)"  # DCC branched from the DSA batch run, in the DSA panel
 # (results file, variant, seed or None for any) -> line label (its siamese mode)
 SOURCES = {
@@ -36,6 +37,9 @@ SOURCES = {
     ("engine_fmnist", None, 1): "batch, seed 1",
     # the DSA batch run continued to 500, and DCC branched from it at 232 (dcc_fmnist.json)
     ("dcc_fmnist", "from-dsa232", None): "batch",
+    # DSA at IPC 10: this CPU's batch-draw curve, and the H200 row (per-example draws)
+    ("gradient_fmnist", "cpu-curve", None): "batch",
+    ("gradient_fmnist", None, None): "example",
 }
 STYLE = {
     "batch": "tab:green",
@@ -52,8 +56,9 @@ def points(method: str, ipc: int) -> dict[str, list[tuple[int, float, float]]]:
         for r in load_rows(RESULTS / f"{file}.json"):
             if (r["ipc"], r.get("variant")) != (ipc, variant):
                 continue
-            label = mode if r["method"] == method else DCC if r["method"] == "dcc" else None
-            if label is None or (label == DCC and method != "dsa"):
+            branched = file == "dcc_fmnist" and r["method"] == "dcc" and method == "dsa"
+            label = mode if r["method"] == method else DCC if branched else None
+            if label is None:
                 continue
             if r.get("arch", "convnet") == "convnet" and seed in (None, r.get("seed")):
                 out.setdefault(label, {})[r["iterations"]] = (
@@ -73,7 +78,7 @@ def random_accuracy(ipc: int) -> float | None:
 
 
 def main() -> None:
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(10, 4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4))
     for ax, (method, ipc) in zip(axes, PANELS, strict=True):
         for mode, pts in sorted(points(method, ipc).items()):
             its, mean, std = zip(*pts, strict=True)
