@@ -30,7 +30,7 @@ convolutions are fast (`core.accel.fast_bf16`), in a bfloat16 channels-last copy
 network, as DM's real side does; the network's training between matching steps runs
 compiled in float32 (the same numbers to 1e-5). The synthetic side needs the gradient of a
 gradient, which compiled graphs do not give, and stays eager float32. Against the plain
-per-class loop: experiments/method_speed.py --baseline (gradient_speed.json).
+per-class loop: `experiments/method_speed.py --baseline` (method_speed.json).
 """
 
 from __future__ import annotations
