@@ -28,16 +28,21 @@ def compile_fn(fn):
 
 
 def fast_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions beat float32 ones here: a CPU with AMX tiles, compiled.
+    """Whether bfloat16 convolutions beat float32 ones here: a CPU with bfloat16 units, compiled.
 
     On the 2-core Sapphire Rapids VM of 2026-11-28 (AMX) a compiled ConvNet embeds 2,560
     Fashion-MNIST images 3.2x faster in bfloat16; eager bfloat16 is 3.6x *slower* (its
-    GroupNorm kernel). CPUs without AMX and GPUs keep float32 (neither measured).
+    GroupNorm kernel). On the 2-core AMD EPYC VM of 2026-11-29 (AVX512-BF16, no AMX),
+    compiled, a class's real gradient (256 images, forward and backward) took 0.65x the time
+    of float32 and a training step on 100 images 0.56x. CPUs without either and GPUs keep
+    float32 (not measured).
     """
     if device.type != "cpu" or not enabled():
         return False
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(amx and amx())
+    units = [
+        getattr(torch.cpu, f, None) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    ]
+    return any(f is not None and f() for f in units)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

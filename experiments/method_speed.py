@@ -10,6 +10,11 @@ against its real batch, RFAD's against its number of random models) and draws th
     python experiments/method_speed.py --methods dc dsa dcc idc dd kip rfad frepo --ipc 10
     python experiments/method_speed.py --scale kip batch_real 500 1000 2000 5000 \
         --scale rfad n_models 1 2 4 8
+    python experiments/method_speed.py --methods dc dsa dcc idc --baseline --reps 2
+
+`--baseline` also measures each method as the plain per-class loop (DATADISTILL_COMPILE=0:
+eager, float32 everywhere, the reference code's structure), alternating with the engine
+`--reps` times, and reports the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -58,12 +63,38 @@ def measure_one(method: str, ipc: int, overrides: dict, warmup: int, steps: int)
     }
 
 
-def measure(method, ipc, overrides, args) -> dict:
-    """`measure_one` in a fresh interpreter (same environment)."""
+def measure(method, ipc, overrides, args, env: dict | None = None) -> dict:
+    """`measure_one` in a fresh interpreter (same environment, plus `env`)."""
     cmd = [sys.executable, __file__, "--one", method, str(ipc), json.dumps(overrides)]
     cmd += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+PLAIN = {"DATADISTILL_COMPILE": "0"}  # eager float32: the straightforward per-class loop
+
+
+def against_baseline(method: str, args) -> list[dict]:
+    """The engine and the plain loop, alternated `args.reps` times; medians and their ratio."""
+    runs: dict[str, list[dict]] = {"engine": [], "plain": []}
+    for _ in range(args.reps):
+        runs["plain"].append(measure(method, args.ipc, {}, args, env=PLAIN))
+        runs["engine"].append(measure(method, args.ipc, {}, args))
+    med = {
+        k: {key: statistics.median(r[key] for r in rs) for key in ("sec_per_iter", "peak_mem_mb")}
+        for k, rs in runs.items()
+    }
+    ratio = med["plain"]["sec_per_iter"] / med["engine"]["sec_per_iter"]
+    rows = []
+    for kind, variant in (("plain", "per-class loop, eager fp32"), ("engine", "the engine")):
+        m = {**runs[kind][0], **med[kind]}
+        speed = 1.0 if kind == "plain" else ratio
+        all_secs = [r["sec_per_iter"] for r in runs[kind]]
+        rows.append(row(method, args.ipc, m, variant, args, speedup_vs_per_class=speed,
+                        all_seconds=all_secs, compiled=kind == "engine"))  # fmt: skip
+    return rows
 
 
 def row(method, ipc, m, variant, args, **extra) -> dict:
@@ -104,6 +135,8 @@ def main() -> None:
     p.add_argument("--scale", nargs="+", action="append", default=[], metavar="ARG")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--baseline", action="store_true", help="also the plain per-class loop")
+    p.add_argument("--reps", type=int, default=2, help="with --baseline: alternations")
     p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -115,6 +148,13 @@ def main() -> None:
     rows = []
     for method in args.methods:
         methods.get(method)
+        if args.baseline:
+            pair = against_baseline(method, args)
+            append_rows(RESULTS, pair)
+            for r in pair:
+                secs, mb, x = r["sec_per_iter"], r["peak_mem_mb"], r["speedup_vs_per_class"]
+                print(f"{method} {r['variant']}: {secs:.2f} s/it, {mb:.0f} MB, {x:.2f}x")
+            continue
         m = measure(method, args.ipc, {}, args)
         rows.append(row(method, args.ipc, m, "default settings", args))
         append_rows(RESULTS, rows[-1:])  # kept as measured: a long run can be stopped

@@ -77,8 +77,8 @@ def test_target_precision_is_checked_and_auto_keeps_fp32_off_fast_bf16(digits, m
     assert auto.target_dtype(torch.device("cpu")) == torch.float32
     monkeypatch.setenv("DATADISTILL_COMPILE", "1")
     assert auto.target_dtype(torch.device("cuda")) == torch.float32
-    amx = torch.cpu._is_amx_tile_supported()
-    assert auto.target_dtype(torch.device("cpu")) == (torch.bfloat16 if amx else torch.float32)
+    units = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert auto.target_dtype(torch.device("cpu")) == (torch.bfloat16 if units else torch.float32)
 
 
 def test_dm_refuses_batch_norm():

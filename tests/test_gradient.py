@@ -1,5 +1,7 @@
 """Gradient matching (DC, DSA, DCC, IDC) and IDC's multi-formation parameterisation."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -283,3 +285,60 @@ def test_idc_summary_stores_the_formation_and_its_decoded_images(digits, tmp_pat
     assert loaded.n == 40 and loaded.params["images"].shape == (10, 1, 8, 8)
     assert loaded.parameterisation == "multi_formation" and loaded.ipc == 1
     assert loaded.stored_bytes == s.stored_bytes == 10 * 64 * 4 + 10 * 8
+
+
+# --- the real side's precision -----------------------------------------------------------------
+
+
+def _flat(grads):
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+def test_bf16_real_gradient_is_float32_up_to_less_than_the_sampling_noise(digits):
+    net = fresh_network("convnet", digits, torch.Generator().manual_seed(0), "cpu", depth=2)
+    x = digits.sample_per_class(64, torch.Generator().manual_seed(1))
+    first = x[:64]  # class 0's batch, and another one of the same class:
+    second = digits.sample_per_class(64, torch.Generator().manual_seed(2))[:64]
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        obj = GradientMatching(real_precision=precision)
+        real = obj._real_network(net)
+        assert next(real.parameters()).dtype == obj._used
+        grads[precision] = _flat(obj._real_gradient(real, first, 0, list(real.parameters()), None))
+        assert obj.summary_extra() == {"real_precision": precision}
+    other = _flat(GradientMatching(real_precision="fp32")._real_gradient(
+        net, second, 0, list(net.parameters()), None
+    ))  # fmt: skip
+    ref = grads["fp32"]
+    assert grads["bf16"].dtype == torch.float32
+    rounding = float((grads["bf16"] - ref).norm() / ref.norm())
+    noise = float((other - ref).norm() / ref.norm())  # another batch of the same class
+    assert 0 < rounding < 0.05 and rounding < noise / 5, (rounding, noise)
+
+
+@pytest.mark.parametrize("contrastive", [False, True])
+def test_bf16_real_side_leaves_the_matching_loss_nearly_unchanged(digits, contrastive):
+    kind = ClassContrastiveMatching if contrastive else GradientMatching
+    extra = {"outer_warmup": 0, "inner_warmup": 0} if contrastive else {}
+    param = FreeImages(digits, 2, generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        obj = kind(batch_real=32, metric="cos", real_precision=precision, **extra)
+        obj.net_config = {"depth": 2}
+        loss = obj.loss(param, digits, torch.Generator().manual_seed(4), 0)
+        losses[precision] = float(loss.detach())
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+    assert losses["bf16"] != losses["fp32"]  # it did run in bfloat16
+
+
+def test_unknown_real_precision_is_refused_and_dp_keeps_fp32():
+    from apps.privacy import accounting
+    from apps.privacy.objective import DPGradientMatching
+    from core.errors import DistillError
+
+    with pytest.raises(DistillError, match="unknown real_precision 'fp16'"):
+        GradientMatching(real_precision="fp16")
+    plan = accounting.Plan(1.0, 0.01, 1e-5, math.inf, "rdp")
+    assert DPGradientMatching(plan=plan, clip=1.0, planned_steps=1).real_precision == "fp32"
+    with pytest.raises(ValueError, match="fp32 only"):
+        DPGradientMatching(plan=plan, clip=1.0, planned_steps=1, real_precision="bf16")

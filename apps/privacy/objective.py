@@ -65,6 +65,9 @@ class DPGradientMatching(GradientMatching):
         # how many real examples the Poisson draw took (private, not part of the release)
         if kwargs.setdefault("siamese", "batch") != "batch":
             raise ValueError("DP gradient matching needs siamese='batch' (see its comment)")
+        # per-example clipping runs on the float32 network itself (Opacus / torch.func)
+        if kwargs.setdefault("real_precision", "fp32") != "fp32":
+            raise ValueError("DP gradient matching computes its real side in fp32 only")
         super().__init__(**kwargs)
         if not clip > 0:
             raise ValueError(f"the clipping norm must be positive, got {clip}")

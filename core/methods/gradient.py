@@ -64,6 +64,7 @@ class DCConfig(MethodConfig):
     siamese: str = "batch"  # DSA draws: "batch" as DC/DSA's code, or "example" (core.augment)
     outer_loop: int = 0
     inner_loop: int = 0
+    real_precision: str = "auto"  # real side in bf16 where fast (core/objectives/gradient.py)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class IDCConfig(MethodConfig):
     aug: str = "color_crop_cutout"
     net_aug: str = "color_crop"
     cutmix_p: float = 0.5
+    real_precision: str = "auto"  # real side in bf16 where fast (core/objectives/gradient.py)
 
 
 def _dc_objective(cls, cfg: DCConfig, data: Dataset, ipc: int, **extra):
@@ -144,6 +146,7 @@ def _dc_objective(cls, cfg: DCConfig, data: Dataset, ipc: int, **extra):
         lr_net=cfg.lr_net,
         batch_train=cfg.batch_train,
         net_config=_net_config(cfg),
+        real_precision=cfg.real_precision,
         **extra,
     )
 
@@ -190,6 +193,7 @@ def _build_idc(cfg: IDCConfig, data: Dataset, ipc: int, generator: torch.Generat
         net_dsa_strategy=cfg.net_aug or None,
         cutmix_p=cfg.cutmix_p,
         batch_syn_max=cfg.batch_syn_max,
+        real_precision=cfg.real_precision,
     )
     return param, objective
 
