@@ -23,6 +23,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import yaml
+from siamese_curves import random_accuracy  # same folder: run as a script
 
 from core.plots import save
 from core.results import load_rows
@@ -65,15 +66,6 @@ def budget_to_reach(a: float, b: float, target: float) -> float:
     return math.inf if b <= 0 else 2 ** ((target - a) / b)
 
 
-def random_accuracy() -> float | None:
-    accs = [
-        100 * r["acc_mean"]
-        for r in load_rows(RESULTS / "engine_fmnist.json")
-        if (r["method"], r["ipc"], r["arch"]) == ("random", IPC, "convnet")
-    ]
-    return max(accs) if accs else None
-
-
 def main() -> None:
     pub = published()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -102,7 +94,7 @@ def main() -> None:
         ax.plot([PAPER_STEPS[method]], [target], marker="|", ms=14, color=colour)
         print(f"{method:6s} {str(variant):10s} {listed:48s} {b:13.2f} {target:7.1f} "
               f"{need:15,.0f} {PAPER_STEPS[method]:8,d}")  # fmt: skip
-    rand = random_accuracy()
+    rand = random_accuracy(IPC)
     if rand is not None:
         ax.axhline(rand, ls=":", color="grey", label=f"random real images ({rand:.1f})")
     ax.set_xscale("log")
