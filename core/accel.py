@@ -39,10 +39,22 @@ def fast_bf16(device: torch.device) -> bool:
     """
     if device.type != "cpu" or not enabled():
         return False
-    units = [
-        getattr(torch.cpu, f, None) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    ]
-    return any(f is not None and f() for f in units)
+    for unit in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        supported = getattr(torch.cpu, unit, None)
+        if supported is not None and supported():
+            return True
+    return False
+
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "auto": None}
+PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+
+
+def precision_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype a real-side `precision` ("fp32", "bf16", "auto") means on `device`."""
+    if precision == "auto":
+        return torch.bfloat16 if fast_bf16(device) else torch.float32
+    return PRECISIONS[precision]
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

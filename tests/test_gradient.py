@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from own_loss import own_loss_at
 from resume import full_and_resumed
 
 from core import methods
@@ -355,19 +356,6 @@ _LOWERS = {
 _STEPS = {"dsa": 10, "dcc": 10, "idc": 20}
 
 
-def _own_loss_at(name, summary, digits, overrides, seeds=4):
-    """The preset's loss at `summary` over fixed fresh networks and draws (no carried state)."""
-    m = methods.get(name)
-    cfg = m.config("digits", overrides)
-    total = 0.0
-    for s in range(seeds):
-        param, obj = m.build(cfg, digits, summary.ipc, torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            param.images.copy_(summary.params.get("images", summary.images))
-        total += float(obj.loss(param, digits, torch.Generator().manual_seed(100 + s), 0).detach())
-    return total / seeds
-
-
 @pytest.mark.parametrize("name", sorted(_LOWERS))
 def test_dsa_dcc_and_idc_lower_their_own_loss_on_digits(name, digits):
     overrides = _LOWERS[name]
@@ -377,6 +365,6 @@ def test_dsa_dcc_and_idc_lower_their_own_loss_on_digits(name, digits):
         name, digits, 2, options=RunOptions(iterations=_STEPS[name], progress=False),
         overrides=overrides,
     )  # fmt: skip
-    assert _own_loss_at(name, after, digits, overrides) < 0.9 * _own_loss_at(
+    assert own_loss_at(name, after, digits, overrides) < 0.9 * own_loss_at(
         name, before, digits, overrides
     )

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from own_loss import own_loss_at
 from resume import full_and_resumed
 
 from core import methods
@@ -108,22 +109,6 @@ def test_dd_learns_its_inner_rate_and_records_it(digits):
 # --- every objective lowers its own loss ---------------------------------------------------
 
 
-def _loss_at(name, summary, digits, overrides, seeds=4):
-    """The objective's loss at `summary`, averaged over fixed generators and a fresh objective
-    (a fresh pool for FRePO, temperature 1 for RFAD): no state carried between summaries."""
-    m = methods.get(name)
-    cfg = m.config("digits", overrides)
-    total = 0.0
-    for s in range(seeds):
-        param, obj = m.build(cfg, digits, summary.ipc, torch.Generator().manual_seed(0))
-        with torch.no_grad():
-            param.images.copy_(summary.images)
-            if summary.soft_labels:
-                param.label_logits.copy_(summary.labels)
-            total += float(obj.loss(param, digits, torch.Generator().manual_seed(100 + s), 0))
-    return total / seeds
-
-
 @pytest.mark.parametrize("name", ["dd", "kip", "rfad", "frepo"])
 def test_each_objective_lowers_its_loss_on_digits(name, digits):
     overrides = TINY[name]
@@ -132,7 +117,7 @@ def test_each_objective_lowers_its_loss_on_digits(name, digits):
         name, digits, 2, options=RunOptions(iterations=15, progress=False), overrides=overrides
     )
     assert torch.isfinite(after.images).all()
-    assert _loss_at(name, after, digits, overrides) < 0.9 * _loss_at(
+    assert own_loss_at(name, after, digits, overrides) < 0.9 * own_loss_at(
         name, before, digits, overrides
     )
 

@@ -45,7 +45,6 @@ def _embed_eager(net, x):
 
 
 _embed = accel.compile_fn(_embed_eager)
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "auto": None}
 
 
 class MeanEmbedding(Objective):
@@ -77,10 +76,10 @@ class MeanEmbedding(Objective):
         target_precision: str = "auto",
         siamese: str = "batch",
     ):
-        if target_precision not in PRECISIONS:
+        if target_precision not in accel.PRECISIONS:
             raise DistillError(
                 f"unknown target_precision '{target_precision}'; use one of: "
-                + ", ".join(PRECISIONS)
+                + ", ".join(accel.PRECISIONS)
             )
         if "bn" in arch.split("_"):
             raise ValueError(
@@ -96,13 +95,11 @@ class MeanEmbedding(Objective):
         self._used: torch.dtype | None = None
 
     def target_dtype(self, device: torch.device) -> torch.dtype:
-        if self.target_precision == "auto":
-            return torch.bfloat16 if accel.fast_bf16(device) else torch.float32
-        return PRECISIONS[self.target_precision]
+        return accel.precision_dtype(self.target_precision, device)
 
     def summary_extra(self) -> dict:
         """What "auto" chose, so the summary file says how its targets were computed."""
-        used = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(self._used)
+        used = accel.PRECISION_NAMES.get(self._used)
         return {"target_precision": used} if used else {}
 
     def loss(self, param: Parameterisation, data: Dataset, generator, step):

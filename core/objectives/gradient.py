@@ -47,7 +47,7 @@ from core.augment import DSA, check_siamese
 from core.data import Dataset
 from core.errors import DistillError
 from core.objectives.base import Objective, restored_network
-from core.objectives.distribution import PRECISIONS, fresh_network
+from core.objectives.distribution import fresh_network
 from core.params.base import Parameterisation
 from core.train import loss_fn
 
@@ -143,9 +143,10 @@ class GradientMatching(Objective):
         siamese: str = "batch",
         real_precision: str = "auto",
     ):
-        if real_precision not in PRECISIONS:
+        if real_precision not in accel.PRECISIONS:
             raise DistillError(
-                f"unknown real_precision '{real_precision}'; use one of: " + ", ".join(PRECISIONS)
+                f"unknown real_precision '{real_precision}'; use one of: "
+                + ", ".join(accel.PRECISIONS)
             )
         if "bn" in arch.split("_"):
             raise ValueError(
@@ -203,17 +204,13 @@ class GradientMatching(Objective):
         return torch.optim.SGD(net.parameters(), lr=self.lr_net)
 
     def summary_extra(self) -> dict:
-        used = {torch.float32: "fp32", torch.bfloat16: "bf16"}.get(self._used)
+        used = accel.PRECISION_NAMES.get(self._used)
         return {"real_precision": used} if used else {}
 
     def _real_network(self, net: torch.nn.Module) -> torch.nn.Module:
         """The network the real side runs through: `net` itself in float32, or a bfloat16
         channels-last copy of its current weights (made afresh at every matching step)."""
-        device = next(net.parameters()).device
-        if self.real_precision == "auto":
-            dtype = torch.bfloat16 if accel.fast_bf16(device) else torch.float32
-        else:
-            dtype = PRECISIONS[self.real_precision]
+        dtype = accel.precision_dtype(self.real_precision, next(net.parameters()).device)
         self._used = dtype
         if dtype == torch.float32:
             return net
