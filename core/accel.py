@@ -13,6 +13,8 @@ import os
 
 import torch
 
+from core.errors import DistillError
+
 
 def enabled() -> bool:
     return os.environ.get("DATADISTILL_COMPILE", "1") not in ("0", "false", "no", "")
@@ -48,6 +50,13 @@ def fast_bf16(device: torch.device) -> bool:
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "auto": None}
 PRECISION_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16"}
+
+
+def check_precision(setting: str, precision: str) -> str:
+    """`precision` if it is one of PRECISIONS, else a DistillError naming `setting`."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"unknown {setting} '{precision}'; use one of: " + ", ".join(PRECISIONS))
+    return precision
 
 
 def precision_dtype(precision: str, device: torch.device) -> torch.dtype:

@@ -26,7 +26,6 @@ import torch
 from core import accel, nets
 from core.augment import DSA, check_siamese
 from core.data import Dataset
-from core.errors import DistillError
 from core.objectives.base import Objective
 from core.params.base import Parameterisation
 
@@ -76,11 +75,7 @@ class MeanEmbedding(Objective):
         target_precision: str = "auto",
         siamese: str = "batch",
     ):
-        if target_precision not in accel.PRECISIONS:
-            raise DistillError(
-                f"unknown target_precision '{target_precision}'; use one of: "
-                + ", ".join(accel.PRECISIONS)
-            )
+        accel.check_precision("target_precision", target_precision)
         if "bn" in arch.split("_"):
             raise ValueError(
                 "distribution matching needs a per-example norm; batch norm mixes classes"

@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from core import accel
 from core.augment import DSA, check_siamese
 from core.data import Dataset
-from core.errors import DistillError
 from core.objectives.base import Objective, restored_network
 from core.objectives.distribution import fresh_network
 from core.params.base import Parameterisation
@@ -143,11 +142,7 @@ class GradientMatching(Objective):
         siamese: str = "batch",
         real_precision: str = "auto",
     ):
-        if real_precision not in accel.PRECISIONS:
-            raise DistillError(
-                f"unknown real_precision '{real_precision}'; use one of: "
-                + ", ".join(accel.PRECISIONS)
-            )
+        accel.check_precision("real_precision", real_precision)
         if "bn" in arch.split("_"):
             raise ValueError(
                 "gradient matching here needs a per-example norm (instance norm); batch norm "
