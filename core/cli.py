@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, help="folder (default: experts/DATASET-ARCH[-depthN...])")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument(
+        "--precision",
+        default="auto",
+        help="fp32, bf16 (mixed: bfloat16 compute, float32 weights) or auto (bf16 on a CPU "
+        "with bfloat16 units, else fp32)",
+    )
+    t.add_argument(
         "--only",
         type=int,
         nargs="+",
@@ -276,6 +282,7 @@ def cmd_export(args) -> None:
 
 
 def cmd_experts(args) -> None:
+    from core.accel import check_precision
     from core.distill import resolve_device
     from core.experts import ExpertConfig, default_folder, train_experts
 
@@ -293,6 +300,7 @@ def cmd_experts(args) -> None:
         arch=args.arch,
         net_config=net_config,
         seed=args.seed,
+        precision=check_precision("--precision", args.precision),
     )
     paths = train_experts(
         data,

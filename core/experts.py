@@ -35,7 +35,7 @@ import safetensors.torch as st
 import torch
 from tqdm.auto import tqdm
 
-from core import atomic, nets
+from core import accel, atomic, nets
 from core.data import Dataset
 from core.errors import DistillError
 from core.train import TrainConfig, train
@@ -60,6 +60,9 @@ class ExpertConfig:
     arch: str = "convnet"
     net_config: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
+    # mixed precision (core.train.TrainConfig.precision): the trajectory's weights stay
+    # float32; recorded in each file, not checked on resume (a folder may mix them)
+    precision: str = "auto"
 
 
 def expert_file(folder: str | os.PathLike, index: int) -> Path:
@@ -131,6 +134,7 @@ def train_expert(
     ``config.seed`` and i, so any expert can be re-made on its own.
     """
     seed = config.seed * 1_000_003 + index
+    dtype = accel.precision_dtype(config.precision, torch.device(device))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = nets.build(config.arch, data.spec, **config.net_config)
@@ -152,6 +156,7 @@ def train_expert(
         weight_decay=config.weight_decay,
         batch_size=config.batch_size,
         dsa=config.dsa,
+        precision=config.precision,
     )
     try:
         train(
@@ -176,6 +181,7 @@ def train_expert(
         "dsa_strategy": data.spec.dsa_strategy if config.dsa else None,
         "seed": seed,
         "index": index,
+        "precision": accel.PRECISION_NAMES[dtype],
         "layout": layout(net),
     }
     return torch.stack(rows), meta

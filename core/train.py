@@ -35,6 +35,10 @@ class TrainConfig:
     # cap on SGD steps: a summary larger than a batch then trains fewer epochs, so a
     # factorised summary of 1,000 images costs no more than a batch-sized one (None: no cap)
     max_steps: int | None = None
+    # "fp32"; "bf16": bfloat16 autocast, channels-last, float32 weights (mixed precision);
+    # "auto": bf16 where core.accel.fast_bf16. The evaluation protocol stays fp32; experts use
+    # auto (a compiled ConvNet step on Fashion-MNIST, 1 thread, AVX512-BF16: 0.82 -> 0.43 s)
+    precision: str = "fp32"
 
     def with_(self, **changes) -> TrainConfig:
         return replace(self, **changes)
@@ -97,6 +101,10 @@ def train(
         on_epoch: called as on_epoch(epoch, mean_loss) after each epoch (progress bars).
     """
     accel.tune_allocator()
+    accel.check_precision("training precision", config.precision)
+    mixed = accel.precision_dtype(config.precision, x.device) == torch.bfloat16
+    if mixed:
+        net.to(memory_format=torch.channels_last)
     aug = DSA(config.dsa_strategy or dsa_strategy) if config.dsa else None
     opt = torch.optim.SGD(
         net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -114,7 +122,11 @@ def train(
             xb, yb = x[rows], y[rows]
             if aug is not None:
                 xb = aug(xb, generator)
-            loss = loss_fn(model(xb), yb, config.label_loss)
+            if mixed and xb.dim() == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=mixed):
+                logits = model(xb)
+            loss = loss_fn(logits.float(), yb, config.label_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -132,3 +132,41 @@ def test_summary_syn_lr_overrides_protocol_lr(digits, gen):
     s = _random_summary(digits, gen, ipc=1)
     s.extra["syn_lr"] = 0.05
     assert train_config_for(s, TrainConfig()).lr == 0.05
+
+
+def test_mixed_precision_trains_float32_weights_as_far_as_fp32(digits, gen):
+    """bf16 autocast (the experts' default where bfloat16 is fast) changes rounding, not
+    the outcome: float32 weights, accuracy within a few points of the fp32 run."""
+    s = _random_summary(digits, gen)
+    accs, weights = {}, {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        net = nets.build("convnet", digits.spec, width=32)
+        config = TrainConfig(epochs=300, precision=precision)
+        train(
+            net,
+            s.images,
+            s.labels,
+            config=config,
+            dsa_strategy="crop",
+            generator=torch.Generator().manual_seed(1),
+        )
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        accs[precision] = accuracy(net, digits.x_test, digits.y_test)
+        weights[precision] = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    assert accs["bf16"] > 0.6 and abs(accs["bf16"] - accs["fp32"]) < 0.05
+    drift = (weights["bf16"] - weights["fp32"]).norm() / weights["fp32"].norm()
+    assert 0 < drift < 0.2
+
+
+def test_unknown_training_precision_is_refused(digits, gen):
+    net = nets.build("mlp", digits.spec)
+    with pytest.raises(DistillError, match="training precision 'fp16'"):
+        train(
+            net,
+            digits.x_train[:8],
+            digits.y_train[:8],
+            config=TrainConfig(epochs=1, precision="fp16"),
+            dsa_strategy="crop",
+            generator=gen,
+        )

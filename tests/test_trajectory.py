@@ -72,6 +72,7 @@ def test_experts_record_every_epoch_from_the_initialisation(experts, digits):
     meta = read_metadata(expert_file(experts, 1))
     assert meta["lr"] == 0.01 and meta["momentum"] == 0.0 and meta["weight_decay"] == 0.0
     assert meta["index"] == 1 and meta["dsa_strategy"] == digits.spec.dsa_strategy
+    assert meta["precision"] in ("fp32", "bf16")  # what the autocast resolved to
     with torch.random.fork_rng(devices=[]):  # row 0 is the network expert 1 started from
         torch.manual_seed(meta["seed"])
         init = flat_parameters(nets.build("convnet", digits.spec, **TINY))
