@@ -36,7 +36,7 @@ from apps.nas.scoring import TRUTH_TRAIN, CellSetting, score_cells  # noqa: E402
 from apps.nas.space import sample_archs  # noqa: E402
 from core import data as datasets  # noqa: E402
 from core.distill import resolve_device  # noqa: E402
-from core.results import append_rows, table  # noqa: E402
+from core.results import append_rows, load_rows, table  # noqa: E402
 from core.summary import Summary  # noqa: E402
 
 RESULTS = Path("experiments/results/nas_fmnist.json")
@@ -47,6 +47,19 @@ def find_summary(root: Path, method: str, dataset: str, ipc: int) -> Path | None
     """A committed summary, e.g. experiments/results/*_fmnist/dm-fashion-mnist-ipc10-s0/."""
     hits = sorted(root.glob(f"*/{method}-{dataset}-ipc{ipc}-s0/summary.safetensors"))
     return hits[0] if hits else None
+
+
+def plotted(results: Path, plan: ProxyPlan, dataset: str) -> list[dict]:
+    """Every proxy of this plan in the results file, the latest row of each: a run that
+    scores one new summary redraws the whole figure, not a figure of one panel."""
+    tag, latest = plan.tag(), {}
+    for r in load_rows(results):
+        kind = r["variant"].removeprefix("proxy=")
+        if r["dataset"] == dataset and (kind == "cheap-train" or kind.endswith(tag) and (
+            kind.removesuffix(tag) in ("summary", "random-subset")
+        )):  # fmt: skip
+            latest[(r["method"], r["ipc"], r["variant"], r.get("source"))] = r
+    return list(latest.values())
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -164,7 +177,7 @@ def main() -> None:
 
     print(table(rows, COLUMNS))
     proxy_scatter(
-        rows,
+        plotted(args.results, plan, args.dataset),
         truth.acc,
         args.results.with_name(args.results.stem + plan.tag().replace("-", "_") + ".png"),
         title=f"{args.dataset}: {len(archs)} NAS-Bench-201 cells, proxy vs {truth.label}"
