@@ -442,6 +442,17 @@ def test_mtt_preset(experts, digits):
         _preset("mtt", experts, digits, net_width="8")
 
 
+def test_mtt_constant_memory_is_the_same_gradient(experts, digits):
+    _, param, plain = _preset("mtt", experts, digits, syn_steps="5")
+    _, param2, lean = _preset("mtt", experts, digits, syn_steps="5", constant_memory="true")
+    assert isinstance(lean, ConstantMemoryMatching) and not lean.first_order
+    loss, grads = _grads(plain, param, digits)
+    loss2, grads2 = _grads(lean, param2, digits)
+    assert loss2 == pytest.approx(loss, rel=1e-5)
+    for a, b in zip(grads2, grads, strict=True):
+        assert b.abs().sum() > 0 and float((a - b).norm() / b.norm()) < 1e-4
+
+
 def test_tesla_preset_soft_labels_come_from_an_expert(experts, digits):
     cfg, param, obj = _preset("tesla", experts, digits)
     assert isinstance(obj, ConstantMemoryMatching) and not obj.first_order
