@@ -149,7 +149,14 @@ def transferability(rows: list[dict], *, dataset: str, ipc: int) -> tuple[str, s
     cells = transfer_rows((r for r in rows if r["dataset"] == dataset), ipc=ipc)
     archs = transfer_archs(cells)
     names = method_order(m for m, _ in cells)
-    body = [[m] + [_acc(cells.get((m, a))) for a in archs] for m in names]
+    most = max((r["runs"] for r in cells.values()), default=0)
+
+    def cell(r: dict | None) -> str:  # fewer runs than the rest (a costly arch): say so
+        if r is None or r["runs"] >= most:
+            return _acc(r)
+        return f"{100 * r['acc_mean']:.2f} ({r['runs']} run{'s' if r['runs'] > 1 else ''})"
+
+    body = [[m] + [cell(cells.get((m, a))) for a in archs] for m in names]
     csv_body = [
         [dataset, ipc, m, a, round(100 * r["acc_mean"], 3), round(100 * r["acc_std"], 3),
          r["runs"], r.get("eval_epochs")]

@@ -9,6 +9,7 @@ on several architectures (`archs`), one row each.
 from __future__ import annotations
 
 import statistics
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +18,8 @@ from tqdm.auto import tqdm
 
 from core import nets
 from core.data import Dataset
-from core.errors import DistillError
+from core.errors import DistillError, DivergenceWarning
+from core.loop import runaway_peak
 from core.profile import measure
 from core.results import command_line
 from core.summary import Summary
@@ -68,6 +70,16 @@ def evaluate(
             f"summary is for {summary.spec.name} {summary.spec.shape}, "
             f"but the test data is {data.spec.name} {data.spec.shape}; pass --dataset "
             f"{summary.spec.name}"
+        )
+    peak = runaway_peak(summary)
+    if peak is not None:  # said before hours of training, not after
+        warnings.warn(
+            f"summary {summary.method} (IPC {summary.ipc}) holds values up to |x| = {peak:.3g} "
+            "(normalised data stays within about 5): a ConvNet's instance norm hides the "
+            "scale, but networks without normalisation layers will likely stay at chance; "
+            "re-distil with a smaller learning rate",
+            DivergenceWarning,
+            stacklevel=2,
         )
     tcfg = train_config_for(summary, config.train)
     x, y = summary.images.to(device), summary.labels.to(device)

@@ -174,20 +174,29 @@ def keep_metrics_upto(folder: Path, iteration: int) -> None:
         atomic.write_bytes(folder / METRICS_FILE, text.encode())
 
 
+def runaway_peak(summary) -> float | None:
+    """The summary's largest |value| when it ran away past RUNAWAY, else None."""
+    values = getattr(summary, "images", None)
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or not values.numel():
+        return None
+    peak = float(values.detach().abs().max())
+    return peak if peak > RUNAWAY else None
+
+
 def warn_if_runaway(summary, stepper: Stepper) -> None:
     """Warn when the summary's values ran away without becoming NaN.
 
     Multiplicative parameterisations (hallucinators, decoders) can compound a too-large
-    step into pixels of ~1e5 while the loss stays finite; such a summary trains no better
-    than chance, and nothing else would say why."""
-    values = getattr(summary, "images", None)
-    if not isinstance(values, torch.Tensor) or not values.is_floating_point() or not values.numel():
-        return
-    peak = float(values.detach().abs().max())
-    if peak > RUNAWAY:
+    step into pixels of ~1e5 while the loss stays finite, most easily under an objective
+    blind to an image's scale (DM's embedder starts with instance norm): a ConvNet, whose
+    instance norm removes the scale too, still trains on such a summary, but a network
+    without normalisation (MLP, LeNet) stays at chance, and nothing else would say why."""
+    peak = runaway_peak(summary)
+    if peak is not None:
         warnings.warn(
             f"the summary's values reached |x| = {peak:.3g} (normalised data stays within "
-            "about 5): the optimisation diverged and the summary is unlikely to train a model; "
+            "about 5): the optimisation diverged and networks without normalisation layers "
+            "are unlikely to train on it; "
             + stepper.divergence_fix()
             + " (factorised summaries have their own rates, e.g. lr_halluc, lr_decoder)",
             DivergenceWarning,

@@ -26,6 +26,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
 CONTINUAL_START, CONTINUAL_END = "<!-- continual:start -->", "<!-- continual:end -->"
 NAS_START, NAS_END = "<!-- nas:start -->", "<!-- nas:end -->"
+TRANSFER_START, TRANSFER_END = "<!-- transfer:start -->", "<!-- transfer:end -->"
 BENCH_DATASET = "fashion-mnist"
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]
 
@@ -86,6 +87,15 @@ def bench_table(folder: Path = ROOT / "experiments" / "results") -> str:
     md, _ = bench_tables.performance(
         rows, dataset=BENCH_DATASET, published=report_bench.published()
     )
+    return md
+
+
+def transfer_table(folder: Path = ROOT / "experiments" / "results", ipc: int = 10) -> str:
+    """The transferability table (method x architecture at `ipc`) of BENCH_DATASET."""
+    rows = [r for p in sorted(folder.glob("*.json")) for r in load_rows(p)]
+    if not any(r["dataset"] == BENCH_DATASET and r["ipc"] == ipc for r in rows):
+        return "_No results yet._"
+    md, _ = bench_tables.transferability(rows, dataset=BENCH_DATASET, ipc=ipc)
     return md
 
 
@@ -159,6 +169,7 @@ def render_all(readme: str) -> str:
     readme = render(readme, results_table())
     readme = render(readme, continual_table(), CONTINUAL_START, CONTINUAL_END)
     readme = render(readme, nas_table(), NAS_START, NAS_END)
+    readme = render(readme, transfer_table(), TRANSFER_START, TRANSFER_END)
     return render(readme, bench_table(), BENCH_START, BENCH_END)
 
 

@@ -58,6 +58,17 @@ def test_transfer_uses_the_protocol_covering_most_architectures(rows):
     assert "| dm | 20.00 ± 0.00 | 60.00 ± 0.00 |" in md
 
 
+def test_transfer_cells_with_fewer_runs_than_the_rest_say_how_many(rows):
+    rows = rows + [
+        row("dm", 10, "resnet18", accs=(0.55,), eval_epochs=300),
+        row("random", 10, "resnet18", accs=(0.4, 0.6), eval_epochs=300),
+    ]
+    md, _ = bench_tables.transferability(rows, dataset="digits", ipc=10)
+    assert md.splitlines()[0] == "| method | convnet | resnet18 |"
+    assert "| dm | 80.00 ± 10.00 | 55.00 (1 run) |" in md  # ConvNet: 2 runs, ResNet-18: 1
+    assert "| random | 80.00 ± 0.00 | 50.00 ± 10.00 |" in md  # 2 runs: as many, no mark
+
+
 def test_cost_table_totals_distillation_and_evaluation(rows):
     md, _ = bench_tables.cost(rows, dataset="digits")
     assert "| dm | 10 | 10 | 0.5 | 5 | 2 | 7 | 12 | cpu |" in md

@@ -1,5 +1,7 @@
 """The training loop and the evaluation protocol."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -109,6 +111,21 @@ def test_protocol_is_deterministic(digits, gen):
     a = evaluate(s, digits, config=cfg, device="cpu", progress=False)[0]["accs"]
     b = evaluate(s, digits, config=cfg, device="cpu", progress=False)[0]["accs"]
     assert a == b
+
+
+def test_a_summary_whose_values_ran_away_is_flagged_before_training(digits, gen):
+    from dataclasses import replace
+
+    from core.errors import DivergenceWarning
+
+    s = _random_summary(digits, gen, ipc=1)
+    cfg = EvalConfig(runs=1, train=TrainConfig(epochs=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)  # a sound summary: silent
+        evaluate(s, digits, config=cfg, device="cpu", progress=False)
+    blown = replace(s, images=s.images * 1e4)  # KFS's decoders under DM reached 2.3e6
+    with pytest.warns(DivergenceWarning, match=r"\|x\| = .*without normalisation"):
+        evaluate(blown, digits, config=cfg, device="cpu", progress=False)
 
 
 def test_summary_for_another_dataset_is_refused(digits, gen):
