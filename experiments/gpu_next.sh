@@ -15,6 +15,8 @@
 #                 and batch_syn 100 instead: variant start15-batch100).
 #   2. issue 6    LinBa at IPC 10 resumed from its committed checkpoint (24 of 60
 #                 iterations) alongside the experts (HaBa at IPC 10 ran on the CPU, session 21).
+#   0. issue 11   beside everything: the transfer cells (AlexNet, VGG-11, ResNet-18 on every
+#                 IPC-10 summary, 5 runs; the CPU ran 1 run a cell, or none).
 #   3. issue 8.2  with the time left, the proxies at lr 0.1 (`--proxy-lr 0.1`), the
 #                 IPC-10 and DSA/MTT IPC-50 sets the CPU did not run.
 #
@@ -60,6 +62,15 @@ echo "MPS=$MPS after $(($(date +%s) - START)) s" | tee "$LOGS/steps.log"
 step() { echo "$1 after $(($(date +%s) - START)) s" | tee -a "$LOGS/steps.log"; }
 CELLS="$PY experiments/cells.py --dataset fashion-mnist --evaluate-partial"
 
+# issue 11: the transfer cells the CPU left or ran with one model (AlexNet, VGG-11,
+# ResNet-18), at the protocol's 5 runs, four workers sharing the cells through their locks
+tpids=()
+for i in 0 1 2 3; do
+    timeout "$(($(left) - 30))" "$PY" experiments/transfer_fmnist.py --heavy-runs 5 \
+        --time-limit "$(($(left) - 120))" >"$LOGS/transfer$i.log" 2>&1 &
+    tpids+=($!)
+done
+
 # LinBa IPC 10 resumes beside the experts (its own time limit, then its evaluation)
 timeout "$(($(left) - 20))" $CELLS --name factorised_fmnist --iterations 60 --methods linba \
     --ipc 10 --time-limit 240 >"$LOGS/linba10.log" 2>&1 &
@@ -102,6 +113,8 @@ if [ "$(left)" -gt 60 ]; then
     wait "${shards[@]}"
     step "lr-0.1 proxy cells"
 fi
+wait "${tpids[@]}"
+step "transfer"
 [ "$MPS" = 1 ] && echo quit | timeout 10 nvidia-cuda-mps-control
 kill "$monitor" 2>/dev/null
 echo "finished after $(($(date +%s) - START)) s"

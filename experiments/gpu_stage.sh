@@ -4,7 +4,7 @@
 # The device tool sends at most 64 MiB; experiments/results/*/ holds about 87 MB of
 # committed summaries and checkpoints. `stage` moves those folders to $ASIDE and copies
 # back only what the GPU jobs read (the summaries the NAS proxies train on, the folders the
-# cells resume from), fills data/ with Fashion-MNIST and .whl/ with nas-bench-201's wheel
+# cells resume from, the IPC-10 summaries transfer_fmnist.py trains), fills data/ with Fashion-MNIST and .whl/ with nas-bench-201's wheel
 # (carry both: `carry: ["data", ".whl", "generators"]`). `restore` brings the folders
 # back without overwriting what the device's pack added (unpack the pack first).
 #
@@ -32,6 +32,9 @@ stage)
     for f in "${KEEP[@]}"; do
         mkdir -p "$R/$(dirname "$f")" && cp "$ASIDE/$f" "$R/$f"
     done
+    # experiments/transfer_fmnist.py: the IPC-10 summaries (under 3 MB: about 10 MB in all)
+    (cd "$ASIDE" && find . -path '*-fashion-mnist-ipc10-s0/summary.safetensors' -size -3M) |
+        while read -r f; do mkdir -p "$R/$(dirname "$f")" && cp "$ASIDE/$f" "$R/$f"; done
     cp -n /usr/share/datasets/fashion-mnist/*.gz data/
     ls .whl/nas_bench_201-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps \
         --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 -d .whl \

@@ -115,7 +115,8 @@ def main() -> None:
                          f"choose from {', '.join(sorted(found))}")  # fmt: skip
     paths = {m: summary_path(found[m]) for m in methods}
     for m in [m for m, path in paths.items() if path is None]:
-        print(f"skip {m}: no committed summary at its row's {found[m]['iterations']} iterations")
+        print(f"skip {m}: no summary at its row's {found[m]['iterations']} iterations "
+              "(one too big to commit is rebuilt by the command in .gitignore)")  # fmt: skip
     device = resolve_device(args.device)
     data = datasets.load(DATASET)
     LOCKS.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def main() -> None:
             row |= {"summary": str(paths[method].relative_to(ROOT)), "variant": None}
             append_rows(RESULTS, [row])
             written.append(row)
-            print(f"{method} on {arch}: {100 * row['acc_mean']:.2f}% ({runs} runs, "
+            print(f"{method} on {arch}: {100 * row['acc_mean']:.2f}% ({runs} run(s), "
                   f"{row['eval_seconds']:.0f} s)", flush=True)  # fmt: skip
     if written:
         print(table(written))
