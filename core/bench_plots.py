@@ -62,18 +62,23 @@ def transfer_heatmap(rows: list[dict], path: str | Path, *, dataset: str, ipc: i
     grid = [[100 * cells[m, a]["acc_mean"] if (m, a) in cells else float("nan") for a in archs]
             for m in names]  # fmt: skip
     fig, ax = plt.subplots(figsize=(1.3 * len(archs) + 2.5, 0.45 * len(names) + 1.8))
+    most = max(r["runs"] for r in cells.values())
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if v == v:  # not NaN
-                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white")
+                fewer = cells[names[i], archs[j]]["runs"] < most  # a costly arch: said
+                ax.text(j, i, f"{v:.1f}" + ("*" if fewer else ""), ha="center", va="center",
+                        fontsize=8, color="white")  # fmt: skip
     ax.set_xticks(range(len(archs)), archs)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("architecture trained on the summary")
     ax.set_ylabel("method")
     epochs = sorted({r.get("eval_epochs") for r in cells.values()} - {None})
+    fewest = min(r["runs"] for r in cells.values())
+    note = f"; * {fewest} run{'s' if fewest > 1 else ''}, else {most}" if fewest < most else ""
     ax.set_title(
-        f"{dataset}, IPC {ipc}: transferability ({'/'.join(map(str, epochs))} epochs)",
+        f"{dataset}, IPC {ipc}: transferability ({'/'.join(map(str, epochs))} epochs{note})",
         fontsize=10,
     )
     fig.colorbar(image, ax=ax, label="test accuracy (%)")

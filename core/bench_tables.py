@@ -152,9 +152,15 @@ def transferability(rows: list[dict], *, dataset: str, ipc: int) -> tuple[str, s
     most = max((r["runs"] for r in cells.values()), default=0)
 
     def cell(r: dict | None) -> str:  # fewer runs than the rest (a costly arch): say so
-        if r is None or r["runs"] >= most:
+        if r is None:
             return _acc(r)
-        return f"{100 * r['acc_mean']:.2f} ({r['runs']} run{'s' if r['runs'] > 1 else ''})"
+        text = (
+            _acc(r)
+            if r["runs"] >= most
+            else (f"{100 * r['acc_mean']:.2f} ({r['runs']} run{'s' if r['runs'] > 1 else ''})")
+        )
+        bad = r.get("diverged_runs") or 0  # NaN weights: chance that is not "learnt nothing"
+        return text + (f", {bad} diverged" if bad else "")
 
     body = [[m] + [cell(cells.get((m, a))) for a in archs] for m in names]
     csv_body = [

@@ -86,7 +86,7 @@ def evaluate(
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     rows = []
     for arch in config.archs:
-        accs = []
+        accs, diverged = [], 0
         bar = tqdm(
             range(config.runs),
             desc=f"eval {summary.method} ipc{summary.ipc} {arch}",
@@ -102,11 +102,21 @@ def evaluate(
                 gen = torch.Generator().manual_seed(seed)
                 train(net, x, y, config=tcfg, dsa_strategy=data.spec.dsa_strategy, generator=gen)
                 accs.append(test(net, x_test, y_test))
+                diverged += not all(torch.isfinite(p).all() for p in net.parameters())
                 if on_model is not None:
                     on_model(arch, r, net)
                 bar.set_postfix(acc=f"{100 * accs[-1]:.1f}")
         row = summary_row(summary, summary.spec.name, arch, accs, tcfg, m.seconds, device)
         row["eval_dsa"] = tcfg.dsa
+        row["diverged_runs"] = diverged  # NaN weights: chance accuracy that is not "learnt nothing"
+        if diverged:
+            warnings.warn(
+                f"{diverged} of {len(accs)} {arch} models trained on {summary.method} (IPC "
+                f"{summary.ipc}) diverged to NaN at lr {tcfg.lr} (label loss {tcfg.label_loss}); "
+                "their accuracy is chance",
+                DivergenceWarning,
+                stacklevel=2,
+            )
         if "decoder_bytes" in summary.extra:  # a decoder every summary of the dataset shares
             row["decoder_bytes"] = summary.extra["decoder_bytes"]  # (IT-GAN): shown, not charged
         rows.append(row)

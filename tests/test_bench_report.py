@@ -67,6 +67,9 @@ def test_transfer_cells_with_fewer_runs_than_the_rest_say_how_many(rows):
     assert md.splitlines()[0] == "| method | convnet | resnet18 |"
     assert "| dm | 80.00 ± 10.00 | 55.00 (1 run) |" in md  # ConvNet: 2 runs, ResNet-18: 1
     assert "| random | 80.00 ± 0.00 | 50.00 ± 10.00 |" in md  # 2 runs: as many, no mark
+    rows[-2]["diverged_runs"] = 1
+    md, _ = bench_tables.transferability(rows, dataset="digits", ipc=10)
+    assert "| dm | 80.00 ± 10.00 | 55.00 (1 run), 1 diverged |" in md
 
 
 def test_cost_table_totals_distillation_and_evaluation(rows):

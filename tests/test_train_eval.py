@@ -128,6 +128,18 @@ def test_a_summary_whose_values_ran_away_is_flagged_before_training(digits, gen)
         evaluate(blown, digits, config=cfg, device="cpu", progress=False)
 
 
+def test_models_that_diverge_are_counted_and_said(digits, gen):
+    from core.errors import DivergenceWarning
+
+    s = _random_summary(digits, gen, ipc=1)
+    cfg = EvalConfig(runs=2, train=TrainConfig(epochs=2))
+    assert evaluate(s, digits, config=cfg, device="cpu", progress=False)[0]["diverged_runs"] == 0
+    wild = EvalConfig(runs=2, train=TrainConfig(epochs=2, lr=1e30))  # RFAD's targets on VGG-11
+    with pytest.warns(DivergenceWarning, match="2 of 2 convnet models .* diverged"):
+        (row,) = evaluate(s, digits, config=wild, device="cpu", progress=False)
+    assert row["diverged_runs"] == 2
+
+
 def test_summary_for_another_dataset_is_refused(digits, gen):
     from core.spec import DataSpec
 
