@@ -16,7 +16,8 @@
 #   2. issue 6    LinBa at IPC 10 resumed from its committed checkpoint (24 of 60
 #                 iterations) alongside the experts (HaBa at IPC 10 ran on the CPU, session 21).
 #   0. issue 11   beside everything: the transfer cells (AlexNet, VGG-11, ResNet-18 on every
-#                 IPC-10 summary, 5 runs; the CPU ran 1 run a cell, or none).
+#                 IPC-10 summary, 5 runs; the CPU ran 1 run a cell, or none), and KFS at
+#                 IPC 10 with its new decoder rate (the old run's pixels ran away).
 #   3. issue 8.2  with the time left, the proxies at lr 0.1 (`--proxy-lr 0.1`), the
 #                 IPC-10 and DSA/MTT IPC-50 sets the CPU did not run.
 #
@@ -76,6 +77,12 @@ timeout "$(($(left) - 20))" $CELLS --name factorised_fmnist --iterations 60 --me
     --ipc 10 --time-limit 240 >"$LOGS/linba10.log" 2>&1 &
 linba=$!
 
+# KFS at IPC 10 with its new decoder rate (0.001; 0.1 ran away): 1,560 decoded images make
+# its 5 evaluations about 3 hours on the CPU, minutes here
+timeout "$(($(left) - 20))" $CELLS --name factorised_fmnist --iterations 60 --methods kfs \
+    --ipc 10 >"$LOGS/kfs10.log" 2>&1 &
+kfs=$!
+
 pids=()
 for i in 0 1 2 3 4 5 6 7; do
     timeout 220 "$PY" -m core.cli experts --dataset fashion-mnist --num 8 --epochs 41 \
@@ -113,8 +120,8 @@ if [ "$(left)" -gt 60 ]; then
     wait "${shards[@]}"
     step "lr-0.1 proxy cells"
 fi
-wait "${tpids[@]}"
-step "transfer"
+wait "${tpids[@]}" "$kfs"
+step "transfer, kfs"
 [ "$MPS" = 1 ] && echo quit | timeout 10 nvidia-cuda-mps-control
 kill "$monitor" 2>/dev/null
 echo "finished after $(($(date +%s) - START)) s"
