@@ -91,7 +91,9 @@ def jobs(methods: list[str], archs: list[str], found: dict[str, dict]) -> list[t
 
 def done(method: str, arch: str, row: dict, runs: int) -> bool:
     for r in load_rows(RESULTS):
-        if (r["method"], r["arch"], r["iterations"]) == (method, arch, row["iterations"]):
+        if (r["method"], r["arch"], r["iterations"], r.get("variant")) == (
+            method, arch, row["iterations"], None
+        ):  # fmt: skip
             if r["runs"] >= runs and r.get("eval_epochs") == QUICK.epochs:
                 return True
     return False
