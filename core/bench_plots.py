@@ -12,7 +12,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from core.bench_tables import main_rows, method_order, transfer_archs, transfer_rows  # noqa: E402
+from core.bench_tables import (  # noqa: E402
+    main_rows,
+    method_order,
+    most_runs,
+    transfer_archs,
+    transfer_rows,
+)
 from core.plots import save  # noqa: E402
 
 
@@ -62,7 +68,7 @@ def transfer_heatmap(rows: list[dict], path: str | Path, *, dataset: str, ipc: i
     grid = [[100 * cells[m, a]["acc_mean"] if (m, a) in cells else float("nan") for a in archs]
             for m in names]  # fmt: skip
     fig, ax = plt.subplots(figsize=(1.3 * len(archs) + 2.5, 0.45 * len(names) + 1.8))
-    most = max(r["runs"] for r in cells.values())
+    most = most_runs(cells)
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):

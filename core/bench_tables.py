@@ -74,6 +74,11 @@ def transfer_rows(rows: Iterable[dict], *, ipc: int) -> dict[tuple[str, str], di
     return out
 
 
+def most_runs(cells: Mapping[tuple[str, str], dict]) -> int:
+    """The runs of the best-covered cell; a cell with fewer (a costly arch) is marked."""
+    return max((r["runs"] for r in cells.values()), default=0)
+
+
 def transfer_archs(cells: Mapping[tuple[str, str], dict]) -> list[str]:
     archs = {a for _, a in cells}
     return [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
@@ -149,7 +154,7 @@ def transferability(rows: list[dict], *, dataset: str, ipc: int) -> tuple[str, s
     cells = transfer_rows((r for r in rows if r["dataset"] == dataset), ipc=ipc)
     archs = transfer_archs(cells)
     names = method_order(m for m, _ in cells)
-    most = max((r["runs"] for r in cells.values()), default=0)
+    most = most_runs(cells)
 
     def cell(r: dict | None) -> str:  # fewer runs than the rest (a costly arch): say so
         if r is None:

@@ -30,8 +30,11 @@ from pathlib import Path
 
 from core import bench_tables
 from core import data as datasets
+from core.bench import Cell
+from core.data import Dataset
 from core.distill import resolve_device
 from core.evaluate import EvalConfig, evaluate
+from core.loop import SUMMARY_FILE
 from core.results import append_rows, load_rows, table
 from core.summary import Summary
 from core.train import QUICK
@@ -64,11 +67,12 @@ def table_rows() -> dict[str, dict]:
     return {m: r for (m, ipc), r in cells.items() if ipc == IPC}
 
 
-def summary_path(row: dict) -> Path | None:
-    """The summary file of `row`: <results file stem>/<method>-<dataset>-ipc<k>-s<seed>/."""
-    folder = row["_file"].with_suffix("")
+def summary_path(row: dict, data: Dataset) -> Path | None:
+    """The summary file of `row`: its run folder (named as `core.bench.Cell` names it) under
+    the folder named after its results file, at the row's iterations."""
     for seed in row["seeds"]:
-        path = folder / f"{row['method']}-{DATASET}-ipc{IPC}-s{seed}" / "summary.safetensors"
+        cell = Cell(row["method"], IPC, seed=seed)
+        path = row["_file"].with_suffix("") / cell.folder(data) / SUMMARY_FILE
         if path.exists():
             summary = Summary.load(path)
             if summary.extra.get("run", {}).get("iterations", 0) == row["iterations"]:
@@ -115,12 +119,12 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"no IPC-{IPC} {DATASET} row for {', '.join(unknown)}; "
                          f"choose from {', '.join(sorted(found))}")  # fmt: skip
-    paths = {m: summary_path(found[m]) for m in methods}
+    data = datasets.load(DATASET)
+    paths = {m: summary_path(found[m], data) for m in methods}
     for m in [m for m, path in paths.items() if path is None]:
         print(f"skip {m}: no summary at its row's {found[m]['iterations']} iterations "
               "(one too big to commit is rebuilt by the command in .gitignore)")  # fmt: skip
     device = resolve_device(args.device)
-    data = datasets.load(DATASET)
     LOCKS.mkdir(parents=True, exist_ok=True)
     written = []
     for method, arch in jobs([m for m in methods if paths[m]], args.archs, found):
