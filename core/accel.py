@@ -13,7 +13,7 @@ import os
 
 import torch
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 def enabled() -> bool:

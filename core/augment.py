@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 OPS = ("color", "crop", "cutout", "flip", "scale", "rotate")
 SIAMESE = ("batch", "example")

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-from core import methods
-from core.data import Dataset
-from core.distill import SUMMARY_FILE, RunOptions, run
-from core.evaluate import EvalConfig, evaluate
-from core.plots import summary_grid
-from core.results import append_rows, load_rows
-from core.summary import Summary
+from datadistill import methods
+from datadistill.data import Dataset
+from datadistill.distill import SUMMARY_FILE, RunOptions, run
+from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.plots import summary_grid
+from datadistill.results import append_rows, load_rows
+from datadistill.summary import Summary
 
 
 @dataclass(frozen=True)

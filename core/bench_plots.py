@@ -1,6 +1,6 @@
 """The benchmark's figures, drawn from result rows: efficiency (accuracy against images per
 class and against stored bytes, the survey's efficiency cornerstone) and transferability (a
-method x architecture heatmap). Rows are chosen as in `core.bench_tables`.
+method x architecture heatmap). Rows are chosen as in `datadistill.bench_tables`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from core.bench_tables import (  # noqa: E402
+from datadistill.bench_tables import (  # noqa: E402
     main_rows,
     method_order,
     most_runs,
     transfer_archs,
     transfer_rows,
 )
-from core.plots import save  # noqa: E402
+from datadistill.plots import save  # noqa: E402
 
 
 def efficiency(rows: list[dict], path: str | Path, *, dataset: str) -> Path:

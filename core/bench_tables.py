@@ -1,5 +1,5 @@
 """The benchmark's tables, computed from result rows (never typed): performance,
-transferability and cost, as Markdown and CSV. Figures are in `core.bench_plots`.
+transferability and cost, as Markdown and CSV. Figures are in `datadistill.bench_plots`.
 
 Which rows answer a question when a results file holds several protocols:
 - performance and cost use the main architecture (ConvNet) and, per method and IPC, the

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from core.errors import DistillError
-from core.spec import DataSpec
+from datadistill.errors import DistillError
+from datadistill.spec import DataSpec
 
 FLOAT_BYTES = 4  # float32, as every learnt tensor is stored
 LABEL_BYTES = 8  # int64 class id, as the summary file stores hard labels

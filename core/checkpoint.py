@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 def save(path: Path, *, param, stepper, objective, generator, state: dict) -> None:

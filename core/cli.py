@@ -18,10 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import budget as budgets
-from core import data as datasets
-from core import methods, nets, plugins
-from core.errors import DistillError
+from datadistill import budget as budgets
+from datadistill import data as datasets
+from datadistill import methods, nets, plugins
+from datadistill.errors import DistillError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_list(args) -> None:
-    from core import modality
+    from datadistill import modality
 
     print(f"methods:\n  {'name':10s} {'modality':8s} {'family':28s} paper")
     for name in methods.available():
@@ -178,7 +178,7 @@ def cmd_list(args) -> None:
 
 def cmd_run(args):
     """Run `args.method`; returns the Summary (apps' run commands report from it)."""
-    from core.distill import RunOptions, resolve_device, run
+    from datadistill.distill import RunOptions, resolve_device, run
 
     method = methods.get(args.method)
     if method.runner is not None:  # another modality: its own data, loop and evaluation
@@ -192,8 +192,8 @@ def cmd_run(args):
     out = args.out or Path("runs") / f"{method.name}-{args.dataset}-{size}-s{args.seed}"
     evaluator = None
     if args.eval_every:
-        from core.evaluate import EvalConfig, evaluate
-        from core.train import TrainConfig
+        from datadistill.evaluate import EvalConfig, evaluate
+        from datadistill.train import TrainConfig
 
         quick = EvalConfig(runs=1, train=TrainConfig(epochs=100))
         evaluator = lambda s: round(
@@ -231,10 +231,10 @@ def cmd_run(args):
 
 
 def cmd_eval(args) -> None:
-    """Evaluate a summary of any modality with its own protocol (`core.modality`)."""
-    from core import modality
-    from core.distill import resolve_device
-    from core.results import append_rows
+    """Evaluate a summary of any modality with its own protocol (`datadistill.modality`)."""
+    from datadistill import modality
+    from datadistill.distill import resolve_device
+    from datadistill.results import append_rows
 
     archs = None
     if args.arch is not None:
@@ -263,7 +263,7 @@ def cmd_eval(args) -> None:
 
 def cmd_show(args) -> None:
     """Images: a grid PNG; other modalities: a description on the terminal."""
-    from core import modality
+    from datadistill import modality
 
     request = modality.ShowRequest(output=args.output, max_per_class=args.max_per_class)
     kind = modality.for_file(args.summary)  # options are checked before the tensors load
@@ -273,7 +273,7 @@ def cmd_show(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from core import modality
+    from datadistill import modality
 
     kind = modality.for_file(args.summary)
     kind.check_export(args.format)
@@ -282,9 +282,9 @@ def cmd_export(args) -> None:
 
 
 def cmd_experts(args) -> None:
-    from core.accel import check_precision
-    from core.distill import resolve_device
-    from core.experts import ExpertConfig, default_folder, train_experts
+    from datadistill.accel import check_precision
+    from datadistill.distill import resolve_device
+    from datadistill.experts import ExpertConfig, default_folder, train_experts
 
     if args.arch not in nets.available():
         raise DistillError(
@@ -314,9 +314,9 @@ def cmd_experts(args) -> None:
 
 
 def cmd_generator(args) -> None:
-    from core.distill import resolve_device
-    from core.generators import default_path, train_generator
-    from core.generators.trainer import default_config
+    from datadistill.distill import resolve_device
+    from datadistill.generators import default_path, train_generator
+    from datadistill.generators.trainer import default_config
 
     data = datasets.load(args.dataset, root=args.data_root, download=args.download)
     out = args.out or default_path(args.dataset)
@@ -328,7 +328,7 @@ def cmd_generator(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from core import sweep, sweep_config
+    from datadistill import sweep, sweep_config
 
     outcome = sweep.run_sweep(
         sweep_config.load(args.config),
@@ -359,7 +359,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.results import set_command
+    from datadistill.results import set_command
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)

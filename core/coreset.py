@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from core import nets
-from core.data import Dataset
-from core.train import TrainConfig, train
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.train import TrainConfig, train
 
 
 def random_select(data: Dataset, ipc: int, generator: torch.Generator) -> torch.Tensor:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import DistillError
-from core.spec import DataSpec
+from datadistill.errors import DistillError
+from datadistill.spec import DataSpec
 
 NO_FLIP = "color_crop_cutout_scale_rotate"  # DSA drops flips for digit-like data
 WITH_FLIP = "color_crop_cutout_flip_scale_rotate"

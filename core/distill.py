@@ -1,7 +1,7 @@
 """Image distillation: a method's parameterisation and objective through the one outer loop.
 
 `run` builds what a method needs (config, parameterisation, objective, one SGD over the
-parameterisation's groups) and hands it to `core.loop.optimise`, which owns progress,
+parameterisation's groups) and hands it to `datadistill.loop.optimise`, which owns progress,
 metrics, checkpoints, resume and the time limit for every modality. Selection methods
 (coresets) have no loop and return their rows directly. Recommender and text summaries come
 through here too, with a `summarise` hook building their own summary.
@@ -15,14 +15,13 @@ from pathlib import Path
 
 import torch
 
-from core import accel, loop, methods
-from core.data import Dataset
-from core.errors import DistillError
-from core.loop import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, RunOptions, Stepper
-from core.profile import measure
-from core.summary import Summary
+from datadistill import accel, loop, methods
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.loop import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, RunOptions, Stepper
+from datadistill.profile import measure
+from datadistill.summary import Summary
 
-# the file names and options live with the loop; importers of core.distill keep finding them here
 __all__ = [
     "CHECKPOINT_FILE",
     "METRICS_FILE",

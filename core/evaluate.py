@@ -1,7 +1,7 @@
 """The evaluation protocol: how a summary is judged, on the survey's three cornerstones.
 
 Performance: K fresh models per architecture trained on the summary with the one training
-loop (`core.train`), mean and std of test accuracy. Efficiency: every row carries the
+loop (`datadistill.train`), mean and std of test accuracy. Efficiency: every row carries the
 summary's size in images *and* stored bytes. Transferability: the same summary evaluated
 on several architectures (`archs`), one row each.
 """
@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from core import nets
-from core.data import Dataset
-from core.errors import DistillError, DivergenceWarning
-from core.loop import runaway_peak
-from core.profile import measure
-from core.results import command_line
-from core.summary import Summary
-from core.train import QUICK, TrainConfig, test, train
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError, DivergenceWarning
+from datadistill.loop import runaway_peak
+from datadistill.profile import measure
+from datadistill.results import command_line
+from datadistill.summary import Summary
+from datadistill.train import QUICK, TrainConfig, test, train
 
 
 @dataclass(frozen=True)

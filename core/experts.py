@@ -9,7 +9,7 @@ itself, so they are trained once, here, and read back by `ExpertBank`.
 Training follows MTT's `buffer.py` defaults: SGD with learning rate 0.01, no momentum, no
 weight decay, no learning-rate decay, batches of 256, 50 epochs, DSA augmentation on every
 batch (the dataset's strategy), and MTT trains 100 experts. It goes through the one training
-loop (`core.train.train`), whose schedule always divides the rate by 10 at half of its
+loop (`datadistill.train.train`), whose schedule always divides the rate by 10 at half of its
 epochs: asking it for 2E epochs and stopping it after E keeps the rate constant, as in MTT.
 
 File format: one safetensors file per expert, ``expert_0000.safetensors`` ..., holding the
@@ -35,10 +35,10 @@ import safetensors.torch as st
 import torch
 from tqdm.auto import tqdm
 
-from core import accel, atomic, nets
-from core.data import Dataset
-from core.errors import DistillError
-from core.train import TrainConfig, train
+from datadistill import accel, atomic, nets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.train import TrainConfig, train
 
 FORMAT_VERSION = 1
 METADATA_KEY = "datadistill_expert"
@@ -60,7 +60,7 @@ class ExpertConfig:
     arch: str = "convnet"
     net_config: Mapping[str, int] = field(default_factory=dict)
     seed: int = 0
-    # mixed precision (core.train.TrainConfig.precision): the trajectory's weights stay
+    # mixed precision (datadistill.train.TrainConfig.precision): the trajectory's weights stay
     # float32; recorded in each file, not checked on resume (a folder may mix them)
     precision: str = "auto"
 
@@ -122,7 +122,7 @@ def save_trajectory(path: str | os.PathLike, trajectory: torch.Tensor, meta: dic
 
 
 class _Done(Exception):
-    """Raised by the epoch hook to end `core.train.train` before its learning-rate decay."""
+    """Raised by the epoch hook to end `datadistill.train.train` before its learning-rate decay."""
 
 
 def train_expert(

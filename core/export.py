@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import DistillError
-from core.summary import Summary
+from datadistill.errors import DistillError
+from datadistill.summary import Summary
 
 
 def export(summary: Summary, path: str | Path, *, fmt: str) -> Path:
@@ -28,7 +28,7 @@ def export(summary: Summary, path: str | Path, *, fmt: str) -> Path:
     elif fmt == "png":
         from matplotlib.image import imsave
 
-        from core.plots import to_pixels
+        from datadistill.plots import to_pixels
 
         path.mkdir(parents=True, exist_ok=True)
         labels = summary.hard_labels()

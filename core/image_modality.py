@@ -1,4 +1,4 @@
-"""Images in the modality registry: `core.evaluate`'s protocol, a grid of the images, and
+"""Images in the modality registry: `datadistill.evaluate`'s protocol, a grid of the images, and
 .npz/.pt/PNG export. The defaults are the quick protocol's (ConvNet, 5 runs, 300 epochs,
 DSA), as `distill eval` has always used."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import DistillError
-from core.modality import (
+from datadistill.errors import DistillError
+from datadistill.modality import (
     EVAL_FLAGS,
     SHOW_FLAGS,
     EvalRequest,
@@ -16,7 +16,7 @@ from core.modality import (
     describe,
     register,
 )
-from core.summary import Summary
+from datadistill.summary import Summary
 
 ARCHS = ("convnet",)
 RUNS = 5
@@ -25,10 +25,10 @@ MAX_PER_CLASS = 10
 
 
 def evaluate_images(summary: Summary, request: EvalRequest) -> list[dict]:
-    from core import data as datasets
-    from core import nets
-    from core.evaluate import EvalConfig, evaluate
-    from core.train import TrainConfig
+    from datadistill import data as datasets
+    from datadistill import nets
+    from datadistill.evaluate import EvalConfig, evaluate
+    from datadistill.train import TrainConfig
 
     archs = request.archs or ARCHS
     for a in archs:
@@ -46,7 +46,7 @@ def evaluate_images(summary: Summary, request: EvalRequest) -> list[dict]:
 
 def show_images(summary: Summary, path: Path, request: ShowRequest) -> list[str]:
     """Draw the class x example grid (next to the summary unless -o says where)."""
-    from core.plots import summary_grid
+    from datadistill.plots import summary_grid
 
     out = request.output or path.with_suffix(".png")
     summary_grid(summary, out, max_per_class=request.max_per_class or MAX_PER_CLASS)
@@ -54,7 +54,7 @@ def show_images(summary: Summary, path: Path, request: ShowRequest) -> list[str]
 
 
 def export_images(summary: Summary, path: Path, fmt: str) -> Path:
-    from core.export import export
+    from datadistill.export import export
 
     return export(summary, path, fmt=fmt)
 

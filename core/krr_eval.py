@@ -1,12 +1,12 @@
 """Kernel ridge regression accuracy of a summary: the kernel methods' own test.
 
 KIP and RFAD report two numbers for a distilled set: the accuracy of a finite network
-trained on it (the protocol in `core.evaluate`) and the accuracy of kernel ridge regression
+trained on it (the protocol in `datadistill.evaluate`) and the accuracy of kernel ridge regression
 from it to the test set with the kernel it was distilled for (Nguyen et al., ICLR 2021;
 Loo et al., NeurIPS 2022). `krr_accuracy` is the second, to be reported beside the first.
 
 Predictions are argmax_k [K_test,S (K_SS + reg tr(K_SS)/n I)^{-1} (y_S - 1/K)]_k, the
-regression the summary was fitted with (`core.kernels.krr`), solved once and applied to
+regression the summary was fitted with (`datadistill.kernels.krr`), solved once and applied to
 the test set in batches.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from core.data import Dataset
-from core.errors import DistillError
-from core.kernels import FCNTK, ConvRandomFeatures, Kernel
-from core.kernels.krr import centred_targets, krr_solve
-from core.summary import Summary
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.kernels import FCNTK, ConvRandomFeatures, Kernel
+from datadistill.kernels.krr import centred_targets, krr_solve
+from datadistill.summary import Summary
 
 
 def _kip_kernel(cfg: dict, summary: Summary, generator: torch.Generator) -> Kernel:
@@ -54,7 +54,7 @@ def kernel_for(summary: Summary, *, seed: int = 0) -> Kernel:
     if summary.method not in KERNELS:
         raise DistillError(
             f"method '{summary.method}' has no kernel of its own (methods with one: "
-            f"{', '.join(sorted(KERNELS))}); pass a kernel, e.g. core.kernels.FCNTK()"
+            f"{', '.join(sorted(KERNELS))}); pass a kernel, e.g. datadistill.kernels.FCNTK()"
         )
     generator = torch.Generator().manual_seed(seed)
     return KERNELS[summary.method](summary.config, summary, generator)

@@ -1,7 +1,7 @@
 """The one outer loop, for every modality: step -> log, checkpoint, resume -> summary.
 
-Image methods (`core.distill.run`, which recommender and text summaries reuse through its
-`summarise` hook) and graph methods (`core.graph.condense.condense`) differ in two things
+Image methods (`datadistill.distill.run`, which recommender and text summaries reuse through its
+`summarise` hook) and graph methods (`datadistill.graph.condense.condense`) differ in two things
 only: how the summary's optimiser(s) step (one SGD; Adam per group, alternating and decaying)
 and what summary the parameters make. Both come in as pieces (a `Stepper`, a `summarise`
 hook), so progress, JSONL metrics, the NaN check, checkpoints, the wall-clock budget and
@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from core import atomic, checkpoint
-from core.errors import DistillError, DivergenceWarning
-from core.profile import measure
+from datadistill import atomic, checkpoint
+from datadistill.errors import DistillError, DivergenceWarning
+from datadistill.profile import measure
 
 SUMMARY_FILE = "summary.safetensors"
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from core.distill import RunOptions
+from datadistill.distill import RunOptions
 
 
 def options(args) -> RunOptions:
@@ -29,7 +29,7 @@ def out_dir(args, method: str, dataset: str, size: str) -> Path:
 
 
 def run_info(state: dict) -> dict:
-    """The outer loop's counters (`core.loop`), as image summaries record them in their extra."""
+    """The outer loop's counters (`datadistill.loop`), as image summaries record them."""
     n = max(state["iteration"], 1)
     return {
         "iterations": state["iteration"],

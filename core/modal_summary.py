@@ -5,7 +5,7 @@ and one JSON object under the metadata key ``datadistill``. Recommender data (a 
 user-item matrix) and text (synthetic sequences of word embeddings) keep that file and that
 metadata block (format version, dataset, method, objective, parameterisation, ipc, n,
 stored bytes, config, seed, library version, created time, extra) and add ``modality`` and
-their own shape fields; only the tensor names differ. `core.summary.Summary.load` refuses
+their own shape fields; only the tensor names differ. `datadistill.summary.Summary.load` refuses
 such a file with a message naming the loader, and these loaders refuse an image summary.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import safetensors.torch as st
 import torch
 
-from core import atomic
-from core.errors import DistillError
-from core.summary import (
+from datadistill import atomic
+from datadistill.errors import DistillError
+from datadistill.summary import (
     FORMAT_VERSION,
     METADATA_KEY,
     _infinities_as_strings,
@@ -31,7 +31,7 @@ from core.summary import (
 
 
 def base_metadata(summary, *, modality: str, dataset: str) -> dict:
-    """The metadata block every summary file carries (`core.summary.Summary.metadata`'s keys
+    """The metadata block every summary file carries (`datadistill.summary.Summary.metadata`'s keys
     that do not describe images), plus the modality, read from `summary`'s fields (method,
     objective, parameterisation, ipc, n, stored_bytes, config, seed, created, extra)."""
     return {

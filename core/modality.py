@@ -1,9 +1,9 @@
 """The modality registry: what `distill eval | show | export` do with each kind of summary.
 
-Images, graphs, recommender data and text share one file format (`core.summary`,
-`core.modal_summary`) but not their tensors, networks or evaluation. Each modality's package
+Images, graphs, recommender data and text share one file format (`datadistill.summary`,
+`datadistill.modal_summary`) but not their tensors, networks or evaluation. Each modality's package
 registers one `Modality` (loader, evaluator, shower, exporter, and which command options
-apply to it); the CLI reads a file's modality from its header (`core.summary_header`) and
+apply to it); the CLI reads a file's modality from its header (`datadistill.summary_header`) and
 dispatches here, so no command branches on the kind of data.
 """
 
@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import DistillError, SummaryFormatError
-from core.results import fmt_bytes, table
-from core.summary_header import modality_of, read_metadata
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.results import fmt_bytes, table
+from datadistill.summary_header import modality_of, read_metadata
 
 # each module registers its modality on import (images live in core itself)
 PROVIDERS = (
-    "core.image_modality",
-    "core.graph.modality",
-    "core.recsys.modality",
-    "core.text.modality",
+    "datadistill.image_modality",
+    "datadistill.graph.modality",
+    "datadistill.recsys.modality",
+    "datadistill.text.modality",
 )
 
 # request field -> the command-line flag that sets it, for messages
@@ -92,7 +92,7 @@ class ShowRequest:
 class Modality:
     """One kind of summary and what the commands do with it.
 
-    load(path) -> summary; evaluate(summary, EvalRequest) -> result rows (`core.results`
+    load(path) -> summary; evaluate(summary, EvalRequest) -> result rows (`datadistill.results`
     schema); show(summary, path, ShowRequest) -> lines to print (and any file it drew);
     export(summary, path, fmt) -> the path written. `eval_options` / `show_options` name the
     request fields that apply (others are refused with the valid ones named); `table` prints

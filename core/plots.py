@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from core import atomic  # noqa: E402
-from core.summary import Summary  # noqa: E402
+from datadistill import atomic  # noqa: E402
+from datadistill.summary import Summary  # noqa: E402
 
 
 def to_pixels(summary: Summary) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Applications plug into the engine through entry points, so core never imports apps/.
 
-An app declares ``[project.entry-points."datadistill.plugins"] NAME = "apps.NAME.plugin"``
-in pyproject.toml. Importing that module registers its methods (objectives such as DP
-gradient matching are methods like any other); if it defines
+An app declares, in pyproject.toml,
+``[project.entry-points."datadistill.plugins"] NAME = "datadistill_apps.NAME.plugin"``.
+Importing that module registers its methods (objectives such as DP gradient matching are
+methods like any other); if it defines
 ``add_commands(subparsers) -> {command: handler}``, the `distill` CLI gains those commands.
 """
 
@@ -12,7 +13,7 @@ import importlib
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 GROUP = "datadistill.plugins"
 _LOADED: dict[str, ModuleType] = {}

@@ -4,7 +4,7 @@ On a GPU, peak memory is CUDA's own high-water mark. On a CPU the kernel's high-
 of the resident set (VmHWM) is reset at entry where Linux allows it, and a background thread
 also samples the resident set every few milliseconds (the fallback); the reported figure is
 the peak above the level at entry, i.e. what the block itself needed. An allocator that
-keeps freed memory (core.accel.tune_allocator) makes later blocks reuse it: their figure
+keeps freed memory (datadistill.accel.tune_allocator) makes later blocks reuse it: their figure
 is then only what they needed beyond that.
 """
 

@@ -1,6 +1,6 @@
 """What a network or an augmentation needs to know about a dataset, and nothing more.
 
-Kept apart from `core.data` so that networks, augmentations and summaries can be
+Kept apart from `datadistill.data` so that networks, augmentations and summaries can be
 built from a summary file's metadata alone, without loading any data.
 """
 

@@ -22,9 +22,9 @@ import safetensors
 import safetensors.torch as st
 import torch
 
-from core import atomic
-from core.errors import DistillError, SummaryFormatError
-from core.spec import DataSpec
+from datadistill import atomic
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.spec import DataSpec
 
 FORMAT_VERSION = 1
 METADATA_KEY = "datadistill"
@@ -305,7 +305,9 @@ def read_file(
             found = meta.get("modality", "image")
             if found != modality:
                 loader = (
-                    "core.summary.Summary.load" if found == "image" else f"core.{found}.summary"
+                    "datadistill.summary.Summary.load"
+                    if found == "image"
+                    else f"datadistill.{found}.summary"
                 )
                 raise SummaryFormatError(
                     f"'{path}' is {_a(found)} summary, not {_a(modality)} summary; load it with "

@@ -2,7 +2,7 @@
 
 A safetensors file starts with an 8-byte little-endian length and that many bytes of JSON
 (tensor names, shapes, offsets, and ``__metadata__``). Deciding which loader a file needs
-(`core.modality`) therefore costs one small read, however large the tensors are, and a file
+(`datadistill.modality`) therefore costs one small read, however large the tensors are, and a file
 whose header is unreadable is refused here with the same one-line messages as the loaders.
 """
 
@@ -13,8 +13,8 @@ import os
 import struct
 from pathlib import Path
 
-from core.errors import SummaryFormatError
-from core.summary import _RERUN, METADATA_KEY, _check_header, _parse_metadata
+from datadistill.errors import SummaryFormatError
+from datadistill.summary import _RERUN, METADATA_KEY, _check_header, _parse_metadata
 
 DEFAULT_MODALITY = "image"  # files written before `modality` existed hold images
 

@@ -1,9 +1,9 @@
 """`distill sweep`: run a sweep's cells in parallel through Ray, resumable at every cell.
 
-Each cell is one `core.bench.run_cell` (distil or select -> save -> evaluate -> append
+Each cell is one `datadistill.bench.run_cell` (distil or select -> save -> evaluate -> append
 rows). Rows are appended atomically the moment a cell finishes, so killing a sweep loses
 only the cells in flight; starting it again skips every cell whose rows are in the results
-(`core.bench.done_rows`) and resumes interrupted distillations from their checkpoints.
+(`datadistill.bench.done_rows`) and resumes interrupted distillations from their checkpoints.
 
 Ray runs the cells as tasks: on this machine (`ray.init(num_cpus=workers)`, torch using
 cpus / workers threads in each) or on a running cluster (`address`). Rows always travel
@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core import data as datasets
-from core import methods
-from core.bench import done_rows, run_cell
-from core.distill import resolve_device
-from core.errors import DistillError
-from core.experts import ExpertBank, ExpertConfig, train_experts
-from core.results import append_rows, command_line, set_command_line
-from core.sweep_config import SweepCell, SweepConfig
+from datadistill import data as datasets
+from datadistill import methods
+from datadistill.bench import done_rows, run_cell
+from datadistill.distill import resolve_device
+from datadistill.errors import DistillError
+from datadistill.experts import ExpertBank, ExpertConfig, train_experts
+from datadistill.results import append_rows, command_line, set_command_line
+from datadistill.sweep_config import SweepCell, SweepConfig
 
 Log = Callable[[str], None]
 
@@ -77,7 +77,7 @@ def is_done(task: SweepCell) -> bool:
 
 def expert_jobs(config: SweepConfig, cells: list[SweepCell]) -> list[ExpertJob]:
     """The expert folders the pending trajectory-matching cells need but cannot read yet."""
-    from core.methods.trajectory import MTTConfig, expert_needs
+    from datadistill.methods.trajectory import MTTConfig, expert_needs
 
     needs: dict[tuple[str, str], tuple[str, dict, int]] = {}
     for c in cells:

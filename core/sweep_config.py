@@ -1,7 +1,7 @@
 """A sweep's YAML file, read into a typed, validated `SweepConfig` and expanded into cells.
 
 A sweep is the survey's benchmark grid: methods x datasets x IPC x seeds, each cell distilled
-(or selected), evaluated by the one protocol (`core.evaluate`) and written as result rows.
+(or selected), evaluated by the one protocol (`datadistill.evaluate`) and written as result rows.
 The YAML is translated at this edge; every mistake (an unknown key, method, dataset or
 architecture, a missing key, a wrong type) is a `DistillError` naming the key and the fix,
 raised before any work starts. Keys:
@@ -36,12 +36,12 @@ from pathlib import Path
 
 import yaml
 
-from core import data as datasets
-from core import methods, nets
-from core.bench import Cell
-from core.errors import DistillError
-from core.evaluate import EvalConfig
-from core.train import TrainConfig
+from datadistill import data as datasets
+from datadistill import methods, nets
+from datadistill.bench import Cell
+from datadistill.errors import DistillError
+from datadistill.evaluate import EvalConfig
+from datadistill.train import TrainConfig
 
 TOP_KEYS = (
     "name", "datasets", "methods", "exclude", "ipc", "seeds", "iterations", "overrides", "eval",

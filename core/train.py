@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import accel
-from core.augment import DSA
+from datadistill import accel
+from datadistill.augment import DSA
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class TrainConfig:
     # factorised summary of 1,000 images costs no more than a batch-sized one (None: no cap)
     max_steps: int | None = None
     # "fp32"; "bf16": bfloat16 autocast, channels-last, float32 weights (mixed precision);
-    # "auto": bf16 where core.accel.fast_bf16. The evaluation protocol stays fp32; experts use
-    # auto (a ConvNet step on 256 Fashion-MNIST images, 1 thread, AVX512-BF16: 0.604 -> 0.329 s,
+    # "auto": bf16 where datadistill.accel.fast_bf16. The evaluation protocol stays fp32; experts
+    # use auto (a ConvNet step on 256 Fashion-MNIST images, 1 thread, AVX512-BF16: 0.604 -> 0.329 s,
     # experiments/training_precision.py)
     precision: str = "fp32"
 

@@ -5,12 +5,12 @@ LinBa at the IPC-1 byte budget hallucinates 26 images per class, and its default
 150 steps of SGD (momentum 0.9) over all 260 of them on a ConvNet-3 (width 128). Kinds:
   graph        autograd keeps every step's graph for the double backward (DD's way);
   recompute    `BackpropThroughTime(recompute=True)`: no graph across steps, each step's
-               rebuilt on the way back from its kept state (core.objectives.unroll);
+               rebuilt on the way back from its kept state (datadistill.objectives.unroll);
   recompute-s4 the same keeping at most 4 states (revolve's schedule recomputes the rest).
 All three give the same gradient (tests/test_meta.py). Each setting runs in a fresh process
 with glibc's mmap threshold fixed at 128 KiB (as experiments/trajectory_memory.py), so the
 peak resident memory above the level before the iteration is the memory it holds;
-`saved_mb` is the peak bytes autograd held for backward (core.profile.peak_saved_bytes).
+`saved_mb` is the peak bytes autograd held for backward (datadistill.profile.peak_saved_bytes).
 
     python experiments/bptt_memory.py [--steps 2 4 8 16] [--kinds graph recompute ...]
 """
@@ -30,11 +30,11 @@ import torch
 
 os.environ["DATADISTILL_COMPILE"] = "0"  # eager: saved-tensor hooks see the real graph
 
-from core import data as datasets  # noqa: E402
-from core import methods  # noqa: E402
-from core.plots import save  # noqa: E402
-from core.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
-from core.results import append_rows, command_line, load_rows  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill import methods  # noqa: E402
+from datadistill.plots import save  # noqa: E402
+from datadistill.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
+from datadistill.results import append_rows, command_line, load_rows  # noqa: E402
 
 RESULTS = Path("experiments/results/bptt_memory.json")
 KINDS = {

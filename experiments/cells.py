@@ -20,15 +20,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import budget as budgets
-from core import data as datasets
-from core import methods
-from core.bench import Cell, run_cell
-from core.distill import resolve_device
-from core.evaluate import EvalConfig
-from core.plots import accuracy_curves, variant_bars
-from core.results import load_rows, table
-from core.train import TrainConfig
+from datadistill import budget as budgets
+from datadistill import data as datasets
+from datadistill import methods
+from datadistill.bench import Cell, run_cell
+from datadistill.distill import resolve_device
+from datadistill.evaluate import EvalConfig
+from datadistill.plots import accuracy_curves, variant_bars
+from datadistill.results import load_rows, table
+from datadistill.train import TrainConfig
 
 RESULTS = Path("experiments/results")
 

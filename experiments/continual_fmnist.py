@@ -22,14 +22,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from apps.continual import strategies
-from apps.continual.bench import split_benchmark
-from apps.continual.loop import run_stream
-from apps.continual.memory import DistillMemoryConfig
-from apps.continual.rows import COLUMNS, aggregate, memoryless_copy, seed_row
-from core.distill import resolve_device
-from core.plots import save
-from core.results import append_rows, key_of, load_rows, table
+from datadistill.distill import resolve_device
+from datadistill.plots import save
+from datadistill.results import append_rows, key_of, load_rows, table
+from datadistill_apps.continual import strategies
+from datadistill_apps.continual.bench import split_benchmark
+from datadistill_apps.continual.loop import run_stream
+from datadistill_apps.continual.memory import DistillMemoryConfig
+from datadistill_apps.continual.rows import COLUMNS, aggregate, memoryless_copy, seed_row
 
 BASELINES = ("naive", "replay", "herding", "gdumb")
 

@@ -23,12 +23,12 @@ import torch
 
 os.environ.setdefault("DATADISTILL_COMPILE", "0")
 
-from core import data as datasets  # noqa: E402
-from core.accel import trim_memory, tune_allocator  # noqa: E402
-from core.objectives.distribution import fresh_network  # noqa: E402
-from core.objectives.gradient import ClassContrastiveMatching  # noqa: E402
-from core.profile import measure  # noqa: E402
-from core.results import append_rows, command_line  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill.accel import trim_memory, tune_allocator  # noqa: E402
+from datadistill.objectives.distribution import fresh_network  # noqa: E402
+from datadistill.objectives.gradient import ClassContrastiveMatching  # noqa: E402
+from datadistill.profile import measure  # noqa: E402
+from datadistill.results import append_rows, command_line  # noqa: E402
 
 RESULTS = Path("experiments/results/gradient_speed.json")
 
@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=3)
     args = p.parse_args()
 
-    tune_allocator()  # as in a distillation run (core.distill)
+    tune_allocator()  # as in a distillation run (datadistill.distill)
     data = datasets.load("fashion-mnist")
     k = data.spec.num_classes
     objective = ClassContrastiveMatching(

@@ -14,13 +14,13 @@ from pathlib import Path
 
 os.environ.setdefault("DATADISTILL_COMPILE", "0")  # 8x8 images: compiling costs more than it saves
 
-from core import data as datasets  # noqa: E402
-from core.bench import Cell, run_cell  # noqa: E402
-from core.distill import resolve_device  # noqa: E402
-from core.evaluate import EvalConfig  # noqa: E402
-from core.plots import accuracy_curves  # noqa: E402
-from core.results import table  # noqa: E402
-from core.train import QUICK  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill.bench import Cell, run_cell  # noqa: E402
+from datadistill.distill import resolve_device  # noqa: E402
+from datadistill.evaluate import EvalConfig  # noqa: E402
+from datadistill.plots import accuracy_curves  # noqa: E402
+from datadistill.results import table  # noqa: E402
+from datadistill.train import QUICK  # noqa: E402
 
 OUT = Path("runs/demo")
 

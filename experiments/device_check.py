@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from core import data as datasets
-from core import methods
-from core.distill import RunOptions, resolve_device, run
-from core.evaluate import EvalConfig, evaluate
-from core.experts import ExpertConfig, train_experts
-from core.train import TrainConfig
+from datadistill import data as datasets
+from datadistill import methods
+from datadistill.distill import RunOptions, resolve_device, run
+from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.experts import ExpertConfig, train_experts
+from datadistill.train import TrainConfig
 
 EXPERT_EPOCHS = 3
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import data as datasets
-from core.bench import Cell, run_cell
-from core.distill import resolve_device
-from core.evaluate import EvalConfig
-from core.plots import accuracy_curves
-from core.results import load_rows, table
-from core.train import QUICK
+from datadistill import data as datasets
+from datadistill.bench import Cell, run_cell
+from datadistill.distill import resolve_device
+from datadistill.evaluate import EvalConfig
+from datadistill.plots import accuracy_curves
+from datadistill.results import load_rows, table
+from datadistill.train import QUICK
 
 RESULTS = Path("experiments/results/engine_fmnist.json")
 # summaries, grids, metrics and checkpoints: committed, so any machine can resume a cell

@@ -5,9 +5,9 @@ Variants of the same objective (same loss to 1e-5, see tests/test_distill.py):
   batched eager     every class in one forward pass of 2,560 real images (channels-last,
                     as the engine runs on a CPU);
   batched compiled  chunks of 512 through a torch.compile'd network;
-  ... tuned allocator  the same after core.accel.tune_allocator();
+  ... tuned allocator  the same after datadistill.accel.tune_allocator();
   ... bf16 targets     the same with the real side in bfloat16, what the engine runs where
-                    core.accel.fast_bf16 holds (a CPU with AMX); the row also gives the
+                    datadistill.accel.fast_bf16 holds (a CPU with AMX); the row also gives the
                     bfloat16 error of the class means against their sampling noise.
 Each step = fresh random ConvNet, DSA draw, real embedding (no grad), synthetic embedding,
 backward to the images. Reports the median seconds per step over --steps steps after a
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import torch
 
-from core import accel, nets
-from core import data as datasets
-from core.objectives import distribution
-from core.params.images import FreeImages
-from core.profile import measure
-from core.results import append_rows, command_line, table
-from core.train import TrainConfig, train
+from datadistill import accel, nets
+from datadistill import data as datasets
+from datadistill.objectives import distribution
+from datadistill.params.images import FreeImages
+from datadistill.profile import measure
+from datadistill.results import append_rows, command_line, table
+from datadistill.train import TrainConfig, train
 
 RESULTS = Path("experiments/results/engine_speed.json")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from core.loop import run_metrics
-from core.plots import running_mean, save
-from core.results import load_rows
+from datadistill.loop import run_metrics
+from datadistill.plots import running_mean, save
+from datadistill.results import load_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = RESULTS / "factorised_fmnist"

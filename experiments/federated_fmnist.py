@@ -26,11 +26,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from apps.federated.config import FedConfig
-from apps.federated.rows import rows_from_report
-from apps.federated.simulate import simulate
-from core import plots, results
-from core.distill import resolve_device
+from datadistill import plots, results
+from datadistill.distill import resolve_device
+from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.rows import rows_from_report
+from datadistill_apps.federated.simulate import simulate
 
 RESULTS = Path(__file__).parent / "results" / "federated_fmnist.json"
 CACHE = Path(__file__).parents[1] / "runs" / "federated_fmnist"  # git-ignored

@@ -53,7 +53,7 @@ done
 # issue 4: experts, then MTT and TESLA with what time is left
 experts=()
 for i in 0 1 2 3; do
-    timeout "$(left)" "$PY" -m core.cli experts --dataset fashion-mnist --num 4 --epochs 16 \
+    timeout "$(left)" "$PY" -m datadistill.cli experts --dataset fashion-mnist --num 4 --epochs 16 \
         --only "$i" --quiet >"$LOGS/expert$i.log" 2>&1 &
     experts+=($!)
 done

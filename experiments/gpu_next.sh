@@ -85,7 +85,7 @@ kfs=$!
 
 pids=()
 for i in 0 1 2 3 4 5 6 7; do
-    timeout 220 "$PY" -m core.cli experts --dataset fashion-mnist --num 8 --epochs 41 \
+    timeout 220 "$PY" -m datadistill.cli experts --dataset fashion-mnist --num 8 --epochs 41 \
         --only "$i" --quiet >"$LOGS/experts$i.log" 2>&1 &
     pids+=($!)
 done

@@ -1,7 +1,7 @@
 """Would batching the classes speed up gradient matching? Per-class loop against torch.func.
 
 DC's loss needs one gradient per class on each side. The engine computes them one class at
-a time (`core.objectives.gradient.GradientMatching._match`); the alternative batches all
+a time (`datadistill.objectives.gradient.GradientMatching._match`); the alternative batches all
 classes in one `vmap(grad(loss))` over a [classes, batch, ...] tensor. Both give the same
 loss and image gradient (checked here: loss to 1e-4, gradient to 1e-3 relative); this
 script times one matching step of each, interleaved in one run, on Fashion-MNIST shapes
@@ -25,10 +25,10 @@ from torch.func import functional_call, grad, vmap
 
 os.environ.setdefault("DATADISTILL_COMPILE", "0")
 
-from core import data as datasets  # noqa: E402
-from core import nets  # noqa: E402
-from core.objectives.gradient import gradient_distance  # noqa: E402
-from core.results import append_rows, command_line  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill import nets  # noqa: E402
+from datadistill.objectives.gradient import gradient_distance  # noqa: E402
+from datadistill.results import append_rows, command_line  # noqa: E402
 
 RESULTS = Path("experiments/results/gradient_speed.json")
 

@@ -25,8 +25,8 @@ import numpy as np
 import yaml
 from siamese_curves import random_accuracy  # same folder: run as a script
 
-from core.plots import save
-from core.results import load_rows
+from datadistill.plots import save
+from datadistill.results import load_rows
 
 EXPERIMENTS = Path(__file__).resolve().parent
 RESULTS = EXPERIMENTS / "results"

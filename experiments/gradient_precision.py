@@ -1,7 +1,7 @@
 """How far is gradient matching's bfloat16 real gradient from float32's, against sampling noise?
 
 The engine computes the real side of DC / DSA / DCC / IDC in a bfloat16 copy of the network
-where bfloat16 convolutions are fast (`core.objectives.gradient`). For fresh ConvNets on
+where bfloat16 convolutions are fast (`datadistill.objectives.gradient`). For fresh ConvNets on
 Fashion-MNIST this measures, per class (256 real images), the relative L2 distance between
 that gradient and float32's on the same batch (rounding), and between float32's on two
 independent batches of the class (the noise the method lives with anyway). Writes one row
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from core import data as datasets
-from core.objectives.distribution import fresh_network
-from core.objectives.gradient import GradientMatching
-from core.results import append_rows, command_line
+from datadistill import data as datasets
+from datadistill.objectives.distribution import fresh_network
+from datadistill.objectives.gradient import GradientMatching
+from datadistill.results import append_rows, command_line
 
 RESULTS = Path("experiments/results/gradient_speed.json")
 

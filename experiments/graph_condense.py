@@ -3,7 +3,7 @@
     python experiments/graph_condense.py --quick   # the committed run, about 5 min on 1 core
     python experiments/graph_condense.py           # the protocol as published (see README)
 
-Node classification, offline data: `csbm` (core.graph.data.csbm's stated defaults: 2000
+Node classification, offline data: `csbm` (datadistill.graph.data.csbm's stated defaults: 2000
 nodes, 4 classes, 32 Gaussian features with signal 1.0, p_in 0.016, p_out 0.0013, Planetoid
 split of 20 training nodes a class) and `karate` (networkx's real karate club). GCond and
 GCDM at three sizes, each against a random subset of the same number of training nodes (the
@@ -28,12 +28,17 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from core.distill import SUMMARY_FILE
-from core.graph import data as graph_data
-from core.graph.baselines import random_subset
-from core.graph.condense import CondenseOptions, condense
-from core.graph.evaluate import GraphEvalConfig, default_config, evaluate_summary, evaluate_whole
-from core.results import append_rows, table
+from datadistill.distill import SUMMARY_FILE
+from datadistill.graph import data as graph_data
+from datadistill.graph.baselines import random_subset
+from datadistill.graph.condense import CondenseOptions, condense
+from datadistill.graph.evaluate import (
+    GraphEvalConfig,
+    default_config,
+    evaluate_summary,
+    evaluate_whole,
+)
+from datadistill.results import append_rows, table
 
 RESULTS = Path("experiments/results/graph.json")
 RUNS_DIR = Path("experiments/results/graph")

@@ -2,7 +2,7 @@
 
 KIP and RFAD are judged twice: by the protocol (finite ConvNets trained on the summary,
 rows in meta_fmnist.json) and by KRR from the summary to the test set with the kernel the
-summary was distilled for (`core.krr_eval`), the papers' own number. This script reads the
+summary was distilled for (`datadistill.krr_eval`), the papers' own number. This script reads the
 committed summaries under experiments/results/meta_fmnist/ and writes one row per summary
 (arch `krr-<kernel>`, one deterministic run) to experiments/results/krr_fmnist.json, and
 the same KRR from the random subset of the same IPC (engine_fmnist/) as the baseline.
@@ -16,12 +16,12 @@ import argparse
 import time
 from pathlib import Path
 
-from core import data as datasets
-from core.distill import resolve_device
-from core.evaluate import device_name
-from core.krr_eval import KERNELS, kernel_for, krr_accuracy
-from core.results import append_rows, command_line, table
-from core.summary import Summary
+from datadistill import data as datasets
+from datadistill.distill import resolve_device
+from datadistill.evaluate import device_name
+from datadistill.krr_eval import KERNELS, kernel_for, krr_accuracy
+from datadistill.results import append_rows, command_line, table
+from datadistill.summary import Summary
 
 RUNS = Path("experiments/results/meta_fmnist")
 RANDOM = Path("experiments/results/engine_fmnist")

@@ -18,11 +18,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from core import data as datasets
-from core.distill import RunOptions, resolve_device, run
-from core.evaluate import EvalConfig, evaluate
-from core.results import append_rows, table
-from core.train import TrainConfig
+from datadistill import data as datasets
+from datadistill.distill import RunOptions, resolve_device, run
+from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.results import append_rows, table
+from datadistill.train import TrainConfig
 
 RESULTS = Path("experiments/results/label_loss_digits.json")
 # the quick benchmark's budgets and RFAD's reduced kernel (experiments/sweeps/quick.yaml)

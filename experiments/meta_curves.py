@@ -16,9 +16,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from core.loop import run_metrics
-from core.plots import save
-from core.results import load_rows
+from datadistill.loop import run_metrics
+from datadistill.plots import save
+from datadistill.results import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"

@@ -1,6 +1,6 @@
 """Seconds per outer iteration and peak memory of learnt methods, and how settings scale them.
 
-Each measurement runs in a fresh process: the method's outer loop (`core.distill.run`) for
+Each measurement runs in a fresh process: the method's outer loop (`datadistill.distill.run`) for
 --warmup + --steps iterations on Fashion-MNIST at --ipc; seconds per iteration are the
 median of the timed steps, peak memory the process's peak resident memory (the kernel's
 high-water mark, reset once the data is loaded) above its level at that point.
@@ -30,12 +30,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from core import data as datasets
-from core import methods
-from core.distill import RunOptions, run
-from core.plots import save
-from core.profile import peak_rss_bytes, reset_peak_rss, rss_bytes
-from core.results import append_rows, command_line
+from datadistill import data as datasets
+from datadistill import methods
+from datadistill.distill import RunOptions, run
+from datadistill.plots import save
+from datadistill.profile import peak_rss_bytes, reset_peak_rss, rss_bytes
+from datadistill.results import append_rows, command_line
 
 RESULTS = Path("experiments/results/method_speed.json")
 

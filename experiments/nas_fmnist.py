@@ -29,15 +29,15 @@ import torch
 
 os.environ.setdefault("DATADISTILL_COMPILE", "0")  # one graph per cell: compiling costs more
 
-from apps.nas.pipeline import ProxyPlan, proxy_sets, score_proxy, trained_truth  # noqa: E402
-from apps.nas.plots import proxy_scatter  # noqa: E402
-from apps.nas.plugin import COLUMNS  # noqa: E402
-from apps.nas.scoring import TRUTH_TRAIN, CellSetting, score_cells  # noqa: E402
-from apps.nas.space import sample_archs  # noqa: E402
-from core import data as datasets  # noqa: E402
-from core.distill import resolve_device  # noqa: E402
-from core.results import append_rows, load_rows, table  # noqa: E402
-from core.summary import Summary  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill.distill import resolve_device  # noqa: E402
+from datadistill.results import append_rows, load_rows, table  # noqa: E402
+from datadistill.summary import Summary  # noqa: E402
+from datadistill_apps.nas.pipeline import ProxyPlan, proxy_sets, score_proxy, trained_truth  # noqa: E402
+from datadistill_apps.nas.plots import proxy_scatter  # noqa: E402
+from datadistill_apps.nas.plugin import COLUMNS  # noqa: E402
+from datadistill_apps.nas.scoring import TRUTH_TRAIN, CellSetting, score_cells  # noqa: E402
+from datadistill_apps.nas.space import sample_archs  # noqa: E402
 
 RESULTS = Path("experiments/results/nas_fmnist.json")
 SUMMARIES = Path("experiments/results")

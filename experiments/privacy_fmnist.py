@@ -29,16 +29,16 @@ from pathlib import Path
 
 import torch
 
-from apps.privacy import audit
-from apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
-from core import data as datasets
-from core import nets
-from core.bench import Cell, run_cell
-from core.distill import resolve_device
-from core.evaluate import EvalConfig
-from core.results import append_rows, load_rows
-from core.summary import Summary
-from core.train import QUICK, test
+from datadistill import data as datasets
+from datadistill import nets
+from datadistill.bench import Cell, run_cell
+from datadistill.distill import resolve_device
+from datadistill.evaluate import EvalConfig
+from datadistill.results import append_rows, load_rows
+from datadistill.summary import Summary
+from datadistill.train import QUICK, test
+from datadistill_apps.privacy import audit
+from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
 
 RESULTS = Path("experiments/results/privacy_fmnist.json")
 RUNS = Path("experiments/results/privacy_fmnist")  # summaries, grids, checkpoints (committed)
@@ -246,7 +246,7 @@ def report(args, data, device) -> None:
 
 def plot(rows: list[dict], path: Path) -> None:
     """Accuracy against epsilon (log axis), infinity drawn at the right edge."""
-    from core.plots import plt, save
+    from datadistill.plots import plt, save
 
     finite = [_eps(r) for r in rows if math.isfinite(_eps(r))]
     at_inf = 2 * max(finite, default=10)

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from apps.privacy import mechanism
-from core import data as datasets
-from core import nets
-from core.results import append_rows, command_line
+from datadistill import data as datasets
+from datadistill import nets
+from datadistill.results import append_rows, command_line
+from datadistill_apps.privacy import mechanism
 
 RESULTS = Path("experiments/results/privacy_speed.json")
 

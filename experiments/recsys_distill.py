@@ -2,12 +2,12 @@
 
     python experiments/recsys_distill.py --users 25 100 --iterations 200
 
-On the offline `powerlaw` data (`core.recsys.data.PowerLawConfig`: 2,000 users, 500
+On the offline `powerlaw` data (`datadistill.recsys.data.PowerLawConfig`: 2,000 users, 500
 items), each budget distils a summary through the one outer loop and evaluates it, a
 seeded random subset of real users and all users with the same protocol
-(`core.recsys.evaluate`: ridge chosen on validation HR@10, metrics on test items), on the
+(`datadistill.recsys.evaluate`: ridge chosen on validation HR@10, metrics on test items), on the
 infinity-AE (what Distill-CF distils for) and EASE (transfer). Rows go to
-experiments/results/recsys.json in `core.results`' schema, mapped as:
+experiments/results/recsys.json in `datadistill.results`' schema, mapped as:
 ipc -> synthetic (or sampled) users; arch -> the recommender model; acc_mean -> HR@10
 (named in `metric`), acc_std -> 0 (one deterministic fit; `runs` 1); images -> users;
 ndcg@10, auc and the chosen ridge `reg` ride along.
@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.distill import RunOptions, run
-from core.recsys import data as recdata
-from core.recsys.evaluate import support_rows
-from core.recsys.runner import random_users, summarise
-from core.results import append_rows, table
+from datadistill.distill import RunOptions, run
+from datadistill.recsys import data as recdata
+from datadistill.recsys.evaluate import support_rows
+from datadistill.recsys.runner import random_users, summarise
+from datadistill.results import append_rows, table
 
 RESULTS = Path("experiments/results")
 

@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from core import bench_tables
-from core.results import fmt_acc, fmt_bytes, load_rows, table
+from datadistill import bench_tables
+from datadistill.results import fmt_acc, fmt_bytes, load_rows, table
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -113,7 +113,10 @@ def continual_table(folder: Path = ROOT / "experiments" / "results") -> str:
     ]
     if not per_order:
         return "_No results yet._"
-    from apps.continual.rows import COLUMNS, aggregate  # Avalanche: only when rows exist
+    from datadistill_apps.continual.rows import (  # Avalanche: only when rows exist
+        COLUMNS,
+        aggregate,
+    )
 
     means = sorted(aggregate(per_order), key=lambda r: (r["dataset"], r["ipc"], -r["acc_mean"]))
     return table(means, COLUMNS)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from core import bench_plots, bench_tables
-from core.atomic import write_bytes
-from core.results import load_rows
+from datadistill import bench_plots, bench_tables
+from datadistill.atomic import write_bytes
+from datadistill.results import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "experiments" / "published.yaml"

@@ -2,7 +2,7 @@
 
 The reference code (DC/DSA's `utils.py`, reused by DM) gives a class's whole real and
 synthetic batches one transformation per matching step; this library drew one per example
-pair until 2026-11-28 (`core.augment`). Reads the rows the A/B cells wrote, reruns nothing:
+pair until 2026-11-28 (`datadistill.augment`). Reads the rows the A/B cells wrote, reruns nothing:
 `siamese_fmnist.json` (`experiments/cells.py --name siamese_fmnist --variant siamese-MODE
 --set siamese=MODE`, one row per iteration budget, each resuming the last) and, for DM's
 per-example side, `engine_precision.json`'s bf16-targets row (the same settings, run with the
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from core.plots import save
-from core.results import load_rows
+from datadistill.plots import save
+from datadistill.results import load_rows
 
 RESULTS = Path(__file__).resolve().parent.parent / "experiments" / "results"
 OUT = RESULTS / "siamese_curves_fmnist.png"

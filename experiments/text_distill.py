@@ -5,9 +5,9 @@
 On the offline Debian package-description corpus (`core/text/corpora`, 6 sections), the
 summary is distilled through the one outer loop with DD's objective and a TextCNN learner,
 then it and a seeded random real subset of the same size are evaluated by the same
-protocol (`core.text.evaluate`: fresh TextCNN and embedding-bag classifiers, 300 epochs of
+protocol (`datadistill.text.evaluate`: fresh TextCNN and embedding-bag classifiers, 300 epochs of
 the one training loop, 3 runs, accuracy on the 480 test descriptions). Rows go to
-experiments/results/text.json in `core.results`' schema: ipc -> sentences per class,
+experiments/results/text.json in `datadistill.results`' schema: ipc -> sentences per class,
 images -> sentences, acc_mean/acc_std -> test accuracy over the runs (`metric`).
 """
 
@@ -17,13 +17,13 @@ import argparse
 import os
 from pathlib import Path
 
-from core.distill import RunOptions, run
-from core.evaluate import EvalConfig
-from core.results import append_rows, table
-from core.text import data as textdata
-from core.text.evaluate import evaluate_text
-from core.text.runner import random_sentences, summariser
-from core.train import TrainConfig
+from datadistill.distill import RunOptions, run
+from datadistill.evaluate import EvalConfig
+from datadistill.results import append_rows, table
+from datadistill.text import data as textdata
+from datadistill.text.evaluate import evaluate_text
+from datadistill.text.runner import random_sentences, summariser
+from datadistill.train import TrainConfig
 
 RESULTS = Path("experiments/results")
 

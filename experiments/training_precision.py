@@ -1,6 +1,6 @@
 """Seconds per SGD step of the one training loop in float32 against mixed bfloat16.
 
-`core.train.train` with `TrainConfig.precision` "fp32" and "bf16" (autocast, channels-last,
+`datadistill.train.train` with `TrainConfig.precision` "fp32" and "bf16" (autocast, channels-last,
 float32 weights; what expert training uses by default where bfloat16 is fast), on the same
 Fashion-MNIST images with DSA, one network per precision, each first run once untimed
 (compilation), then the two alternated --reps times. Writes one row (medians and their
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from core import accel, nets
-from core import data as datasets
-from core.results import append_rows, command_line
-from core.train import TrainConfig, train
+from datadistill import accel, nets
+from datadistill import data as datasets
+from datadistill.results import append_rows, command_line
+from datadistill.train import TrainConfig, train
 
 RESULTS = Path("experiments/results/train_speed.json")
 

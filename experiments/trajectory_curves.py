@@ -15,8 +15,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from core.loop import run_metrics
-from core.plots import running_mean, save
+from datadistill.loop import run_metrics
+from datadistill.plots import running_mean, save
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "experiments" / "results" / "trajectory_fmnist"

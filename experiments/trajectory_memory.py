@@ -13,10 +13,10 @@ measured in two fresh processes:
               holds. Otherwise glibc serves blocks from a heap whose holes later blocks may
               not fit, and the peak drifts with the order of allocations at a fixed set of
               live tensors (the engine column below shows it);
-  saved MB    peak bytes autograd holds for backward (core.profile.peak_saved_bytes; a tensor
+  saved MB    peak bytes autograd holds for backward (datadistill.profile.peak_saved_bytes; a tensor
               saved by two operations counts twice), in the same iteration: the graph itself;
   s/iter, engine peak MB   in a second process with the engine's allocator
-              (core.accel.tune_allocator, as `distill run`): time, and the peak resident
+              (datadistill.accel.tune_allocator, as `distill run`): time, and the peak resident
               memory it gives, fragmentation included.
 Both objectives give the same image gradient (tests/test_trajectory.py). The experts are two
 short ones (2 epochs on 2,000 training images): memory does not depend on their quality.
@@ -42,16 +42,16 @@ import torch
 
 os.environ["DATADISTILL_COMPILE"] = "0"  # eager: saved-tensor hooks see the real graph
 
-from core import accel  # noqa: E402
-from core import data as datasets  # noqa: E402
-from core.experts import ExpertBank, ExpertConfig, train_experts  # noqa: E402
-from core.objectives import revolve  # noqa: E402
-from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching  # noqa: E402
-from core.params.images import FreeImages  # noqa: E402
-from core.params.learnt_lr import WithLearntLR  # noqa: E402
-from core.plots import save  # noqa: E402
-from core.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
-from core.results import append_rows, command_line, load_rows  # noqa: E402
+from datadistill import accel  # noqa: E402
+from datadistill import data as datasets  # noqa: E402
+from datadistill.experts import ExpertBank, ExpertConfig, train_experts  # noqa: E402
+from datadistill.objectives import revolve  # noqa: E402
+from datadistill.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching  # noqa: E402
+from datadistill.params.images import FreeImages  # noqa: E402
+from datadistill.params.learnt_lr import WithLearntLR  # noqa: E402
+from datadistill.plots import save  # noqa: E402
+from datadistill.profile import peak_rss_bytes, peak_saved_bytes, reset_peak_rss, rss_bytes  # noqa: E402
+from datadistill.results import append_rows, command_line, load_rows  # noqa: E402
 
 RESULTS = Path("experiments/results/trajectory_memory.json")
 KINDS = {
@@ -187,8 +187,8 @@ def main() -> None:
                     "saved_mb": exact["saved_mb"], "peak_mem_engine_mb": engine["peak_mb"],
                     "snapshots": snapshots_of(kind),
                     "recomputed_steps": recomputed_steps(kind, steps),
-                    "malloc": "peak_mem_mb: MALLOC_MMAP_THRESHOLD_=131072; "
-                              "peak_mem_engine_mb and sec_per_iter: core.accel.tune_allocator",
+                    "malloc": "peak_mem_mb: MALLOC_MMAP_THRESHOLD_=131072; peak_mem_engine_mb "
+                              "and sec_per_iter: datadistill.accel.tune_allocator",
                     "threads": torch.get_num_threads(),
                 })  # fmt: skip
                 print(f"{kind} syn_steps {steps}: exact {exact}, engine {engine}", flush=True)

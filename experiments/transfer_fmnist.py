@@ -28,16 +28,16 @@ import fcntl
 import time
 from pathlib import Path
 
-from core import bench_tables
-from core import data as datasets
-from core.bench import Cell
-from core.data import Dataset
-from core.distill import resolve_device
-from core.evaluate import EvalConfig, evaluate
-from core.loop import SUMMARY_FILE
-from core.results import append_rows, load_rows, table
-from core.summary import Summary
-from core.train import QUICK
+from datadistill import bench_tables
+from datadistill import data as datasets
+from datadistill.bench import Cell
+from datadistill.data import Dataset
+from datadistill.distill import resolve_device
+from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.loop import SUMMARY_FILE
+from datadistill.results import append_rows, load_rows, table
+from datadistill.summary import Summary
+from datadistill.train import QUICK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "experiments" / "results"
@@ -68,7 +68,7 @@ def table_rows() -> dict[str, dict]:
 
 
 def summary_path(row: dict, data: Dataset) -> Path | None:
-    """The summary file of `row`: its run folder (named as `core.bench.Cell` names it) under
+    """The summary file of `row`: its run folder (named as `datadistill.bench.Cell` names it) under
     the folder named after its results file, at the row's iterations."""
     for seed in row["seeds"]:
         cell = Cell(row["method"], IPC, seed=seed)

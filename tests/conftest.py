@@ -16,7 +16,7 @@ def _cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits():
-    from core import data
+    from datadistill import data
 
     return data.load("digits")
 

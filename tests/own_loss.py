@@ -2,7 +2,7 @@
 
 import torch
 
-from core import methods
+from datadistill import methods
 
 
 def own_loss_at(name, summary, data, overrides, seeds=4):

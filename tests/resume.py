@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.distill import RunOptions, run
+from datadistill.distill import RunOptions, run
 
 
 def full_and_resumed(name, data, tmp_path, overrides, *, iterations=6, every=2, crash_at=5):

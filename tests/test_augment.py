@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from core import data
-from core.augment import DSA, OPS
-from core.errors import DistillError
+from datadistill import data
+from datadistill.augment import DSA, OPS
+from datadistill.errors import DistillError
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -94,7 +94,7 @@ def test_a_shared_draw_transforms_a_whole_batch_alike(op):
 @pytest.mark.parametrize("siamese", ["batch", "example"])
 def test_matching_objectives_pair_draws_as_their_siamese_mode_says(siamese, digits):
     """Gradient matching in batch mode augments a class's real and synthetic images alike."""
-    from core.objectives.gradient import GradientMatching
+    from datadistill.objectives.gradient import GradientMatching
 
     obj = GradientMatching(dsa_strategy="scale_rotate_crop", siamese=siamese)
     x = digits.x_train[:1]
@@ -107,7 +107,7 @@ def test_matching_objectives_pair_draws_as_their_siamese_mode_says(siamese, digi
 
 
 def test_unknown_siamese_mode_is_refused():
-    from core.objectives.distribution import MeanEmbedding
+    from datadistill.objectives.distribution import MeanEmbedding
 
     with pytest.raises(DistillError, match="unknown siamese mode 'pairs'.*batch, example"):
         MeanEmbedding(dsa_strategy="crop", siamese="pairs")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core import bench_plots, bench_tables
-from core.results import append_rows
+from datadistill import bench_plots, bench_tables
+from datadistill.results import append_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def test_report_bench_writes_every_table_and_figure(rows, tmp_path):
     )
     report_bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report_bench)
-    from core.results import load_rows
+    from datadistill.results import load_rows
 
     paths = report_bench.write(
         load_rows(tmp_path / "fake.json"), dataset="digits", name="fake", out=tmp_path,
@@ -110,7 +110,7 @@ def test_heatmap_and_efficiency_figures_are_pngs(rows, tmp_path):
 def test_a_validation_search_plots_one_bar_per_setting(tmp_path, monkeypatch):
     """cells.py --validation draws its search as bars, best first, named without the
     split's prefix; the file is a PNG."""
-    from core import plots
+    from datadistill import plots
 
     rows = [
         {"method": "mtt", "ipc": 1, "variant": f"val1000-{v}", "acc_mean": a, "acc_std": 0.01}

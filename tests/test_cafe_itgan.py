@@ -10,16 +10,20 @@ import pytest
 import torch
 from resume import full_and_resumed
 
-from core import cli, nets
-from core.data import Dataset
-from core.distill import RunOptions, run
-from core.errors import DistillError
-from core.generators import GeneratorConfig, ensure_generator, store, train_generator
-from core.objectives.distribution import MeanEmbedding, fresh_network
-from core.objectives.layerwise import LayerwiseAlignment, discrimination_loss, feature_alignment
-from core.params.generator_latents import GeneratorLatents
-from core.params.images import FreeImages
-from core.summary import Summary
+from datadistill import cli, nets
+from datadistill.data import Dataset
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.generators import GeneratorConfig, ensure_generator, store, train_generator
+from datadistill.objectives.distribution import MeanEmbedding, fresh_network
+from datadistill.objectives.layerwise import (
+    LayerwiseAlignment,
+    discrimination_loss,
+    feature_alignment,
+)
+from datadistill.params.generator_latents import GeneratorLatents
+from datadistill.params.images import FreeImages
+from datadistill.summary import Summary
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_NET = {"width": 16}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from core.cli import main
+from datadistill.cli import main
 
 
 def _err(capsys):

@@ -12,14 +12,14 @@ import pytest
 import safetensors.torch as st
 import torch
 
-from core import modality
-from core.cli import main
-from core.distill import RunOptions, run
-from core.errors import SummaryFormatError
-from core.graph.summary import GraphSummary
-from core.results import check_row
-from core.summary_header import modality_of
-from core.text.modality import embedded_test_split
+from datadistill import modality
+from datadistill.cli import main
+from datadistill.distill import RunOptions, run
+from datadistill.errors import SummaryFormatError
+from datadistill.graph.summary import GraphSummary
+from datadistill.results import check_row
+from datadistill.summary_header import modality_of
+from datadistill.text.modality import embedded_test_split
 
 NON_IMAGE = ("graph", "recsys", "text")
 
@@ -32,15 +32,15 @@ def _err(capsys) -> str:
 
 @pytest.fixture(scope="module")
 def debian():
-    from core.text import data as textdata
+    from datadistill.text import data as textdata
 
     return textdata.load("debian")
 
 
 @pytest.fixture(scope="module")
 def graph_file(tmp_path_factory):
-    from core.graph import data as graph_data
-    from core.graph.condense import CondenseOptions, condense
+    from datadistill.graph import data as graph_data
+    from datadistill.graph.condense import CondenseOptions, condense
 
     out = tmp_path_factory.mktemp("graph")
     options = CondenseOptions(iterations=2, progress=False)
@@ -50,8 +50,8 @@ def graph_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def recsys_file(tmp_path_factory):
-    from core.recsys import data as recdata
-    from core.recsys.runner import summarise
+    from datadistill.recsys import data as recdata
+    from datadistill.recsys.runner import summarise
 
     out = tmp_path_factory.mktemp("recsys")
     run("distill-cf", recdata.load("powerlaw"), 4, options=RunOptions(iterations=2, progress=False),
@@ -61,7 +61,7 @@ def recsys_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory, debian):
-    from core.text.runner import summariser
+    from datadistill.text.runner import summariser
 
     out = tmp_path_factory.mktemp("text")
     run("text-bptt", debian.dataset, 2, options=RunOptions(iterations=2, progress=False),
@@ -87,7 +87,9 @@ def _file(request, name: str):
 def test_each_loader_refuses_another_modalitys_file_naming_the_right_loader(name, request):
     with pytest.raises(SummaryFormatError, match=f"is a {name} summary, not an image summary"):
         modality.get("image").load(_file(request, name))
-    wrong = f"is an image summary, not a {name} summary; load it with core.summary.Summary.load"
+    wrong = (
+        f"is an image summary, not a {name} summary; load it with datadistill.summary.Summary.load"
+    )
     with pytest.raises(SummaryFormatError, match=wrong):
         modality.get(name).load(_file(request, "image"))
 
@@ -108,7 +110,7 @@ def test_modality_is_read_from_the_header_alone(name, request, tmp_path):
 
 
 def test_every_method_modality_is_registered():
-    from core import methods
+    from datadistill import methods
 
     used = {methods.get(m).modality for m in methods.available()}
     assert used <= set(modality.available()) and {"image", *NON_IMAGE} <= used

@@ -15,13 +15,13 @@ pytest.importorskip("avalanche")
 from avalanche.training.plugins import GDumbPlugin, ReplayPlugin  # noqa: E402
 from avalanche.training.storage_policy import ExemplarsBuffer  # noqa: E402
 
-from apps.continual import strategies  # noqa: E402
-from apps.continual.bench import class_order, split_benchmark  # noqa: E402
-from apps.continual.loop import run_stream  # noqa: E402
-from apps.continual.memory import DistillMemoryConfig  # noqa: E402
-from core.errors import DistillError  # noqa: E402
-from core.loop import CHECKPOINT_FILE  # noqa: E402
-from core.results import ROW_KEYS  # noqa: E402
+from datadistill.errors import DistillError  # noqa: E402
+from datadistill.loop import CHECKPOINT_FILE  # noqa: E402
+from datadistill.results import ROW_KEYS  # noqa: E402
+from datadistill_apps.continual import strategies  # noqa: E402
+from datadistill_apps.continual.bench import class_order, split_benchmark  # noqa: E402
+from datadistill_apps.continual.loop import run_stream  # noqa: E402
+from datadistill_apps.continual.memory import DistillMemoryConfig  # noqa: E402
 
 MEMORY = 3
 TINY = strategies.StrategyConfig(arch="mlp", epochs=1, recall_epochs=2, batch_size=64)
@@ -146,13 +146,13 @@ class FakeEntryPoint:
 
 
 def test_cli_runs_and_writes_rows(monkeypatch, tmp_path, digits, capsys):
-    from core import cli, plugins
-    from core import data as datasets
+    from datadistill import cli, plugins
+    from datadistill import data as datasets
 
     monkeypatch.setattr(
         plugins,
         "entry_points",
-        lambda group: [FakeEntryPoint("continual", "apps.continual.plugin")],
+        lambda group: [FakeEntryPoint("continual", "datadistill_apps.continual.plugin")],
     )
     monkeypatch.setattr(plugins, "_LOADED", {})
     monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
@@ -171,7 +171,7 @@ def test_cli_runs_and_writes_rows(monkeypatch, tmp_path, digits, capsys):
     assert len(rows) == 2 * 2 + 2
     assert cli.main([*argv[:-2], "--strategies", "magic"]) == 2
     assert "unknown strategy" in capsys.readouterr().err
-    assert "apps.continual.plugin" in sys.modules
+    assert "datadistill_apps.continual.plugin" in sys.modules
     assert torch.is_tensor(digits.x_train)
 
 
@@ -188,7 +188,7 @@ def test_share_herding_keeps_avalanches_first_picks():
 
 
 def test_naive_row_is_reused_across_memories_and_says_so(bench):
-    from apps.continual.rows import memoryless_copy, seed_row
+    from datadistill_apps.continual.rows import memoryless_copy, seed_row
 
     naive = run_stream(bench, strategy="naive", memory=MEMORY, seed=0, config=TINY)
     row = seed_row(naive, dataset="digits", method="naive", iterations=0, arch="mlp")
@@ -201,7 +201,7 @@ def test_naive_row_is_reused_across_memories_and_says_so(bench):
 
 
 def test_a_stopped_stream_reuses_its_cached_distillations(bench, tmp_path, monkeypatch):
-    from apps.continual import memory
+    from datadistill_apps.continual import memory
 
     def stream(cache):
         monkeypatch.setattr(memory, "_SUMMARIES", {})  # only the disk may remember

@@ -2,8 +2,8 @@
 
 import torch
 
-from core import coreset
-from core.distill import RunOptions, run
+from datadistill import coreset
+from datadistill.distill import RunOptions, run
 
 
 def test_herding_first_pick_is_nearest_the_mean_then_balances():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import data
-from core.errors import DistillError
+from datadistill import data
+from datadistill.errors import DistillError
 
 
 def test_digits_split_and_normalisation(digits):

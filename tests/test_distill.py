@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from core import methods
-from core.distill import RunOptions, run
-from core.errors import DistillError
-from core.objectives.distribution import MeanEmbedding
-from core.params.images import FreeImages
+from datadistill import methods
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.objectives.distribution import MeanEmbedding
+from datadistill.params.images import FreeImages
 
 
 def _dm_loss_at(param, digits, seed=123):

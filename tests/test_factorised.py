@@ -4,17 +4,17 @@ budget sizing, HaBa's contrastive term, and `--bytes` from the command line."""
 import pytest
 import torch
 
-from core import budget, methods
-from core.cli import main
-from core.errors import DistillError
-from core.objectives.contrast import HallucinatorContrast, supervised_contrastive
-from core.objectives.distribution import MeanEmbedding, fresh_network
-from core.params.factorised import shrink
-from core.params.haba import Hallucinated
-from core.params.kfs import LatentDecoders
-from core.params.linba import LinearBases
-from core.params.multiformation import MultiFormation
-from core.summary import Summary
+from datadistill import budget, methods
+from datadistill.cli import main
+from datadistill.errors import DistillError
+from datadistill.objectives.contrast import HallucinatorContrast, supervised_contrastive
+from datadistill.objectives.distribution import MeanEmbedding, fresh_network
+from datadistill.params.factorised import shrink
+from datadistill.params.haba import Hallucinated
+from datadistill.params.kfs import LatentDecoders
+from datadistill.params.linba import LinearBases
+from datadistill.params.multiformation import MultiFormation
+from datadistill.summary import Summary
 
 K = 10  # digits' classes; digits images are 1 x 8 x 8
 

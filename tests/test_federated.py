@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from apps.federated import flower_app, local, partition, records, rows, server
-from apps.federated.config import FedConfig
-from core.errors import DistillError
-from core.results import ROW_KEYS
-from core.train import TrainConfig
+from datadistill.errors import DistillError
+from datadistill.results import ROW_KEYS
+from datadistill.train import TrainConfig
+from datadistill_apps.federated import flower_app, local, partition, records, rows, server
+from datadistill_apps.federated.config import FedConfig
 
 # -- partitions -------------------------------------------------------------------------
 
@@ -252,12 +252,14 @@ def test_fedavg_rows_one_per_round():
 
 
 def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
-    from core import cli, plugins
+    from datadistill import cli, plugins
 
     monkeypatch.setattr(
         plugins,
         "entry_points",
-        lambda group: [types.SimpleNamespace(name="federated", value="apps.federated.plugin")],
+        lambda group: [
+            types.SimpleNamespace(name="federated", value="datadistill_apps.federated.plugin")
+        ],
     )
     monkeypatch.setattr(plugins, "_LOADED", {})
     monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
@@ -271,15 +273,14 @@ def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
             "missing_clients": [3], "wall_seconds": 2.0,
         }  # fmt: skip
 
-    monkeypatch.setitem(
-        sys.modules, "apps.federated.simulate", types.SimpleNamespace(simulate=fake_simulate)
-    )
+    fake = types.SimpleNamespace(simulate=fake_simulate)
+    monkeypatch.setitem(sys.modules, "datadistill_apps.federated.simulate", fake)
     out = tmp_path / "r.json"
     argv = ["federated", "simulate", "--clients", "4", "--alpha", "0.1", "--device", "cpu"]
     assert cli.main([*argv, "--results", str(out), "--cache", str(tmp_path / "c")]) == 0
     assert seen["cfg"].clients == 4 and seen["cfg"].alpha == 0.1 and seen["cfg"].method == "dm"
     assert seen["cfg"].cache == str((tmp_path / "c").resolve())
-    from core.results import load_rows
+    from datadistill.results import load_rows
 
     (row,) = load_rows(out)
     assert row["acc_mean"] == 0.5 and row["missing_clients"] == [3]

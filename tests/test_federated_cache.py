@@ -4,8 +4,8 @@ import dataclasses
 
 import torch
 
-from apps.federated import cache, local
-from apps.federated.config import FedConfig
+from datadistill_apps.federated import cache, local
+from datadistill_apps.federated.config import FedConfig
 
 
 def _distil_counting(digits, calls):

@@ -8,7 +8,7 @@ through Flower's strategy on the simulation engine, with byte accounting.
 import psutil
 import pytest
 
-from apps.federated.config import FedConfig
+from datadistill_apps.federated.config import FedConfig
 
 
 def _flower_processes(marker: str) -> list[psutil.Process]:
@@ -27,7 +27,7 @@ def _flower_processes(marker: str) -> list[psutil.Process]:
 
 @pytest.mark.slow  # about 60-90 s on 2 CPU cores
 def test_deployment_on_loopback_finishes_without_a_failed_client(tmp_path):
-    from apps.federated.deploy import deploy
+    from datadistill_apps.federated.deploy import deploy
 
     home = tmp_path / "flwr-home"
     cfg = FedConfig(clients=3, alpha=0.5, ipc=2, iterations=2, epochs=3, fail_clients="2")
@@ -43,9 +43,9 @@ def test_deployment_on_loopback_finishes_without_a_failed_client(tmp_path):
 def test_simulated_fedavg_counts_model_bytes_each_round():
     import torch
 
-    from apps.federated import server
-    from apps.federated.simulate import simulate
-    from core import data
+    from datadistill import data
+    from datadistill_apps.federated import server
+    from datadistill_apps.federated.simulate import simulate
 
     cfg = FedConfig(clients=3, mode="fedavg", rounds=2, local_epochs=2, fail_clients="1")
     others = {p.pid for p in _flower_processes("ray::")}  # another run's Ray, if any
@@ -67,8 +67,8 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
 def test_interrupted_fedavg_goes_on_from_its_last_round(tmp_path):
     """2 rounds kept, then a 3-round run does only round 3 and ends where an uninterrupted
     3-round run ends (same client seeds per round; bytes carried over)."""
-    from apps.federated import cache
-    from apps.federated.simulate import simulate
+    from datadistill_apps.federated import cache
+    from datadistill_apps.federated.simulate import simulate
 
     cfg = FedConfig(clients=2, mode="fedavg", rounds=2, cache=str(tmp_path))
     first = simulate(cfg)

@@ -8,22 +8,22 @@ import torch.nn.functional as F
 from own_loss import own_loss_at
 from resume import full_and_resumed
 
-from core import methods
-from core.data import Dataset
-from core.distill import RunOptions, run
-from core.objectives import gradient
-from core.objectives.distribution import fresh_network
-from core.objectives.gradient import (
+from datadistill import methods
+from datadistill.data import Dataset
+from datadistill.distill import RunOptions, run
+from datadistill.objectives import gradient
+from datadistill.objectives.distribution import fresh_network
+from datadistill.objectives.gradient import (
     METRICS,
     ClassContrastiveMatching,
     GradientMatching,
     RealTrainedMatching,
     gradient_distance,
 )
-from core.params.images import FreeImages
-from core.params.multiformation import MultiFormation
-from core.spec import DataSpec
-from core.summary import Summary
+from datadistill.params.images import FreeImages
+from datadistill.params.multiformation import MultiFormation
+from datadistill.spec import DataSpec
+from datadistill.summary import Summary
 
 # --- distances ---------------------------------------------------------------------------------
 
@@ -333,9 +333,9 @@ def test_bf16_real_side_leaves_the_matching_loss_nearly_unchanged(digits, contra
 
 
 def test_unknown_real_precision_is_refused_and_dp_keeps_fp32():
-    from apps.privacy import accounting
-    from apps.privacy.objective import DPGradientMatching
-    from core.errors import DistillError
+    from datadistill.errors import DistillError
+    from datadistill_apps.privacy import accounting
+    from datadistill_apps.privacy.objective import DPGradientMatching
 
     with pytest.raises(DistillError, match="unknown real_precision 'fp16'"):
         GradientMatching(real_precision="fp16")

@@ -11,16 +11,16 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from core import methods
-from core.errors import DistillError, SummaryFormatError
-from core.graph import data as gd
-from core.graph.baselines import random_subset
-from core.graph.condense import CondenseOptions, condense
-from core.graph.evaluate import GraphEvalConfig, evaluate_summary, evaluate_whole
-from core.graph.nets import GCN, SGC, GraphGCN, GraphSAGE, gcn_norm, mean_norm
-from core.graph.params import AdjacencyGenerator, BernoulliGraphs, class_sizes
-from core.graph.summary import GraphSummary
-from core.results import check_row
+from datadistill import methods
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.graph import data as gd
+from datadistill.graph.baselines import random_subset
+from datadistill.graph.condense import CondenseOptions, condense
+from datadistill.graph.evaluate import GraphEvalConfig, evaluate_summary, evaluate_whole
+from datadistill.graph.nets import GCN, SGC, GraphGCN, GraphSAGE, gcn_norm, mean_norm
+from datadistill.graph.params import AdjacencyGenerator, BernoulliGraphs, class_sizes
+from datadistill.graph.summary import GraphSummary
+from datadistill.results import check_row
 
 QUIET = CondenseOptions(progress=False)
 
@@ -221,7 +221,7 @@ def test_bernoulli_graphs_sample_and_materialize(gen):
 def _loss_before_after(name, data, ipc, steps, overrides):
     """Loss on one fixed draw (same generator state: same network, batch, noise) before and
     after `steps` optimisation steps."""
-    from core.methods.graph import BUILDERS
+    from datadistill.methods.graph import BUILDERS
 
     cfg = methods.get(name).config(data.name, overrides)
     param, objective, _ = BUILDERS[name](cfg, data, ipc, torch.Generator().manual_seed(0))
@@ -360,8 +360,8 @@ def test_bad_requests_are_clear(small_csbm, small_families, tmp_path):
 
 
 def test_image_summary_is_refused(tmp_path):
-    from core.spec import DataSpec
-    from core.summary import Summary
+    from datadistill.spec import DataSpec
+    from datadistill.summary import Summary
 
     spec = DataSpec("digits", 1, 8, 10, (0.5,), (0.5,))
     img = Summary(
@@ -391,7 +391,7 @@ def test_evaluation_rows_have_the_results_schema(small_csbm, small_families):
 
 
 def test_distill_run_cli_condenses_karate(tmp_path, capsys):
-    from core.cli import main
+    from datadistill.cli import main
 
     out = tmp_path / "run"
     code = main(

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from core.kernels import (
+from datadistill.kernels import (
     FCNNGP,
     FCNTK,
     ConvRandomFeatures,

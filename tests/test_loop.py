@@ -7,12 +7,12 @@ import pytest
 import torch
 from resume import full_and_resumed
 
-from core import loop
-from core.distill import ImageStepper, RunOptions, run
-from core.errors import DistillError
-from core.graph import data as gd
-from core.graph.condense import GroupAdam, condense
-from core.graph.objectives import GCDMMatching
+from datadistill import loop
+from datadistill.distill import ImageStepper, RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.graph import data as gd
+from datadistill.graph.condense import GroupAdam, condense
+from datadistill.graph.objectives import GCDMMatching
 
 QUIET = RunOptions(iterations=1, progress=False)
 # GCond alternating every step: features, structure, features, ... (period 2, one each)

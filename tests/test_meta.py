@@ -5,13 +5,13 @@ import torch
 from own_loss import own_loss_at
 from resume import full_and_resumed
 
-from core import methods
-from core.distill import RunOptions, run
-from core.errors import DistillError
-from core.kernels import FCNTK
-from core.krr_eval import kernel_for, krr_accuracy
-from core.objectives.meta import BackpropThroughTime, FeatureRegression
-from core.params.images import FreeImages
+from datadistill import methods
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.kernels import FCNTK
+from datadistill.krr_eval import kernel_for, krr_accuracy
+from datadistill.objectives.meta import BackpropThroughTime, FeatureRegression
+from datadistill.params.images import FreeImages
 
 # tiny settings per preset: a few seconds per run on one CPU thread
 TINY = {

@@ -5,16 +5,16 @@ import warnings
 import pytest
 import torch
 
-from core import methods
-from core.distill import RunOptions, run
-from core.errors import DivergenceWarning
-from core.summary import Summary
+from datadistill import methods
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DivergenceWarning
+from datadistill.summary import Summary
 
 
 @pytest.fixture(scope="module")
 def tiny_experts(digits, tmp_path_factory):
     """One 2-epoch expert of a small ConvNet, for the trajectory-matching presets."""
-    from core.experts import ExpertConfig, train_experts
+    from datadistill.experts import ExpertConfig, train_experts
 
     folder = tmp_path_factory.mktemp("experts")
     config = ExpertConfig(num=1, epochs=2, net_config={"depth": 2, "width": 16})
@@ -25,7 +25,7 @@ def tiny_experts(digits, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_generator(digits, tmp_path_factory):
     """A 1-epoch conditional generator for IT-GAN's latents."""
-    from core.generators import GeneratorConfig, train_generator
+    from datadistill.generators import GeneratorConfig, train_generator
 
     path = tmp_path_factory.mktemp("generators") / "digits.safetensors"
     config = GeneratorConfig(latent_dim=8, width=8, epochs=1)

@@ -12,19 +12,19 @@ import torch
 from nas_201_api import NASBench201API
 from nas_201_api.api_utils import ArchResults, ResultsCount
 
-from apps.nas import plugin
-from apps.nas.agreement import agreement
-from apps.nas.benchmark import benchmark_accuracies, load_benchmark
-from apps.nas.cell import Cell
-from apps.nas.network import NASBench201Net
-from apps.nas.scoring import CellSetting, full_data, score_cells
-from apps.nas.space import EDGES, OPS, RESNET_CELL, SIZE, Arch, all_archs, sample_archs
-from core import cli, nets, plugins
-from core import data as datasets
-from core.errors import DistillError
-from core.results import ROW_KEYS, load_rows
-from core.spec import DataSpec
-from core.train import TrainConfig
+from datadistill import cli, nets, plugins
+from datadistill import data as datasets
+from datadistill.errors import DistillError
+from datadistill.results import ROW_KEYS, load_rows
+from datadistill.spec import DataSpec
+from datadistill.train import TrainConfig
+from datadistill_apps.nas import plugin
+from datadistill_apps.nas.agreement import agreement
+from datadistill_apps.nas.benchmark import benchmark_accuracies, load_benchmark
+from datadistill_apps.nas.cell import Cell
+from datadistill_apps.nas.network import NASBench201Net
+from datadistill_apps.nas.scoring import CellSetting, full_data, score_cells
+from datadistill_apps.nas.space import EDGES, OPS, RESNET_CELL, SIZE, Arch, all_archs, sample_archs
 
 
 def spec(channels=1, size=8):
@@ -253,7 +253,7 @@ def test_scoring_caches_each_cell_and_resumes(digits, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a cached cell was trained again")
 
-    monkeypatch.setattr("apps.nas.scoring.train", boom)
+    monkeypatch.setattr("datadistill_apps.nas.scoring.train", boom)
     again = score_cells(archs, full_data(digits), digits, **kw)
     assert [r["acc_mean"] for r in again] == [r["acc_mean"] for r in rows]
 
@@ -330,7 +330,7 @@ def test_ground_truth_shards_running_at_once_fill_one_cache(tmp_path):
 
 
 def test_proxy_lr_replaces_the_protocols_and_leaves_cheap_training_alone(digits):
-    from apps.nas.scoring import (
+    from datadistill_apps.nas.scoring import (
         PROXY_TRAIN,
         TRUTH_TRAIN,
         cheap_subset,
@@ -377,8 +377,8 @@ def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path
 
 def test_scatter_frames_the_cells_that_learn(tmp_path):
     """A cut-off cell at chance stays in the data but not in the frame of the panel."""
-    from apps.nas.plots import _zoom_past_chance
-    from core.plots import plt
+    from datadistill.plots import plt
+    from datadistill_apps.nas.plots import _zoom_past_chance
 
     fig, ax = plt.subplots()
     xs, ys = [10.0, 88.0, 90.0, 92.0], [10.0, 60.0, 65.0, 70.0]
@@ -390,8 +390,8 @@ def test_scatter_frames_the_cells_that_learn(tmp_path):
 
 
 def test_proxy_seconds_compare_only_with_a_truth_timed_on_the_same_machine(digits):
-    from apps.nas.pipeline import ProxyPlan, Truth, score_proxy
-    from apps.nas.scoring import proxy_setting, random_subset
+    from datadistill_apps.nas.pipeline import ProxyPlan, Truth, score_proxy
+    from datadistill_apps.nas.scoring import proxy_setting, random_subset
 
     archs = sample_archs(2, seed=1)
     ts = random_subset(digits, ipc=3, seed=0)
@@ -425,8 +425,8 @@ def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
 
 
 def test_proxy_without_augmentation_trains_as_the_truth_does(digits):
-    from apps.nas.pipeline import ProxyPlan
-    from apps.nas.scoring import proxy_setting, random_subset
+    from datadistill_apps.nas.pipeline import ProxyPlan
+    from datadistill_apps.nas.scoring import proxy_setting, random_subset
 
     subset = random_subset(digits, ipc=5, seed=0)
     plain = proxy_setting(subset, width=2, cells=1, steps=20, lr=0.1, dsa=False)

@@ -1,4 +1,4 @@
-"""Tests for the network registry and zoo in ``core.nets``."""
+"""Tests for the network registry and zoo in ``datadistill.nets``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from core.nets import available, build, register
-from core.spec import DataSpec
+from datadistill.nets import available, build, register
+from datadistill.spec import DataSpec
 
 NAMES = available()
 

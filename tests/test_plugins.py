@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from core import cli, methods, plugins
-from core.errors import DistillError
+from datadistill import cli, methods, plugins
+from datadistill.errors import DistillError
 
 
 @dataclass

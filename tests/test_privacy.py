@@ -10,15 +10,15 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from resume import full_and_resumed
 
-from apps.privacy import accounting, audit, mechanism
-from apps.privacy.objective import DPGradientMatching
-from core import cli, nets
-from core.distill import RunOptions, run
-from core.errors import DistillError
-from core.objectives.gradient import GradientMatching
-from core.params.images import FreeImages
-from core.results import check_row
-from core.summary import Summary
+from datadistill import cli, nets
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.objectives.gradient import GradientMatching
+from datadistill.params.images import FreeImages
+from datadistill.results import check_row
+from datadistill.summary import Summary
+from datadistill_apps.privacy import accounting, audit, mechanism
+from datadistill_apps.privacy.objective import DPGradientMatching
 
 # a small matching network and short loops keep every run here to seconds on a CPU
 SMALL = {"net_width": "8", "outer_loop": "2", "inner_loop": "2", "delta": "1e-4"}
@@ -240,7 +240,7 @@ def test_interrupted_dp_run_resumes_with_its_accountant(digits, tmp_path):
 
 
 def test_dpsgd_baseline_spends_its_budget(digits):
-    from apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
+    from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
 
     cfg = DPSGDConfig(epsilon=3, delta=1e-4, epochs=2, batch_size=256, net_width=8, lr=1.0)
     net, row = train_dpsgd(digits, config=cfg, progress=False)
@@ -267,7 +267,7 @@ def test_logit_confidence_is_log_odds_of_the_true_class(digits):
 
 def test_audit_sees_a_memorising_model_and_not_a_blind_one(digits):
     """Members trained on for many epochs are told apart; an untrained model is chance."""
-    from core.train import TrainConfig
+    from datadistill.train import TrainConfig
 
     gen = torch.Generator().manual_seed(0)
     cands = audit.draw_candidates(digits, 60, gen)
@@ -288,7 +288,7 @@ def test_audit_sees_a_memorising_model_and_not_a_blind_one(digits):
 def test_an_audit_of_a_summary_is_a_results_row_naming_its_target(digits):
     """Audit rows share the results schema; a summary's row carries its method, bytes and
     mechanism, and its variant keeps it apart from the summary's accuracy row."""
-    from core.train import TrainConfig
+    from datadistill.train import TrainConfig
 
     summary = run("random", digits, 2)
     summary.extra["privacy"] = {"epsilon": 3.0}

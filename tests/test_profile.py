@@ -1,8 +1,8 @@
-"""core.profile: time and peak memory of a block, measured on the CPU."""
+"""datadistill.profile: time and peak memory of a block, measured on the CPU."""
 
 import mmap
 
-from core.profile import measure, peak_rss_bytes, reset_peak_rss, rss_bytes
+from datadistill.profile import measure, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 MB = 2**20
 
@@ -31,7 +31,7 @@ def test_high_water_mark_resets():
 def test_trim_hands_a_tuned_allocators_free_memory_back():
     import torch
 
-    from core import accel
+    from datadistill import accel
 
     accel.tune_allocator()  # freed blocks now stay in the process
     x = torch.ones(50 * MB // 4 * 4)  # 200 MB, written

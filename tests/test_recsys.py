@@ -7,15 +7,15 @@ import math
 import pytest
 import torch
 
-from core.errors import DistillError, SummaryFormatError
-from core.kernels import FCNTK
-from core.recsys import data as recdata
-from core.recsys.distill_cf import DistillCF, GumbelPrior, multi_gumbel
-from core.recsys.ease import EASE
-from core.recsys.evaluate import evaluate_support
-from core.recsys.infinite_ae import InfiniteAE
-from core.recsys.metrics import ranking_metrics
-from core.recsys.summary import RecSummary
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.kernels import FCNTK
+from datadistill.recsys import data as recdata
+from datadistill.recsys.distill_cf import DistillCF, GumbelPrior, multi_gumbel
+from datadistill.recsys.ease import EASE
+from datadistill.recsys.evaluate import evaluate_support
+from datadistill.recsys.infinite_ae import InfiniteAE
+from datadistill.recsys.metrics import ranking_metrics
+from datadistill.recsys.summary import RecSummary
 
 TINY = recdata.PowerLawConfig(users=150, items=60, topics=4, min_items=5, max_items=30)
 
@@ -116,8 +116,8 @@ def test_distill_cf_lowers_its_loss(tiny):
 
 
 def test_summary_round_trip_and_foreign_files(tiny, tmp_path):
-    from core.distill import RunOptions, run
-    from core.recsys.runner import summarise
+    from datadistill.distill import RunOptions, run
+    from datadistill.recsys.runner import summarise
 
     s = run("distill-cf", tiny, 6, options=RunOptions(iterations=3, progress=False),
             overrides={"draws": "20"}, out_dir=tmp_path, summarise=summarise)  # fmt: skip
@@ -128,14 +128,14 @@ def test_summary_round_trip_and_foreign_files(tiny, tmp_path):
     meta = loaded.metadata()
     assert meta["modality"] == "recsys" and meta["config"]["draws"] == 20
     assert loaded.extra["run"]["iterations"] == 3 and "reg" in loaded.extra
-    from core.summary import Summary
+    from datadistill.summary import Summary
 
     with pytest.raises(SummaryFormatError, match="recsys summary"):
         Summary.load(tmp_path / "summary.safetensors")
 
 
 def test_image_summary_is_refused_by_the_recsys_loader(digits, tmp_path):
-    from core.distill import RunOptions, run
+    from datadistill.distill import RunOptions, run
 
     run("random", digits, 1, options=RunOptions(progress=False), out_dir=tmp_path)
     with pytest.raises(SummaryFormatError, match="image summary"):
@@ -164,8 +164,8 @@ def test_loaders_read_tiny_fake_files(tmp_path):
 
 
 def test_cli_runs_distill_cf_and_accepts_users(tmp_path, capsys, monkeypatch):
-    from core import cli
-    from core.recsys import runner
+    from datadistill import cli
+    from datadistill.recsys import runner
 
     monkeypatch.setattr(runner.recdata, "load", lambda name, root=None: recdata.split(
         "tiny", recdata.powerlaw(TINY), TINY.items))  # fmt: skip

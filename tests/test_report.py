@@ -30,7 +30,7 @@ def test_readme_benchmark_table_matches_result_files():
 
 
 def test_every_result_row_follows_the_schema():
-    from core.results import ROW_KEYS, load_rows
+    from datadistill.results import ROW_KEYS, load_rows
 
     for path in (ROOT / "experiments" / "results").glob("*.json"):
         for row in load_rows(path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.results import ROW_KEYS, append_rows, load_rows, table
+from datadistill.results import ROW_KEYS, append_rows, load_rows, table
 
 
 def _row(**kw):

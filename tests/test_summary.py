@@ -11,9 +11,9 @@ import safetensors
 import safetensors.torch
 import torch
 
-from core.errors import DistillError, SummaryFormatError
-from core.spec import DataSpec
-from core.summary import FORMAT_VERSION, Summary, count_bytes
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.spec import DataSpec
+from datadistill.summary import FORMAT_VERSION, Summary, count_bytes
 
 SPEC = DataSpec(
     name="fashion-mnist", channels=1, size=28, num_classes=10, mean=(0.2860,), std=(0.3530,)

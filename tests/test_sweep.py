@@ -2,10 +2,10 @@
 
 import pytest
 
-from core import bench, methods, sweep, sweep_config
-from core.errors import DistillError
-from core.methods import Method
-from core.results import load_rows
+from datadistill import bench, methods, sweep, sweep_config
+from datadistill.errors import DistillError
+from datadistill.methods import Method
+from datadistill.results import load_rows
 
 
 def tiny(tmp_path, **changes) -> dict:
@@ -193,7 +193,7 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path, monkeypat
 
 
 def test_dry_run_lists_cells_and_runs_none(tmp_path, monkeypatch, capsys):
-    from core.cli import main
+    from datadistill.cli import main
 
     path = tmp_path / "s.yaml"
     import yaml

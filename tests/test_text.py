@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from core.distill import RunOptions, run
-from core.errors import DistillError, SummaryFormatError
-from core.evaluate import EvalConfig
-from core.text import data as textdata
-from core.text import models
-from core.text.decode import decode, nearest_tokens
-from core.text.evaluate import evaluate_text
-from core.text.runner import random_sentences, summariser
-from core.text.summary import TextSummary
-from core.train import TrainConfig
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.evaluate import EvalConfig
+from datadistill.text import data as textdata
+from datadistill.text import models
+from datadistill.text.decode import decode, nearest_tokens
+from datadistill.text.evaluate import evaluate_text
+from datadistill.text.runner import random_sentences, summariser
+from datadistill.text.summary import TextSummary
+from datadistill.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +89,14 @@ def test_bptt_lowers_the_meta_loss_and_round_trips(debian, tmp_path):
     meta = loaded.metadata()
     assert meta["modality"] == "text" and meta["seq_len"] == 16 and "syn_lr" in loaded.extra
     assert loaded.stored_bytes == 12 * 16 * 64 * 4 + 12 * 6 * 4  # table not charged
-    from core.summary import Summary
+    from datadistill.summary import Summary
 
     with pytest.raises(SummaryFormatError, match="text summary"):
         Summary.load(tmp_path / "summary.safetensors")
 
 
 def test_evaluation_rows_follow_the_results_schema(debian):
-    from core.results import check_row
+    from datadistill.results import check_row
 
     baseline = random_sentences(debian, 2, seed=0)
     assert baseline.n == 12 and baseline.labels.tolist() == sorted(baseline.labels.tolist())

@@ -5,13 +5,13 @@ import warnings
 import pytest
 import torch
 
-from core import coreset, nets
-from core.errors import DistillError
-from core.evaluate import EvalConfig, evaluate
-from core.results import ROW_KEYS
-from core.summary import Summary
-from core.train import TrainConfig, loss_fn, train
-from core.train import test as accuracy
+from datadistill import coreset, nets
+from datadistill.errors import DistillError
+from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.results import ROW_KEYS
+from datadistill.summary import Summary
+from datadistill.train import TrainConfig, loss_fn, train
+from datadistill.train import test as accuracy
 
 
 def _random_summary(digits, gen, ipc=10):
@@ -116,7 +116,7 @@ def test_protocol_is_deterministic(digits, gen):
 def test_a_summary_whose_values_ran_away_is_flagged_before_training(digits, gen):
     from dataclasses import replace
 
-    from core.errors import DivergenceWarning
+    from datadistill.errors import DivergenceWarning
 
     s = _random_summary(digits, gen, ipc=1)
     cfg = EvalConfig(runs=1, train=TrainConfig(epochs=1))
@@ -129,7 +129,7 @@ def test_a_summary_whose_values_ran_away_is_flagged_before_training(digits, gen)
 
 
 def test_models_that_diverge_are_counted_and_said(digits, gen):
-    from core.errors import DivergenceWarning
+    from datadistill.errors import DivergenceWarning
 
     s = _random_summary(digits, gen, ipc=1)
     cfg = EvalConfig(runs=2, train=TrainConfig(epochs=2))
@@ -141,7 +141,7 @@ def test_models_that_diverge_are_counted_and_said(digits, gen):
 
 
 def test_summary_for_another_dataset_is_refused(digits, gen):
-    from core.spec import DataSpec
+    from datadistill.spec import DataSpec
 
     spec = DataSpec("other", 1, 28, 10, (0.5,), (0.5,))
     s = Summary(
@@ -156,7 +156,7 @@ def test_summary_for_another_dataset_is_refused(digits, gen):
 
 
 def test_summary_syn_lr_overrides_protocol_lr(digits, gen):
-    from core.evaluate import train_config_for
+    from datadistill.evaluate import train_config_for
 
     s = _random_summary(digits, gen, ipc=1)
     s.extra["syn_lr"] = 0.05

@@ -10,10 +10,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from core import methods, nets
-from core.cli import main
-from core.errors import DistillError
-from core.experts import (
+from datadistill import methods, nets
+from datadistill.cli import main
+from datadistill.errors import DistillError
+from datadistill.experts import (
     ExpertBank,
     ExpertConfig,
     expert_file,
@@ -23,12 +23,12 @@ from core.experts import (
     save_trajectory,
     train_experts,
 )
-from core.methods.trajectory import WithLearntLR
-from core.objectives import revolve
-from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching
-from core.params.images import FreeImages
-from core.profile import peak_saved_bytes
-from core.train import loss_fn
+from datadistill.methods.trajectory import WithLearntLR
+from datadistill.objectives import revolve
+from datadistill.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching
+from datadistill.params.images import FreeImages
+from datadistill.profile import peak_saved_bytes
+from datadistill.train import loss_fn
 
 TINY = {"depth": 2, "width": 16}
 TINY_SET = {"net_depth": "2", "net_width": "16"}
@@ -478,8 +478,8 @@ def test_tesla_preset_soft_labels_come_from_an_expert(experts, digits):
 
 def test_run_stores_the_learnt_step_size(experts, digits, tmp_path):
     """End to end through the outer loop (needs it to use `param_groups`/`summary_extra`)."""
-    from core.distill import RunOptions, run
-    from core.summary import Summary
+    from datadistill.distill import RunOptions, run
+    from datadistill.summary import Summary
 
     overrides = {"experts": str(experts), **TINY_SET, "max_start_epoch": "3", "syn_steps": "4"}
     s = run(
@@ -496,7 +496,7 @@ def test_run_stores_the_learnt_step_size(experts, digits, tmp_path):
 
 
 def test_experts_folder_env(monkeypatch, tmp_path):
-    from core.experts import default_folder
+    from datadistill.experts import default_folder
 
     monkeypatch.setenv("DATADISTILL_EXPERTS", str(tmp_path))
     assert default_folder("cifar10", "convnet", {}) == tmp_path / "cifar10-convnet"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import TensorDataset
 
-from core import data as datasets
-from core.data import Dataset
-from core.errors import DistillError
+from datadistill import data as datasets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
 
 BENCHMARKS = {"split-digits": "digits", "split-fmnist": "fashion-mnist"}
 

@@ -17,9 +17,9 @@ from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
 from avalanche.logging import InteractiveLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
-from apps.continual.bench import SplitBenchmark
-from apps.continual.memory import DistillMemoryConfig, usage
-from apps.continual.strategies import StrategyConfig, build
+from datadistill_apps.continual.bench import SplitBenchmark
+from datadistill_apps.continual.memory import DistillMemoryConfig, usage
+from datadistill_apps.continual.strategies import StrategyConfig, build
 
 ACC_EXP = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
 ACC_STREAM = "Top1_Acc_Stream/eval_phase/test_stream/Task000"

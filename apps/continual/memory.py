@@ -21,13 +21,13 @@ import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
 from torch.utils.data import DataLoader
 
-from apps.continual.bench import as_avalanche
-from core import methods
-from core.data import Dataset
-from core.distill import RunOptions, run
-from core.errors import DistillError
-from core.spec import DataSpec
-from core.summary import Summary, count_bytes
+from datadistill import methods
+from datadistill.data import Dataset
+from datadistill.distill import RunOptions, run
+from datadistill.errors import DistillError
+from datadistill.spec import DataSpec
+from datadistill.summary import Summary, count_bytes
+from datadistill_apps.continual.bench import as_avalanche
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.cli import common_options
-from core.errors import DistillError
+from datadistill.cli import common_options
+from datadistill.errors import DistillError
 
 STRATEGY_HELP = "comma-separated: naive, replay, herding, gdumb, distill-replay, distill-recall"
 
@@ -41,14 +41,14 @@ def add_commands(subparsers) -> dict:
 
 
 def cmd_continual(args) -> list[dict]:
-    from apps.continual import strategies
-    from apps.continual.bench import split_benchmark
-    from apps.continual.loop import run_stream
-    from apps.continual.memory import DistillMemoryConfig
-    from apps.continual.rows import COLUMNS, rows
-    from core.cli import _settings
-    from core.distill import resolve_device
-    from core.results import append_rows, table
+    from datadistill.cli import _settings
+    from datadistill.distill import resolve_device
+    from datadistill.results import append_rows, table
+    from datadistill_apps.continual import strategies
+    from datadistill_apps.continual.bench import split_benchmark
+    from datadistill_apps.continual.loop import run_stream
+    from datadistill_apps.continual.memory import DistillMemoryConfig
+    from datadistill_apps.continual.rows import COLUMNS, rows
 
     names = strategies.available() if args.strategies == "all" else args.strategies.split(",")
     names = [n.strip() for n in names if n.strip()]

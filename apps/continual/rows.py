@@ -1,4 +1,4 @@
-"""StreamResults -> result rows (core.results schema): one per class order, one mean +- std.
+"""StreamResults -> result rows (datadistill.results schema): one per class order, one mean +- std.
 
 A row's `acc_mean` is Avalanche's final stream accuracy; `forgetting_*` its stream
 forgetting; `curve_*` the average accuracy over seen experiences after each experience
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import statistics
 
-from apps.continual.loop import StreamResult
-from apps.continual.strategies import DISTILLED, RECALL
-from core.results import command_line, fmt_acc, fmt_bytes
+from datadistill.results import command_line, fmt_acc, fmt_bytes
+from datadistill_apps.continual.loop import StreamResult
+from datadistill_apps.continual.strategies import DISTILLED, RECALL
 
 
 def _std(xs: list[float]) -> float:

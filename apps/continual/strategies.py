@@ -42,12 +42,12 @@ from avalanche.training.storage_policy import (
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from apps.continual.memory import DistilledBuffer, DistillMemoryConfig
-from core import nets
-from core.augment import DSA
-from core.coreset import herding
-from core.errors import DistillError
-from core.spec import DataSpec
+from datadistill import nets
+from datadistill.augment import DSA
+from datadistill.coreset import herding
+from datadistill.errors import DistillError
+from datadistill.spec import DataSpec
+from datadistill_apps.continual.memory import DistilledBuffer, DistillMemoryConfig
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from flwr.common.logger import log as flwr_log
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors
 
-from apps.federated.config import FedConfig
-from core.atomic import write_bytes
-from core.errors import DistillError
-from core.summary import Summary
+from datadistill.atomic import write_bytes
+from datadistill.errors import DistillError
+from datadistill.summary import Summary
+from datadistill_apps.federated.config import FedConfig
 
 
 def path_of(cfg: FedConfig, pid: int) -> Path:

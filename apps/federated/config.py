@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 MODES = ("summary", "fedavg")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psutil
 
-from apps.federated.config import FedConfig
-from apps.federated.simulate import FLWR_HOME, flower_env
-from core.errors import DistillError
+from datadistill.errors import DistillError
+from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.simulate import FLWR_HOME, flower_env
 
 APP_DIR = Path(__file__).parent / "flwr_app"
 PROJECT = Path(__file__).resolve().parents[2]

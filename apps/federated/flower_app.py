@@ -24,13 +24,13 @@ from flwr.common.logger import log as flwr_log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from apps.federated import cache, local, records, server
-from apps.federated.config import FedConfig
-from apps.federated.partition import partition
-from core import data as datasets
-from core.atomic import write_bytes
-from core.distill import resolve_device
-from core.train import TrainConfig
+from datadistill import data as datasets
+from datadistill.atomic import write_bytes
+from datadistill.distill import resolve_device
+from datadistill.train import TrainConfig
+from datadistill_apps.federated import cache, local, records, server
+from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.partition import partition
 
 log = logging.getLogger(__name__)
 QUERY = "query.summary"

@@ -14,11 +14,11 @@ import dataclasses
 
 import torch
 
-from core import distill
-from core.data import Dataset
-from core.errors import DistillError
-from core.summary import Summary, count_bytes
-from core.train import TrainConfig, train
+from datadistill import distill
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.summary import Summary, count_bytes
+from datadistill.train import TrainConfig, train
 
 
 def client_data(data: Dataset, rows: torch.Tensor) -> Dataset:

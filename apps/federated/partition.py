@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 def iid(labels: torch.Tensor, *, num_partitions: int, seed: int) -> list[torch.Tensor]:

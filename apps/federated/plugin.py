@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.cli import common_options
+from datadistill.cli import common_options
 
 
 def _options(p: argparse.ArgumentParser) -> None:
@@ -44,8 +44,8 @@ def add_commands(subparsers) -> dict:
 
 
 def config_from_args(args):
-    from apps.federated.config import FedConfig
-    from core.distill import resolve_device
+    from datadistill.distill import resolve_device
+    from datadistill_apps.federated.config import FedConfig
 
     return FedConfig(
         dataset=args.dataset,
@@ -70,16 +70,16 @@ def config_from_args(args):
 
 
 def cmd_federated(args) -> None:
-    from apps.federated.rows import rows_from_report
-    from core import results
+    from datadistill import results
+    from datadistill_apps.federated.rows import rows_from_report
 
     cfg = config_from_args(args)
     if args.federated_command == "simulate":
-        from apps.federated.simulate import simulate
+        from datadistill_apps.federated.simulate import simulate
 
         report = simulate(cfg)
     else:
-        from apps.federated.deploy import deploy
+        from datadistill_apps.federated.deploy import deploy
 
         report = deploy(cfg, logs=args.logs, timeout=cfg.timeout + 300)
     rows = rows_from_report(report)

@@ -11,9 +11,9 @@ import json
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
-from core.errors import DistillError
-from core.spec import DataSpec
-from core.summary import Summary
+from datadistill.errors import DistillError
+from datadistill.spec import DataSpec
+from datadistill.summary import Summary
 
 SUMMARY = "summary"
 META = "meta"

@@ -1,4 +1,4 @@
-"""Result rows (core.results schema) from a federated run's report.
+"""Result rows (datadistill.results schema) from a federated run's report.
 
 One row for a summary run; one row per evaluated round for a FedAvg run, with the bytes
 communicated up to that round (the experiment reads rounds 1, 5 and 20 from them) and the
@@ -7,7 +7,7 @@ partitions whose update that round lacked (a round without them is not full FedA
 
 from __future__ import annotations
 
-from core.results import command_line
+from datadistill.results import command_line
 
 
 def _base(report: dict) -> dict:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core import nets
-from core.data import Dataset
-from core.errors import DistillError
-from core.evaluate import train_config_for
-from core.summary import Summary
-from core.train import TrainConfig, test, train
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.evaluate import train_config_for
+from datadistill.summary import Summary
+from datadistill.train import TrainConfig, test, train
 
 
 def union(summaries: list[Summary], *, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:

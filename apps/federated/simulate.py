@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
-from apps.federated.config import FedConfig
-from core.errors import DistillError
+from datadistill.errors import DistillError
+from datadistill_apps.federated.config import FedConfig
 
 FLWR_HOME = Path(".flwr")
 TAG = "DATADISTILL_SIMULATION"  # environment variable naming one simulation's processes
@@ -36,7 +36,7 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
     import ray
     from flwr.simulation import run_simulation
 
-    from apps.federated.flower_app import make_client_app, make_server_app
+    from datadistill_apps.federated.flower_app import make_client_app, make_server_app
 
     sink: list[dict] = []
     cpus = max(1, os.cpu_count() or 1)

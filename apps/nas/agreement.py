@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 @dataclass(frozen=True)

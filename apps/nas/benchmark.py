@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from nas_201_api import NASBench201API
 
-from apps.nas.space import Arch
-from core.errors import DistillError
+from datadistill.errors import DistillError
+from datadistill_apps.nas.space import Arch
 
 # our dataset names -> the benchmark's (cifar10: trained on train+valid, tested on test)
 DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "ImageNet16-120"}

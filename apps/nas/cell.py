@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from apps.nas.space import NODES, Arch
+from datadistill_apps.nas.space import NODES, Arch
 
 
 class ReLUConvBN(nn.Sequential):

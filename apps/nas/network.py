@@ -6,7 +6,7 @@ linear (Dong & Yang, ICLR 2020, figure 1; the benchmark uses C=16, N=5). The red
 block is a ResNet basic block whose shortcut is a 2x2 average pool and a 1x1 conv. Any
 1- or 3-channel input of 8 px or more works: 32 -> 16 -> 8, 28 -> 14 -> 7, 8 -> 4 -> 2.
 
-Registered with `core.nets` as ``nas201``: ``nets.build("nas201", spec, arch=..., width=8,
+Registered with `datadistill.nets` as ``nas201``: ``nets.build("nas201", spec, arch=..., width=8,
 cells=1)``, so `distill eval --arch nas201` trains the ResNet-like cell by default.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from apps.nas.cell import Cell, ReLUConvBN
-from apps.nas.space import RESNET_CELL, Arch
-from core.errors import DistillError
-from core.nets import Net, register
-from core.spec import DataSpec
+from datadistill.errors import DistillError
+from datadistill.nets import Net, register
+from datadistill.spec import DataSpec
+from datadistill_apps.nas.cell import Cell, ReLUConvBN
+from datadistill_apps.nas.space import RESNET_CELL, Arch
 
 
 class ResidualReduction(nn.Module):

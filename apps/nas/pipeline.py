@@ -11,8 +11,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from apps.nas.agreement import agreement
-from apps.nas.scoring import (
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.results import command_line
+from datadistill.summary import Summary
+from datadistill_apps.nas.agreement import agreement
+from datadistill_apps.nas.scoring import (
     CellSetting,
     TrainingSet,
     cheap_subset,
@@ -22,11 +26,7 @@ from apps.nas.scoring import (
     random_subset,
     score_cells,
 )
-from apps.nas.space import Arch
-from core.data import Dataset
-from core.errors import DistillError
-from core.results import command_line
-from core.summary import Summary
+from datadistill_apps.nas.space import Arch
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from core.plots import plt, save
+from datadistill.plots import plt, save
 
 
 def proxy_scatter(rows: list[dict], truth: dict[str, float], path: str | Path, *, title: str):

@@ -10,14 +10,14 @@ import argparse
 import os
 from pathlib import Path
 
-# registers the `nas201` network with core.nets as this plugin loads
-from apps.nas import network  # noqa: F401
+# registers the `nas201` network with datadistill.nets as this plugin loads
+from datadistill_apps.nas import network  # noqa: F401
 
 RESULTS = Path("experiments/results/nas_rank.json")
 
 
 def add_commands(sub) -> dict:
-    from core.cli import common_options
+    from datadistill.cli import common_options
 
     nas = sub.add_parser("nas", help="rank NAS-Bench-201 cells by training on a summary")
     nsub = nas.add_subparsers(dest="nas_command", required=True)
@@ -57,16 +57,22 @@ def cmd_nas(args: argparse.Namespace) -> None:
 def cmd_rank(args: argparse.Namespace) -> None:
     # every cell is a new graph; compiling each would cost more than training it
     os.environ.setdefault("DATADISTILL_COMPILE", "0")
-    from apps.nas.benchmark import benchmark_accuracies, load_benchmark
-    from apps.nas.pipeline import ProxyPlan, Truth, proxy_sets, score_proxy, trained_truth
-    from apps.nas.plots import proxy_scatter
-    from apps.nas.scoring import TRUTH_TRAIN, CellSetting
-    from apps.nas.space import sample_archs
-    from core import data as datasets
-    from core.distill import resolve_device
-    from core.errors import DistillError
-    from core.results import append_rows, table
-    from core.summary import Summary
+    from datadistill import data as datasets
+    from datadistill.distill import resolve_device
+    from datadistill.errors import DistillError
+    from datadistill.results import append_rows, table
+    from datadistill.summary import Summary
+    from datadistill_apps.nas.benchmark import benchmark_accuracies, load_benchmark
+    from datadistill_apps.nas.pipeline import (
+        ProxyPlan,
+        Truth,
+        proxy_sets,
+        score_proxy,
+        trained_truth,
+    )
+    from datadistill_apps.nas.plots import proxy_scatter
+    from datadistill_apps.nas.scoring import TRUTH_TRAIN, CellSetting
+    from datadistill_apps.nas.space import sample_archs
 
     summaries = [(Summary.load(p), str(p)) for p in args.summary]
     name = args.dataset or (summaries[0][0].spec.name if summaries else None)

@@ -4,7 +4,7 @@ Ground truth, way (b) of the issue: each sampled cell is trained on the full tra
 under a stated budget (`CellSetting`) and tested on the real test set. A proxy trains the
 same cells, from the same initialisation, on something cheaper (a summary, a random
 subset, a few steps on real data) and is tested on the same test set. Everything goes
-through `core.train`, the project's one training loop. Each finished cell is appended to
+through `datadistill.train`, the project's one training loop. Each finished cell is appended to
 a results file at once, so an interrupted run resumes where it stopped.
 """
 
@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from apps.nas.network import NASBench201Net
-from apps.nas.space import SIZE, Arch
-from core.data import Dataset
-from core.evaluate import device_name, train_config_for
-from core.profile import measure
-from core.results import append_rows, command_line, key_of, load_rows
-from core.summary import Summary, count_bytes
-from core.train import TrainConfig, test, train
+from datadistill.data import Dataset
+from datadistill.evaluate import device_name, train_config_for
+from datadistill.profile import measure
+from datadistill.results import append_rows, command_line, key_of, load_rows
+from datadistill.summary import Summary, count_bytes
+from datadistill.train import TrainConfig, test, train
+from datadistill_apps.nas.network import NASBench201Net
+from datadistill_apps.nas.space import SIZE, Arch
 
 # Ground-truth schedule, after NAS-Bench-201's short one (12 epochs, SGD from lr 0.1, batch
 # 256, weight decay 5e-4): the project's loop uses plain momentum and a 10x step at half

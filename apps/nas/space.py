@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from nas_201_api import NASBench201API
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NODES = 4

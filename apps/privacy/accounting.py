@@ -1,7 +1,7 @@
 """Privacy accounting with Opacus's accountants, and the checks on a requested budget.
 
 Every matching step releases one Poisson-subsampled Gaussian mechanism (sample rate q,
-noise multiplier sigma, see `apps.privacy.mechanism`), exactly what Opacus's accountants
+noise multiplier sigma, see `datadistill_apps.privacy.mechanism`), exactly what Opacus's accountants
 compose: RDP (Mironov, CSF 2017; Mironov, Talwar & Zhang 2019), the default, or PRV
 (Gopi, Lee & Wutschitz, NeurIPS 2021), tighter and slower. Either `--epsilon/--delta`
 calibrate sigma for the planned steps with Opacus's `get_noise_multiplier`, or `--noise`
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 ACCOUNTANTS = ("rdp", "prv")
 

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import nets
-from core.data import Dataset
-from core.evaluate import EvalConfig, evaluate, summary_row
-from core.results import command_line
-from core.spec import DataSpec
-from core.summary import count_bytes
-from core.train import TrainConfig, train
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.evaluate import EvalConfig, evaluate, summary_row
+from datadistill.results import command_line
+from datadistill.spec import DataSpec
+from datadistill.summary import count_bytes
+from datadistill.train import TrainConfig, train
 
 ATTACKS = ("loss", "lira")
 
@@ -107,7 +107,7 @@ def train_model(
     seed: int,
     device="cpu",
 ) -> nn.Module:
-    """A fresh `arch` trained on (x, y) by the evaluation protocol: `core.evaluate`'s run
+    """A fresh `arch` trained on (x, y) by the evaluation protocol: `datadistill.evaluate`'s run
     with this seed trains the same network."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -211,8 +211,9 @@ def attack_scores(
 
 
 def summary_target(summary, data: Dataset, *, config: TrainConfig, seed: int, device="cpu"):
-    """(model, test accuracy) of the evaluation protocol's run 0 on `summary` (`core.evaluate`
-    with seed `seed`): the audited model is trained exactly as the accuracy table's are."""
+    """(model, test accuracy) of the evaluation protocol's run 0 on `summary`
+    (`datadistill.evaluate` with seed `seed`): the audited model is trained exactly as the
+    accuracy table's are."""
     models = []
     rows = evaluate(
         summary,
@@ -248,7 +249,7 @@ def audit_row(
     device="cpu",
     **extra,
 ) -> dict:
-    """The audit of one target as a row of the results schema (`core.results`): the target's
+    """The audit of one target as a row of the results schema (`datadistill.results`): the target's
     method, size, bytes and test accuracy, `variant` "audit: <target>", and each attack's AUC
     and TPR at 1% FPR. The target is a model trained on `summary` or on the `real` (x, y)."""
     if (summary is None) == (real is None):

@@ -16,15 +16,15 @@ import json
 import math
 from pathlib import Path
 
-from apps.privacy.accounting import ACCOUNTANTS
-from apps.privacy.mechanism import BACKENDS
-from core.errors import DistillError
+from datadistill.errors import DistillError
+from datadistill_apps.privacy.accounting import ACCOUNTANTS
+from datadistill_apps.privacy.mechanism import BACKENDS
 
 
 def add_commands(sub) -> dict:
     p = sub.add_parser("privacy", help="differentially private distillation and its audit")
     cmds = p.add_subparsers(dest="privacy_command", required=True)
-    from core import cli
+    from datadistill import cli
 
     r = cmds.add_parser("run", help="distil with DP gradient matching (dp-dsa)")
     r.add_argument("--method", default="dp-dsa", help=argparse.SUPPRESS)
@@ -85,7 +85,7 @@ def _budget_options(p, *, epsilon: float | None) -> None:
 
 
 def cmd_run(args) -> None:
-    from core import cli
+    from datadistill import cli
 
     flags = {
         "epsilon": args.epsilon,
@@ -113,11 +113,11 @@ def cmd_run(args) -> None:
 def cmd_audit(args) -> None:
     import torch
 
-    from apps.privacy import audit
-    from core import data as datasets
-    from core.distill import resolve_device
-    from core.summary import Summary
-    from core.train import TrainConfig, test
+    from datadistill import data as datasets
+    from datadistill.distill import resolve_device
+    from datadistill.summary import Summary
+    from datadistill.train import TrainConfig, test
+    from datadistill_apps.privacy import audit
 
     if (args.summary is None) == (args.real is None):
         raise DistillError("pass a summary file or --real N (not both)")
@@ -179,16 +179,16 @@ def cmd_audit(args) -> None:
     )
     print(json.dumps({k: v for k, v in row.items() if k != "privacy"}, indent=1))
     if args.results:
-        from core.results import append_rows
+        from datadistill.results import append_rows
 
         append_rows(args.results, [row])
 
 
 def cmd_dpsgd(args) -> None:
-    from apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
-    from core import data as datasets
-    from core.distill import resolve_device
-    from core.results import append_rows
+    from datadistill import data as datasets
+    from datadistill.distill import resolve_device
+    from datadistill.results import append_rows
+    from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
 
     data = datasets.load(args.dataset, root=args.data_root, download=args.download)
     cfg = DPSGDConfig(
@@ -215,7 +215,7 @@ def cmd_dpsgd(args) -> None:
 
 
 def cmd_epsilon(args) -> None:
-    from apps.privacy.accounting import accountant_for
+    from datadistill_apps.privacy.accounting import accountant_for
 
     if args.noise <= 0 or args.steps < 1 or not 0 < args.sample_rate <= 1:
         raise DistillError("need --noise > 0, --steps >= 1 and --sample-rate in (0, 1]")

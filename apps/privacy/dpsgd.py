@@ -19,14 +19,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from apps.privacy.accounting import ACCOUNTANTS, check_request
-from apps.privacy.mechanism import quiet_opacus
-from core import nets
-from core.data import Dataset
-from core.errors import DistillError
-from core.evaluate import device_name
-from core.results import command_line
-from core.train import test
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.evaluate import device_name
+from datadistill.results import command_line
+from datadistill.train import test
+from datadistill_apps.privacy.accounting import ACCOUNTANTS, check_request
+from datadistill_apps.privacy.mechanism import quiet_opacus
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from apps.privacy import accounting
-from apps.privacy.objective import DPGradientMatching
-from core.data import Dataset
-from core.errors import DistillError
-from core.methods import Method, MethodConfig, register
-from core.methods.gradient import dc_loops
-from core.params.images import FreeImages
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.gradient import dc_loops
+from datadistill.params.images import FreeImages
+from datadistill_apps.privacy import accounting
+from datadistill_apps.privacy.objective import DPGradientMatching
 
 
 @dataclass(frozen=True)

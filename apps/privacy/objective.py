@@ -28,10 +28,10 @@ import math
 
 import torch
 
-from apps.privacy import accounting, mechanism
-from apps.privacy.accounting import Plan
-from core.data import Dataset
-from core.objectives.gradient import GradientMatching
+from datadistill.data import Dataset
+from datadistill.objectives.gradient import GradientMatching
+from datadistill_apps.privacy import accounting, mechanism
+from datadistill_apps.privacy.accounting import Plan
 
 
 class DPGradientMatching(GradientMatching):

@@ -1,4 +1,4 @@
 """Entry point of the privacy app (`datadistill.plugins`): its methods and `distill privacy`."""
 
-from apps.privacy import methods  # noqa: F401  (registers dp-dsa)
-from apps.privacy.cli import add_commands  # noqa: F401
+from datadistill_apps.privacy import methods  # noqa: F401  (registers dp-dsa)
+from datadistill_apps.privacy.cli import add_commands  # noqa: F401

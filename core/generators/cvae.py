@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.spec import DataSpec
+from datadistill.spec import DataSpec
 
 
 @dataclass(frozen=True)

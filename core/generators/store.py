@@ -20,10 +20,10 @@ import safetensors
 import safetensors.torch as st
 import torch
 
-from core import atomic
-from core.errors import DistillError
-from core.generators.cvae import ConditionalVAE, GeneratorConfig
-from core.spec import DataSpec
+from datadistill import atomic
+from datadistill.errors import DistillError
+from datadistill.generators.cvae import ConditionalVAE, GeneratorConfig
+from datadistill.spec import DataSpec
 
 FORMAT_VERSION = 1
 METADATA_KEY = "datadistill_generator"

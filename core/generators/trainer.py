@@ -1,7 +1,7 @@
 """Train the conditional generator on a dataset's training set; resumable, with progress.
 
 Adam on the negative ELBO, shuffled batches; every epoch ends with an atomic save of the
-weights and of the optimiser and RNG state (`core.generators.store`), so stopping and
+weights and of the optimiser and RNG state (`datadistill.generators.store`), so stopping and
 re-running the command continues where it stopped and gives the same weights as a run that
 never stopped. `ensure_generator` is what IT-GAN's preset calls: it loads a finished
 generator, or trains one (saying so) when there is none.
@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from core.data import Dataset
-from core.errors import DistillError
-from core.generators import store
-from core.generators.cvae import ConditionalVAE, GeneratorConfig
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.generators import store
+from datadistill.generators.cvae import ConditionalVAE, GeneratorConfig
 
 # our settings: the loss flattens by then on digits (~1,400 images an epoch, ~30 s for 100
 # epochs on one CPU thread); Fashion-MNIST takes ~55 s an epoch there, so 10 epochs (the

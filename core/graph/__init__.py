@@ -8,6 +8,6 @@ synthetic graphs for graph classification, each adjacency a matrix of Bernoulli 
 Modules, one job each: `data` (registry of real and generated graphs), `nets` (GCN, SGC,
 GraphSAGE on a normalised adjacency; a dense GCN with pooling for graph classification),
 `params` (the parameterisations), `objectives` (their losses), `condense` (a graph run through
-the shared outer loop, `core.loop`), `evaluate` (train on the summary, test on the real graph),
-`summary` (the file format) and `runner` (what `distill run --method gcond` calls).
+the shared outer loop, `datadistill.loop`), `evaluate` (train on the summary, test on the real
+graph), `summary` (the file format) and `runner` (what `distill run --method gcond` calls).
 """

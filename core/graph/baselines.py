@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import DistillError
-from core.graph.data import GraphData, GraphSet, NodeGraph
-from core.graph.summary import GraphSummary
+from datadistill.errors import DistillError
+from datadistill.graph.data import GraphData, GraphSet, NodeGraph
+from datadistill.graph.summary import GraphSummary
 
 
 def random_subset(data: GraphData, ipc: int, *, seed: int = 0) -> GraphSummary:

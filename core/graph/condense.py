@@ -1,7 +1,7 @@
-"""Graph condensation through the one outer loop (`core.loop.optimise`) -> GraphSummary.
+"""Graph condensation through the one outer loop (`datadistill.loop.optimise`) -> GraphSummary.
 
 What is graph-specific lives here: building the parameterisation and objective
-(`core.methods.graph.BUILDERS`), the `GraphSummary`, and how the summary's two parameter
+(`datadistill.methods.graph.BUILDERS`), the `GraphSummary`, and how the summary's two parameter
 groups step. GCond and DosCond step Adam on features and structure with their own learning
 rates; GCond alternates between them (`objective.groups(step)`); DosCond lowers both x0.1
 at 40% of the run. Progress, metrics, checkpoints and resume are the loop's, as for images.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from core import loop, methods, modal_runner
-from core.errors import DistillError
-from core.graph.data import GraphData
-from core.graph.summary import GraphSummary
-from core.loop import RunOptions, Stepper
+from datadistill import loop, methods, modal_runner
+from datadistill.errors import DistillError
+from datadistill.graph.data import GraphData
+from datadistill.graph.summary import GraphSummary
+from datadistill.loop import RunOptions, Stepper
 
 # graph runs take the same options as image runs (the name stays for existing callers)
 CondenseOptions = RunOptions
@@ -46,7 +46,7 @@ def condense(
         callbacks: called as cb(iteration, record) after every step.
         evaluator: summary -> accuracy, called every `options.eval_every` iterations.
     """
-    from core.methods.graph import BUILDERS
+    from datadistill.methods.graph import BUILDERS
 
     method = methods.get(method_name)
     if method.name not in BUILDERS:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 NODE, GRAPH = "node", "graph"
 

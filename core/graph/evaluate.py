@@ -7,8 +7,8 @@ is kept; it is tested on the real graph's test nodes. SGC and GraphSAGE trained 
 measure transfer. Graph classification (DosCond's): a 3-layer GCN with mean pooling, Adam lr
 0.001, 500 epochs, x0.1 at half, batches of 128 graphs, best validation epoch, real test graphs.
 
-Every row has the schema of `core.results` (`images` counts synthetic nodes or graphs) and the
-seconds spent in training steps alone (`train_seconds`, validation excluded), so training on a
+Every row has the schema of `datadistill.results` (`images` counts synthetic nodes or graphs) and
+the seconds spent in training steps alone (`train_seconds`, validation excluded), so training on a
 summary and on the whole graph compare in one run.
 """
 
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.evaluate import device_name
-from core.graph.data import GraphData, GraphSet, NodeGraph
-from core.graph.nets import GraphGCN, build_node_net
-from core.graph.summary import GraphSummary
-from core.results import command_line
+from datadistill.evaluate import device_name
+from datadistill.graph.data import GraphData, GraphSet, NodeGraph
+from datadistill.graph.nets import GraphGCN, build_node_net
+from datadistill.graph.summary import GraphSummary
+from datadistill.results import command_line
 
 
 @dataclass(frozen=True)

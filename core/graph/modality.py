@@ -1,7 +1,7 @@
 """Graph summaries in the modality registry: `distill eval | show | export` for GCond, GCDM,
 DosCond and random-subgraph summaries.
 
-Evaluation is `core.graph.evaluate`'s protocol for the summary's task (GCond's for node
+Evaluation is `datadistill.graph.evaluate`'s protocol for the summary's task (GCond's for node
 classification: a GCN, SGC or GraphSAGE, 600 epochs, best validation epoch; DosCond's for
 graph classification: a pooled GCN, 500 epochs), tested on the real graph it was made from.
 """
@@ -13,24 +13,31 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DistillError
-from core.graph.summary import TENSORS, GraphSummary
-from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
-from core.modality import shapes as shape_text
-from core.results import fmt_acc, fmt_bytes
-from core.results import table as results_table
+from datadistill.errors import DistillError
+from datadistill.graph.summary import TENSORS, GraphSummary
+from datadistill.modality import (
+    EvalRequest,
+    Modality,
+    ShowRequest,
+    describe,
+    register,
+    tensor_export,
+)
+from datadistill.modality import shapes as shape_text
+from datadistill.results import fmt_acc, fmt_bytes
+from datadistill.results import table as results_table
 
 
 def valid_archs(task: str) -> tuple[str, ...]:
     """Node classification trains any node network; graph classification DosCond's GCN."""
-    from core.graph.nets import NODE_NETS
+    from datadistill.graph.nets import NODE_NETS
 
     return tuple(NODE_NETS) if task == "node" else ("gcn",)
 
 
 def evaluate_graph(summary: GraphSummary, request: EvalRequest) -> list[dict]:
-    from core.graph import data as graph_data
-    from core.graph.evaluate import default_config, evaluate_summary
+    from datadistill.graph import data as graph_data
+    from datadistill.graph.evaluate import default_config, evaluate_summary
 
     base = default_config(summary.task)
     archs = request.archs or base.archs

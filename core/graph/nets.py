@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 def gcn_norm(adj: torch.Tensor) -> torch.Tensor:

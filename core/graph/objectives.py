@@ -1,11 +1,11 @@
-"""Objectives of graph condensation: one outer step's loss, as `core.objectives` define it.
+"""Objectives of graph condensation: one outer step's loss, as `datadistill.objectives` define it.
 
 GCond (Jin et al., ICLR 2022, eq. 4 with A' = g_phi(X') of eq. 5): per class c, the
 gradient of a GNN's loss on the real graph's training nodes of c is matched with its gradient
 on the synthetic nodes of c, D(grad L(GNN(A, X))_c, grad L(GNN(A', X'))_c), summed over classes
 weighted by n'_c / max n'_c, along the trajectory of a network trained on the synthetic graph.
 It is the survey's eq. (7) with a graph network; D is DC's layer-wise distance, imported from
-`core.objectives.gradient`, not re-implemented.
+`datadistill.objectives.gradient`, not re-implemented.
 
 GCDM (Liu et al., 2022, "Graph Condensation via Receptive Field Distribution Matching"): the
 real graph is a distribution of receptive fields; per class, the maximum mean discrepancy with
@@ -18,7 +18,7 @@ every step draws a fresh GNN and matches gradients at its initialisation only, s
 training loop runs; plus beta * relu(mean sigmoid(Omega) - target density) to keep the sampled
 graphs as sparse as the real ones.
 
-As in `core.objectives.gradient`, one `loss()` call is one matching step; the network lives
+As in `datadistill.objectives.gradient`, one `loss()` call is one matching step; the network lives
 for `outer_loop` steps and is trained `inner_loop` times on the current synthetic graph between
 two of them (GCond's and GCDM's two loops). Randomness comes only from the generator.
 """
@@ -28,10 +28,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.graph.data import GraphSet, NodeGraph
-from core.graph.nets import GraphGCN, build_node_net
-from core.graph.params import BernoulliGraphs, SyntheticGraph, gumbel_temperature
-from core.objectives.gradient import METRICS, gradient_distance
+from datadistill.graph.data import GraphSet, NodeGraph
+from datadistill.graph.nets import GraphGCN, build_node_net
+from datadistill.graph.params import BernoulliGraphs, SyntheticGraph, gumbel_temperature
+from datadistill.objectives.gradient import METRICS, gradient_distance
 
 
 def seeded(build, generator: torch.Generator):

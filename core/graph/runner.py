@@ -2,7 +2,7 @@
 
 The run ends with a quick check: one GCN trained on the summary and tested on the real data,
 printed beside the summary's storage against the original graph's. `distill eval FILE` runs
-the full protocol (`core.graph.evaluate`, through `core.graph.modality`).
+the full protocol (`datadistill.graph.evaluate`, through `datadistill.graph.modality`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 def run(method, args):
     """The runner registered with the graph presets: args are `distill run`'s parsed options."""
-    from core import modal_runner
-    from core.cli import _settings
-    from core.distill import SUMMARY_FILE, resolve_device
-    from core.graph import data as graph_data
-    from core.graph.condense import condense
-    from core.graph.evaluate import default_config, evaluate_summary
+    from datadistill import modal_runner
+    from datadistill.cli import _settings
+    from datadistill.distill import SUMMARY_FILE, resolve_device
+    from datadistill.graph import data as graph_data
+    from datadistill.graph.condense import condense
+    from datadistill.graph.evaluate import default_config, evaluate_summary
 
     data = graph_data.load(args.dataset, root=args.data_root)
     device = resolve_device(args.device)

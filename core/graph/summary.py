@@ -7,7 +7,7 @@ JSON block as image summaries (format version, dataset, num_classes, method, obj
 parameterisation, ipc, n, stored_bytes, config, seed, library version, created, extra) with
 ``modality: "graph"``, ``task`` and ``num_features`` in place of the image shape. Graphs of
 different sizes (a subset of real graphs) are padded and carry a bool ``mask`` [G, n]. Header
-checks, metadata parsing and atomic writes are `core.modal_summary`'s, shared with the
+checks, metadata parsing and atomic writes are `datadistill.modal_summary`'s, shared with the
 recommender and text summaries.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from core import modal_summary
-from core.errors import DistillError, SummaryFormatError
-from core.summary import count_bytes
+from datadistill import modal_summary
+from datadistill.errors import DistillError, SummaryFormatError
+from datadistill.summary import count_bytes
 
 MODALITY = "graph"
 TENSORS = ("features", "adjacency", "labels")

@@ -6,10 +6,10 @@ random-feature NNGP of random ConvNets (`ConvRandomFeatures`; RFAD) and the feat
 of a given network (`NetworkFeatures`; FRePO). `krr` is the regression all of them feed.
 """
 
-from core.kernels.base import FeatureKernel, Kernel
-from core.kernels.fc import FCNNGP, FCNTK, relu_fc_diag, relu_fc_kernels
-from core.kernels.features import ConvRandomFeatures, NetworkFeatures
-from core.kernels.krr import centred_targets, krr, krr_solve
+from datadistill.kernels.base import FeatureKernel, Kernel
+from datadistill.kernels.fc import FCNNGP, FCNTK, relu_fc_diag, relu_fc_kernels
+from datadistill.kernels.features import ConvRandomFeatures, NetworkFeatures
+from datadistill.kernels.krr import centred_targets, krr, krr_solve
 
 __all__ = [
     "ConvRandomFeatures",

@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from core.kernels.base import Kernel
+from datadistill.kernels.base import Kernel
 
 # rho is clamped into [-1 + eps, 1 - eps]: arccos has an infinite slope at +-1 (every
 # diagonal entry of K(x, x)), and the clamp's zero gradient there is the exact one, since

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.kernels.base import FeatureKernel
+from datadistill.kernels.base import FeatureKernel
 
 
 class ConvRandomFeatures(FeatureKernel):

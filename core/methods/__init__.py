@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Method:
     `runner` is for modalities other than images (graphs, recommender data, text): their
     data, summary tensors and evaluation differ, so the preset owns the whole `distill run`
     and gets the parsed arguments: runner(method, args) -> its result. A runner may also
-    set `build`, to optimise its summary in the one outer loop (`core.distill.run` with
+    set `build`, to optimise its summary in the one outer loop (`datadistill.distill.run` with
     its `summarise` hook), as Distill-CF and text BPTT do.
     """
 
@@ -101,14 +101,14 @@ def available() -> list[str]:
 
 
 def _load_plugins() -> None:
-    """Methods registered by apps/ (through `core.plugins`), imported on first need."""
-    from core import plugins
+    """Methods registered by apps/ (through `datadistill.plugins`), imported on first need."""
+    from datadistill import plugins
 
     plugins.load()
 
 
 # Fill the registry: one module per family (imported for their side effect).
-from core.methods import (  # noqa: E402, F401
+from datadistill.methods import (  # noqa: E402, F401
     coreset,
     distribution,
     factorised,

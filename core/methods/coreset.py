@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core import coreset
-from core.methods import Method, register
+from datadistill import coreset
+from datadistill.methods import Method, register
 
 
 @dataclass(frozen=True)

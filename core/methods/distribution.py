@@ -7,15 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
-from core.data import Dataset
-from core.errors import DistillError
-from core.generators.store import read_meta
-from core.generators.trainer import ensure_generator
-from core.methods import Method, MethodConfig, register
-from core.objectives.distribution import MeanEmbedding
-from core.objectives.layerwise import LayerwiseAlignment
-from core.params.generator_latents import GeneratorLatents
-from core.params.images import FreeImages
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.generators.store import read_meta
+from datadistill.generators.trainer import ensure_generator
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.objectives.distribution import MeanEmbedding
+from datadistill.objectives.layerwise import LayerwiseAlignment
+from datadistill.params.generator_latents import GeneratorLatents
+from datadistill.params.images import FreeImages
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class DMConfig(MethodConfig):
     batch_real: int = 256
     arch: str = "convnet"
     dsa: bool = True
-    target_precision: str = "auto"  # the real side's (ours): see core.objectives.distribution
-    siamese: str = "batch"  # DSA draws: "batch" as DM's code, or "example" (core.augment)
+    # the real side's (ours): see datadistill.objectives.distribution
+    target_precision: str = "auto"
+    siamese: str = "batch"  # DSA draws: "batch" as DM's code, or "example" (datadistill.augment)
 
 
 def mean_embedding(cfg: DMConfig | ITGANConfig, data: Dataset) -> MeanEmbedding:
@@ -64,7 +65,7 @@ class CAFEConfig(MethodConfig):
 
     lr_img 0.1 (momentum 0.5), halved at 60%, 80% and 90% of the run; batch_real 256; the
     network's SGD lr 0.01 on batches of 256; layer weights 0.1, 0.1, 1 and 2 for the
-    embedding (see `core.objectives.layerwise`); beta 0.01; watchers of 10 accuracies on 128
+    embedding (see `datadistill.objectives.layerwise`); beta 0.01; watchers of 10 accuracies on 128
     real images a class with lambda_1 0.04 and lambda_2 0.03. The reference runs 2000
     networks of at least 10 matching steps each: 20000 steps (our `iterations`) at least.
     The two loop caps are ours. `layer_weights` is comma-separated, one per feature map.
@@ -141,7 +142,7 @@ class ITGANConfig(MethodConfig):
 
     DM's settings for the loss (batch_real 256, ConvNet embedding, DSA, 20k iterations,
     momentum 0.5); latents initialised by inverting real images (IT-GAN). Ours: the
-    generator (a conditional VAE, `core.generators`), its inversion (`invert_steps` of
+    generator (a conditional VAE, `datadistill.generators`), its inversion (`invert_steps` of
     reconstruction descent from the encoder's mean) and the latents' lr_img, chosen so a
     latent step moves the decoded image about as far as DM's pixel step (lr 1): a step of lr
     along a decoder direction of gain s moves the image lr * s^2. On a Fashion-MNIST decoder

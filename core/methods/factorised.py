@@ -2,7 +2,7 @@
 
 Each preset pairs a factorised parameterisation (`core/params/{linba,haba,kfs}.py`) with an
 objective, sized from a byte budget: `budget_bytes` 0 means the bytes of `ipc` real images
-with their labels (`core.budget.ipc_budget`), the cost of free images at the same IPC, so a
+with their labels (`datadistill.budget.ipc_budget`), the cost of free images at the same IPC, so a
 row of `linba` at IPC 1 is comparable with `dm` at IPC 1; `distill run --bytes N` sets
 `budget_bytes` directly. The budget counts everything stored, the learnt step size of
 trajectory matching included (`reserve`).
@@ -21,21 +21,21 @@ from dataclasses import dataclass
 
 import torch
 
-from core.budget import FLOAT_BYTES, ipc_budget
-from core.data import Dataset
-from core.errors import DistillError
-from core.methods import Method, MethodConfig, register
-from core.methods.distribution import DMConfig, mean_embedding
-from core.methods.meta import _net_config
-from core.methods.trajectory import _DIGITS, MTTConfig, _objective
-from core.objectives.contrast import HallucinatorContrast
-from core.objectives.distribution import fresh_network
-from core.objectives.meta import BackpropThroughTime
-from core.objectives.trajectory import TrajectoryMatching
-from core.params.haba import Hallucinated
-from core.params.kfs import LatentDecoders
-from core.params.learnt_lr import WithLearntLR
-from core.params.linba import LinearBases
+from datadistill.budget import FLOAT_BYTES, ipc_budget
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.distribution import DMConfig, mean_embedding
+from datadistill.methods.meta import _net_config
+from datadistill.methods.trajectory import _DIGITS, MTTConfig, _objective
+from datadistill.objectives.contrast import HallucinatorContrast
+from datadistill.objectives.distribution import fresh_network
+from datadistill.objectives.meta import BackpropThroughTime
+from datadistill.objectives.trajectory import TrajectoryMatching
+from datadistill.params.haba import Hallucinated
+from datadistill.params.kfs import LatentDecoders
+from datadistill.params.learnt_lr import WithLearntLR
+from datadistill.params.linba import LinearBases
 
 SYN_LR_BYTES = FLOAT_BYTES  # trajectory matching stores its learnt step size too
 
@@ -60,7 +60,7 @@ class LinBaConfig(MethodConfig):
     of the meta-loss (1024, DD's) is ours. The inner step size is fixed, not learnt.
     `inner_steps` is a minimum: whole passes over the examples are unrolled.
     `recompute` (ours, on by default): the exact meta-gradient without keeping the whole
-    unroll's graph (`core.objectives.unroll`): over Fashion-MNIST's 260 hallucinated
+    unroll's graph (`datadistill.objectives.unroll`): over Fashion-MNIST's 260 hallucinated
     images the graph adds about 560 MB of peak memory per unrolled step (about 85 GB at
     150), while recomputing holds 1.6 GB at any length for 1.1x the time
     (experiments/results/bptt_memory.json).

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 import torch
 
-from core import data as _data
-from core.data import Dataset
-from core.methods import Method, MethodConfig, register
-from core.objectives.gradient import (
+from datadistill import data as _data
+from datadistill.data import Dataset
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.objectives.gradient import (
     ClassContrastiveMatching,
     GradientMatching,
     RealTrainedMatching,
 )
-from core.params.images import FreeImages
-from core.params.multiformation import MultiFormation
+from datadistill.params.images import FreeImages
+from datadistill.params.multiformation import MultiFormation
 
 # DC's (outer_loop, inner_loop) per IPC, from its code's `get_loops` (VICO-UoE/
 # DatasetCondensation, utils.py); DSA's and DCC's code use the same table.
@@ -61,7 +61,8 @@ class DCConfig(MethodConfig):
     lr_net: float = 0.01
     metric: str = "layerwise"
     dsa: bool = False
-    siamese: str = "batch"  # DSA draws: "batch" as DC/DSA's code, or "example" (core.augment)
+    # DSA draws: "batch" as DC/DSA's code, or "example" (datadistill.augment)
+    siamese: str = "batch"
     outer_loop: int = 0
     inner_loop: int = 0
     real_precision: str = "auto"  # real side in bf16 where fast (core/objectives/gradient.py)

@@ -1,9 +1,9 @@
 """Graph condensation presets (survey section 3, graphs): GCond, GCDM, DosCond.
 
-Each is registered with `modality="graph"` and a runner (`core.graph.runner.run`) that owns
+Each is registered with `modality="graph"` and a runner (`datadistill.graph.runner.run`) that owns
 `distill run --method gcond`, because graph data, summaries and evaluation differ from
 images. `BUILDERS` maps a preset to (config, data, ipc, generator) -> (parameterisation,
-objective, ipc), which `core.graph.condense` calls before the shared outer loop.
+objective, ipc), which `datadistill.graph.condense` calls before the shared outer loop.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import DistillError
-from core.graph.data import GraphData, GraphSet, NodeGraph
-from core.graph.objectives import DosCondMatching, GCDMMatching, GCondMatching
-from core.graph.params import BernoulliGraphs, SyntheticGraph, class_sizes
-from core.graph.runner import run as run_graph
-from core.methods import Method, register
+from datadistill.errors import DistillError
+from datadistill.graph.data import GraphData, GraphSet, NodeGraph
+from datadistill.graph.objectives import DosCondMatching, GCDMMatching, GCondMatching
+from datadistill.graph.params import BernoulliGraphs, SyntheticGraph, class_sizes
+from datadistill.graph.runner import run as run_graph
+from datadistill.methods import Method, register
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
-from core.data import Dataset
-from core.methods import Method, MethodConfig, register
-from core.objectives.meta import (
+from datadistill.data import Dataset
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.objectives.meta import (
     BackpropThroughTime,
     FeatureRegression,
     KernelInducingPoints,
     RandomFeatureRegression,
 )
-from core.params.images import FreeImages
+from datadistill.params.images import FreeImages
 
 
 def _net_config(width: int, depth: int) -> dict:

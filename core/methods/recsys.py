@@ -1,7 +1,7 @@
 """Recommender presets: Distill-CF (Sachdeva et al., NeurIPS 2022; survey section 3).
 
 The preset owns its `distill run` (`runner`, modality "recsys"): the data are a user-item
-matrix, `--ipc` counts synthetic users, and the summary is a `core.recsys.RecSummary`. It
+matrix, `--ipc` counts synthetic users, and the summary is a `datadistill.recsys.RecSummary`. It
 still runs through the one outer loop (`build` gives it the prior and the objective).
 """
 
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
-from core.methods import Method, MethodConfig, register
+from datadistill.methods import Method, MethodConfig, register
 
 
 @dataclass(frozen=True)
 class DistillCFConfig(MethodConfig):
-    """Distill-CF's settings; the paper's code values are in `core.recsys.distill_cf`.
+    """Distill-CF's settings; the paper's code values are in `datadistill.recsys.distill_cf`.
 
     draws (gamma), tau, cardinality_reg, init "real" and 500 iterations are the reference
     code's defaults (`noveens/distill_cf`, `hyper_params.py`); depth/w_var/b_var the
@@ -44,7 +44,7 @@ class DistillCFConfig(MethodConfig):
 
 
 def _build(cfg: DistillCFConfig, data, users: int, generator: torch.Generator):
-    from core.recsys.distill_cf import DistillCF, GumbelPrior
+    from datadistill.recsys.distill_cf import DistillCF, GumbelPrior
 
     param = GumbelPrior(
         data, users, draws=cfg.draws, tau=cfg.tau, init=cfg.init, generator=generator
@@ -61,7 +61,7 @@ def _build(cfg: DistillCFConfig, data, users: int, generator: torch.Generator):
 
 
 def _runner(method, args):
-    from core.recsys.runner import run_recsys
+    from datadistill.recsys.runner import run_recsys
 
     return run_recsys(method, args)
 

@@ -1,9 +1,9 @@
 """Text presets: embedding-space distillation with BPTT (Sucholutsky & Schonlau, IJCNN 2021).
 
 The preset owns its `distill run` (`runner`, modality "text"): the data are embedded
-sentences (`core.text.data`), `--ipc` counts synthetic sentences per class, and the summary
-is a `core.text.TextSummary`. It optimises through the one outer loop with DD's objective
-(`core.objectives.meta.BackpropThroughTime`) given a text classifier as its inner network.
+sentences (`datadistill.text.data`), `--ipc` counts synthetic sentences per class, and the summary
+is a `datadistill.text.TextSummary`. It optimises through the one outer loop with DD's objective
+(`datadistill.objectives.meta.BackpropThroughTime`) given a text classifier as its inner network.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.methods import Method, MethodConfig, register
+from datadistill.methods import Method, MethodConfig, register
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class TextBPTTConfig(MethodConfig):
     Real batches of 1024 are DD's default. Ours: init "real" (real embedded sentences,
     which the decoded display can be read against; the reference starts from noise), 300
     iterations, sized for a CPU, and lr_inner 1.0: with unit-length word vectors (our
-    table, `core.text.embeddings`) 5 steps at 0.01 or 0.3 leave the classifier at chance
+    table, `datadistill.text.embeddings`) 5 steps at 0.01 or 0.3 leave the classifier at chance
     and the meta-loss flat at ln 6 on `debian`; from 1.0 it falls. The rate is then kept
     fixed (learn_lr False, ours; the reference learns it): learnt, it grew past 1.5 and the
     unrolled loop diverged to NaN after 90-120 iterations at lr_img 30 and 100, while a
@@ -49,15 +49,15 @@ class TextBPTTConfig(MethodConfig):
     learn_lr: bool = False
     lr_lr: float = 0.01
     learn_labels: bool = True
-    seq_len: int = 0  # 0: the corpus default (core.text.data.DEFAULTS)
+    seq_len: int = 0  # 0: the corpus default (datadistill.text.data.DEFAULTS)
     dim: int = 0
     max_train: int = 0  # 0: every training sentence (AG News, IMDB: cap to bound memory)
 
 
 def _build(cfg: TextBPTTConfig, data, ipc: int, generator: torch.Generator):
-    from core.objectives.meta import BackpropThroughTime
-    from core.text import models
-    from core.text.params import FreeSequences
+    from datadistill.objectives.meta import BackpropThroughTime
+    from datadistill.text import models
+    from datadistill.text.params import FreeSequences
 
     param = FreeSequences(
         data, ipc, init=cfg.init, generator=generator, learn_labels=cfg.learn_labels
@@ -75,7 +75,7 @@ def _build(cfg: TextBPTTConfig, data, ipc: int, generator: torch.Generator):
 
 
 def _runner(method, args):
-    from core.text.runner import run_text
+    from datadistill.text.runner import run_text
 
     return run_text(method, args)
 

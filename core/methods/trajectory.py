@@ -1,7 +1,7 @@
 """Trajectory matching presets: MTT and TESLA (survey section 2.3, eq. 10).
 
 Both match a student trained on the summary to expert trajectories trained on the real data
-(`core.experts`; `distill experts` makes them). The learnt step size of the student (MTT's
+(`datadistill.experts`; `distill experts` makes them). The learnt step size of the student (MTT's
 `syn_lr`) is part of the summary: evaluation must train with it, so it lives in the
 parameterisation (`WithLearntLR`) and ends up in the summary's metadata ``extra["syn_lr"]``.
 
@@ -19,13 +19,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from core.data import Dataset
-from core.errors import DistillError
-from core.experts import ExpertBank, default_folder, experts_command
-from core.methods import Method, MethodConfig, register
-from core.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching, unflatten
-from core.params.images import FreeImages
-from core.params.learnt_lr import WithLearntLR
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.experts import ExpertBank, default_folder, experts_command
+from datadistill.methods import Method, MethodConfig, register
+from datadistill.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching, unflatten
+from datadistill.params.images import FreeImages
+from datadistill.params.learnt_lr import WithLearntLR
 
 # (syn_steps N, expert_epochs M, max_start_epoch T+, batch_syn (0: all), lr_lr) per IPC.
 # CIFAR-10: MTT's settings without ZCA whitening (this library has none), as listed under
@@ -65,7 +65,7 @@ class MTTConfig(MethodConfig):
     5000 iterations, real init, SGD on the images with momentum 0.5 and on syn_lr with lr_lr
     and momentum 0.5, syn_lr initialised to the experts' learning rate 0.01 (lr_teacher),
     ConvNet-3, DSA on the student's batches. lr_img 1000 is MTT's for non-whitened CIFAR.
-    Per-IPC settings at 0 come from `TABLE`. `experts` empty: `core.experts.default_folder`.
+    Per-IPC settings at 0 come from `TABLE`. `experts` empty: `datadistill.experts.default_folder`.
     """
 
     iterations: int = 5000

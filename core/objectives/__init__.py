@@ -1,6 +1,6 @@
 """Objectives: a scalar loss comparing a parameterisation with the real data."""
 
-from core.objectives.base import Objective
-from core.objectives.distribution import MeanEmbedding
+from datadistill.objectives.base import Objective
+from datadistill.objectives.distribution import MeanEmbedding
 
 __all__ = ["Objective", "MeanEmbedding"]

@@ -1,7 +1,7 @@
 """The objective interface (DESIGN.md: "the two interfaces").
 
 An objective owns whatever inner loop it needs (random networks, expert trajectories,
-kernels) and returns one scalar loss per outer step. The outer loop (`core.loop`)
+kernels) and returns one scalar loss per outer step. The outer loop (`datadistill.loop`)
 owns optimisers, logging, checkpoints, progress, seeds and time limits, so an objective
 never prints, saves or seeds anything itself: its randomness comes from the generator
 it is handed, which is what makes a resumed run identical to an uninterrupted one.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from core import nets
-from core.data import Dataset
-from core.params.base import Parameterisation
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.params.base import Parameterisation
 
 
 class Objective:

@@ -26,12 +26,12 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from core.augment import DSA
-from core.data import Dataset
-from core.errors import DistillError
-from core.objectives.base import Objective
-from core.params.base import Parameterisation
-from core.params.haba import Hallucinated
+from datadistill.augment import DSA
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.objectives.base import Objective
+from datadistill.params.base import Parameterisation
+from datadistill.params.haba import Hallucinated
 
 
 class HallucinatorContrast(Objective):
@@ -40,7 +40,7 @@ class HallucinatorContrast(Objective):
     Args:
         inner: the objective that matches the summary to the data (HaBa: trajectory
             matching).
-        extractor: f, a `core.nets` network (its `embed` and logits are used).
+        extractor: f, a `datadistill.nets` network (its `embed` and logits are used).
         lambda_club, lambda_cls, lambda_likeli, lambda_contrast: HaBa's weights (its
             CIFAR-10 scripts: 0.1, 1, 0.1, 0.1).
         lr, momentum: the extractor's SGD.

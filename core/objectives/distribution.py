@@ -11,7 +11,7 @@ normalises each example on its own: no statistic is shared across the batch. Bat
 would mix classes, so `MeanEmbedding` refuses it.
 
 The real side is a target (no gradient), averaged over 256 images a class; where bfloat16
-convolutions are fast (`core.accel.fast_bf16`) it runs in bfloat16. Its class means then
+convolutions are fast (`datadistill.accel.fast_bf16`) it runs in bfloat16. Its class means then
 differ from float32's by ~0.1% (relative), 30x less than the sampling noise of a 256-image
 mean (~3%), measured on Fashion-MNIST (experiments/engine_speed.py). The synthetic side,
 whose gradient the images receive, stays float32.
@@ -23,11 +23,11 @@ import copy
 
 import torch
 
-from core import accel, nets
-from core.augment import DSA, check_siamese
-from core.data import Dataset
-from core.objectives.base import Objective
-from core.params.base import Parameterisation
+from datadistill import accel, nets
+from datadistill.augment import DSA, check_siamese
+from datadistill.data import Dataset
+from datadistill.objectives.base import Objective
+from datadistill.params.base import Parameterisation
 
 
 def fresh_network(arch: str, data: Dataset, generator: torch.Generator, device, **config):
@@ -56,9 +56,9 @@ class MeanEmbedding(Objective):
         per_class: compute one class at a time, as the reference code does; kept only so
             the speed benchmark can compare against it in the same run.
         siamese: "batch" (one DSA draw for a class's real and synthetic batches, DM's code)
-            or "example" (a draw per example pair); see `core.augment`.
+            or "example" (a draw per example pair); see `datadistill.augment`.
         target_precision: the real side's: "fp32", "bf16", or "auto" (bf16 where
-            `core.accel.fast_bf16`, else fp32; see the module docstring).
+            `datadistill.accel.fast_bf16`, else fp32; see the module docstring).
     """
 
     name = "mean_embedding"

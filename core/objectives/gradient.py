@@ -17,7 +17,7 @@ between matching steps is trained on the *real* data, and D is a plain mse or l1
 the convolution kernels only.
 
 How DC's two loops map onto the interface: one `loss()` call is one matching step (the outer
-loop of `core.distill` then takes one step on the images). The objective keeps the current
+loop of `datadistill.distill` then takes one step on the images). The objective keeps the current
 network and its optimiser as state; at the start of the next call it first trains that network
 for `inner_loop` steps on the *current* (already updated) synthetic set, as DC does between
 matching steps, and every `outer_loop` calls it draws a fresh network instead. So DC's
@@ -26,7 +26,7 @@ matching steps, and every `outer_loop` calls it draws a fresh network instead. S
 Speed on a CPU. Classes stay one at a time: batching them with `vmap` gave the same gradient
 0.58x as fast (experiments/gradient_batching.py). What is sped up is what needs no second
 derivative: the real side (a target, 256 images a class) runs compiled and, where bfloat16
-convolutions are fast (`core.accel.fast_bf16`), in a bfloat16 channels-last copy of the
+convolutions are fast (`datadistill.accel.fast_bf16`), in a bfloat16 channels-last copy of the
 network, as DM's real side does; the network's training between matching steps runs
 compiled in float32 (the same numbers to 1e-5). The synthetic side needs the gradient of a
 gradient, which compiled graphs do not give, and stays eager float32. Against the plain
@@ -42,13 +42,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from core import accel
-from core.augment import DSA, check_siamese
-from core.data import Dataset
-from core.objectives.base import Objective, restored_network
-from core.objectives.distribution import fresh_network
-from core.params.base import Parameterisation
-from core.train import loss_fn
+from datadistill import accel
+from datadistill.augment import DSA, check_siamese
+from datadistill.data import Dataset
+from datadistill.objectives.base import Objective, restored_network
+from datadistill.objectives.distribution import fresh_network
+from datadistill.params.base import Parameterisation
+from datadistill.train import loss_fn
 
 METRICS = ("layerwise", "cos", "mse", "l1")
 _EPS = 1e-6  # DC's epsilon in the cosine denominators
@@ -120,7 +120,7 @@ class GradientMatching(Objective):
         loss_scale: multiplies the loss; for SGD on the images this is a learning-rate
             factor that can depend on the ipc (IDC scales its image learning rate by ipc/10).
         real_precision: the real side's: "fp32", "bf16", or "auto" (bf16 where
-            `core.accel.fast_bf16`, else fp32; see the module docstring).
+            `datadistill.accel.fast_bf16`, else fp32; see the module docstring).
     """
 
     name = "gradient_matching"

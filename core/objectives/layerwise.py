@@ -27,7 +27,7 @@ accumulates the watched accuracy across steps (`acc += ...; acc /= K` without a 
 watch the plain accuracy of each fresh real batch.
 
 One call of `loss` is one matching step (one update of the images by the outer loop), as in
-`core.objectives.gradient`. Like DM's `MeanEmbedding`, all classes share one forward pass per
+`datadistill.objectives.gradient`. Like DM's `MeanEmbedding`, all classes share one forward pass per
 side: the ConvNet's instance norm keeps every example independent, so this is exact.
 """
 
@@ -39,13 +39,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from core.augment import DSA, check_siamese
-from core.data import Dataset
-from core.errors import DistillError
-from core.objectives.base import Objective, restored_network
-from core.objectives.distribution import fresh_network
-from core.params.base import Parameterisation
-from core.train import loss_fn
+from datadistill.augment import DSA, check_siamese
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.objectives.base import Objective, restored_network
+from datadistill.objectives.distribution import fresh_network
+from datadistill.params.base import Parameterisation
+from datadistill.train import loss_fn
 
 
 def discrimination_loss(

@@ -38,15 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from core import nets
-from core.data import Dataset
-from core.kernels import FCNTK, ConvRandomFeatures, Kernel, NetworkFeatures
-from core.kernels.krr import centred_targets, krr
-from core.objectives.base import Objective
-from core.objectives.distribution import fresh_network
-from core.objectives.unroll import advance, unroll
-from core.params.base import Parameterisation
-from core.train import loss_fn
+from datadistill import nets
+from datadistill.data import Dataset
+from datadistill.kernels import FCNTK, ConvRandomFeatures, Kernel, NetworkFeatures
+from datadistill.kernels.krr import centred_targets, krr
+from datadistill.objectives.base import Objective
+from datadistill.objectives.distribution import fresh_network
+from datadistill.objectives.unroll import advance, unroll
+from datadistill.params.base import Parameterisation
+from datadistill.train import loss_fn
 
 
 def real_batch(data: Dataset, n: int, generator: torch.Generator, device, dtype=torch.float32):
@@ -123,13 +123,13 @@ class BackpropThroughTime(Objective):
         truncate: back-propagate through the last `truncate` steps only (0: all, DD);
             earlier steps run without a graph, which bounds memory for long unrolls.
         recompute: keep no graph across steps and rebuild one step's at a time on the way
-            back (`core.objectives.unroll`): the exact gradient of the full unroll in the
+            back (`datadistill.objectives.unroll`): the exact gradient of the full unroll in the
             memory of one step's graph plus the T states, for one more forward and backward
             per step. For long unrolls over many images (LinBa's 150 steps).
         snapshots: with `recompute`, keep at most this many states (0: all T).
         network: (data, generator, device) -> a fresh inner network, in place of
             `arch`: learners that are not image networks (the text classifiers of
-            `core.text`, Sucholutsky & Schonlau 2021) reuse the same unrolled loop.
+            `datadistill.text`, Sucholutsky & Schonlau 2021) reuse the same unrolled loop.
     """
 
     name = "bptt"
@@ -253,7 +253,7 @@ class KernelRegression(Objective):
 
     Args:
         batch_real: real images regressed per step.
-        reg: ridge relative to the mean diagonal of K_SS (see `core.kernels.krr`).
+        reg: ridge relative to the mean diagonal of K_SS (see `datadistill.kernels.krr`).
     """
 
     name = "kernel_regression"

@@ -20,8 +20,8 @@ recursion: from the snapshot x_a, run m steps forwards, keep x_{a+m}, reverse th
 to minimise m + t(n-m, s-1) + t(m, s).
 
 The schedule is a plain list of actions, independent of what a state is, so it is tested on
-its own (tests/test_trajectory.py); `replay` walks it for `core.objectives.trajectory`
-(MTT/TESLA's student) and `core.objectives.unroll` (DD/LinBa's inner training).
+its own (tests/test_trajectory.py); `replay` walks it for `datadistill.objectives.trajectory`
+(MTT/TESLA's student) and `datadistill.objectives.unroll` (DD/LinBa's inner training).
 """
 
 from __future__ import annotations

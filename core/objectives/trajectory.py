@@ -6,7 +6,7 @@ MTT: Cazenavette et al., "Dataset Distillation by Matching Training Trajectories
     min_S  E_{theta*}  || theta_{t+N} - theta*_{t+M} ||^2 / || theta*_t - theta*_{t+M} ||^2,
     theta_{t+i+1} = theta_{t+i} - alpha grad l(A(S_i); theta_{t+i}),   theta_{t+0} = theta*_t,
 
-where theta* is the trajectory of an expert trained on the real data (`core.experts`), t a
+where theta* is the trajectory of an expert trained on the real data (`datadistill.experts`), t a
 random start epoch below `max_start_epoch`, M = `expert_epochs`, N = `syn_steps` SGD steps on
 minibatches S_i of `batch_syn` synthetic examples under DSA augmentation A, and alpha the
 learnt step size (`syn_lr`, initialised to the experts' learning rate). MTT backpropagates
@@ -33,7 +33,7 @@ products, which makes the gradient equal to MTT's (tests/test_trajectory.py chec
 Memory constant in N needs more than dropping the graphs: the second pass needs theta_i for
 i = N-1 .. 0, and TESLA's code keeps all N of them. Here at most `snapshots` are kept and
 the rest recomputed forwards on Griewank's binomial checkpointing schedule
-(`core.objectives.revolve`); the first-order variant only needs lambda_N, so it replays the
+(`datadistill.objectives.revolve`); the first-order variant only needs lambda_N, so it replays the
 student forwards from theta_0 instead.
 """
 
@@ -42,15 +42,15 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call
 
-from core import nets
-from core.augment import DSA, AugParams
-from core.data import Dataset
-from core.errors import DistillError
-from core.experts import ExpertBank, layout
-from core.objectives import revolve
-from core.objectives.base import Objective
-from core.params.base import Parameterisation
-from core.train import loss_fn
+from datadistill import nets
+from datadistill.augment import DSA, AugParams
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.experts import ExpertBank, layout
+from datadistill.objectives import revolve
+from datadistill.objectives.base import Objective
+from datadistill.params.base import Parameterisation
+from datadistill.train import loss_fn
 
 Plan = list[tuple[torch.Tensor, AugParams | None]]
 
@@ -59,11 +59,11 @@ class TrajectoryMatching(Objective):
     """MTT's loss (survey eq. 10), backpropagated through the unrolled student training.
 
     The parameterisation must carry the learnt step size as ``param.syn_lr`` (see
-    `core.methods.trajectory.WithLearntLR`); labels come from ``param.sample()``, hard or
+    `datadistill.methods.trajectory.WithLearntLR`); labels come from ``param.sample()``, hard or
     soft (soft ones are trained with cross-entropy against the distribution).
 
     Args:
-        experts: the expert trajectories (`core.experts.ExpertBank`).
+        experts: the expert trajectories (`datadistill.experts.ExpertBank`).
         arch, net_config: the student network, which must have the experts' layout.
         syn_steps: N, SGD steps of the student per outer step.
         expert_epochs: M, how many expert epochs after the start the target lies.
@@ -115,7 +115,7 @@ class TrajectoryMatching(Objective):
         if not isinstance(syn_lr, torch.Tensor):
             raise DistillError(
                 "trajectory matching needs a learnt step size: wrap the parameterisation in "
-                "core.methods.trajectory.WithLearntLR"
+                "datadistill.methods.trajectory.WithLearntLR"
             )
         net = self.network(data, x.device)
         start, target = self.segment(generator, x.device)
@@ -193,7 +193,7 @@ class ConstantMemoryMatching(TrajectoryMatching):
     flat parameter vectors theta_i (and the one in hand), whatever syn_steps N is. The
     backward pass needs theta_{N-1}, ..., theta_0 in that order; those not kept are
     recomputed forwards from the nearest kept one on the binomial schedule of
-    `core.objectives.revolve` (Griewank & Walther's revolve), which runs the fewest extra
+    `datadistill.objectives.revolve` (Griewank & Walther's revolve), which runs the fewest extra
     student steps: none when snapshots >= N - 1, about N more (each step run forwards at
     most twice) while N <= (s + 1)(s + 2) / 2, and a few N more beyond.
 

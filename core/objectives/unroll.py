@@ -10,7 +10,7 @@ step's state. The gradient is the same (a test checks it against the full graph)
 price is one more forward and backward per step (measured: 1.1x the time and 0.26x the
 peak memory at 8 steps, flat in the number of steps). With `snapshots` > 0 it keeps at
 most that many states and recomputes the others forwards on the binomial schedule of
-`core.objectives.revolve` (Griewank & Walther's revolve), for networks whose states
+`datadistill.objectives.revolve` (Griewank & Walther's revolve), for networks whose states
 themselves are too many to keep.
 
 A step is `step(t, state, inputs, differentiable) -> next state`, each a tuple of tensors;
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from core.objectives import revolve
+from datadistill.objectives import revolve
 
 Tensors = tuple[torch.Tensor, ...]
 Step = Callable[[int, Tensors, Tensors, bool], Tensors]

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from core.spec import DataSpec
+from datadistill.spec import DataSpec
 
 if TYPE_CHECKING:
-    from core.data import Dataset
+    from datadistill.data import Dataset
 
 
 class Parameterisation(nn.Module):

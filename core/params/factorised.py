@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core.budget import LABEL_BYTES
-from core.params.base import Parameterisation
-from core.spec import DataSpec
+from datadistill.budget import LABEL_BYTES
+from datadistill.params.base import Parameterisation
+from datadistill.spec import DataSpec
 
 
 class Factorised(Parameterisation):

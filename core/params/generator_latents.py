@@ -20,11 +20,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.data import Dataset
-from core.errors import DistillError
-from core.generators.cvae import ConditionalVAE
-from core.params.base import Parameterisation
-from core.summary import count_bytes
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.generators.cvae import ConditionalVAE
+from datadistill.params.base import Parameterisation
+from datadistill.summary import count_bytes
 
 INITS = ("invert", "prior")
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core import budget as budgets
-from core.data import Dataset
-from core.errors import DistillError
-from core.params.factorised import Factorised, low_resolution, shrink, to_image_size
-from core.spec import DataSpec
+from datadistill import budget as budgets
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
+from datadistill.params.factorised import Factorised, low_resolution, shrink, to_image_size
+from datadistill.spec import DataSpec
 
 
 class Hallucinator(nn.Module):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.data import Dataset
-from core.params.base import Parameterisation
+from datadistill.data import Dataset
+from datadistill.params.base import Parameterisation
 
 
 class FreeImages(Parameterisation):

@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core import budget as budgets
-from core.data import Dataset
-from core.params.factorised import Factorised, low_resolution, shrink, to_image_size
+from datadistill import budget as budgets
+from datadistill.data import Dataset
+from datadistill.params.factorised import Factorised, low_resolution, shrink, to_image_size
 
 
 class Decoder(nn.Module):

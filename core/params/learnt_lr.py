@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.params.base import Parameterisation
+from datadistill.params.base import Parameterisation
 
 
 class WithLearntLR(Parameterisation):

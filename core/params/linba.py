@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core import budget as budgets
-from core.params.factorised import Factorised, low_resolution, to_image_size
-from core.spec import DataSpec
+from datadistill import budget as budgets
+from datadistill.params.factorised import Factorised, low_resolution, to_image_size
+from datadistill.spec import DataSpec
 
 
 class LinearBases(Factorised):

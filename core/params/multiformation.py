@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import Dataset
-from core.params.base import Parameterisation
+from datadistill.data import Dataset
+from datadistill.params.base import Parameterisation
 
 
 class MultiFormation(Parameterisation):

@@ -33,12 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.kernels import FCNTK
-from core.kernels.krr import krr
-from core.objectives.base import Objective
-from core.params.base import Parameterisation
-from core.recsys.data import RecData
-from core.recsys.evaluate import best_ridge
+from datadistill.kernels import FCNTK
+from datadistill.kernels.krr import krr
+from datadistill.objectives.base import Objective
+from datadistill.params.base import Parameterisation
+from datadistill.recsys.data import RecData
+from datadistill.recsys.evaluate import best_ridge
 
 MATERIALISE_SEED = 0  # the summary's draw: fixed, so a saved summary is reproducible
 

@@ -15,11 +15,11 @@ import time
 
 import torch
 
-from core.errors import DistillError
-from core.recsys import ease, infinite_ae
-from core.recsys.data import RecData
-from core.recsys.metrics import ranking_metrics
-from core.results import command_line
+from datadistill.errors import DistillError
+from datadistill.recsys import ease, infinite_ae
+from datadistill.recsys.data import RecData
+from datadistill.recsys.metrics import ranking_metrics
+from datadistill.results import command_line
 
 MODELS = {
     "infinite-ae": (infinite_ae.InfiniteAE, infinite_ae.RIDGES),
@@ -87,10 +87,10 @@ def support_rows(
     models: tuple[str, ...] = tuple(MODELS),
     device: str = "cpu",
 ) -> list[dict]:
-    """One `core.results` row per model fitted on `support`, mapped so: ipc -> users;
+    """One `datadistill.results` row per model fitted on `support`, mapped so: ipc -> users;
     arch -> the model; acc_mean -> test HR@10 (named in `metric`), acc_std -> 0 (one
     deterministic fit, `runs` 1); images -> users; ndcg@10, auc and the ridge ride along."""
-    from core.evaluate import device_name
+    from datadistill.evaluate import device_name
 
     rows = []
     for model in models:

@@ -10,8 +10,8 @@ convergence is kernel ridge regression with the network's NTK K (their eq. 2):
 X_s the rows it is fitted on (all users, or a summary's synthetic users), X_c the rows
 whose missing items are to be scored. The code (`noveens/infinite_ae_cf`, `model.py`)
 uses neural-tangents' NTK of Dense(W_std sqrt 2, b_std 0.1, NTK parameterisation) - ReLU -
-Dense, which is `core.kernels.FCNTK(depth=1, w_var=2, b_var=0.01)`, and scales lambda by
-the mean diagonal of K(X_s, X_s), as `core.kernels.krr` does. Its single hyperparameter
+Dense, which is `datadistill.kernels.FCNTK(depth=1, w_var=2, b_var=0.01)`, and scales lambda by
+the mean diagonal of K(X_s, X_s), as `datadistill.kernels.krr` does. Its single hyperparameter
 lambda is picked on validation items from {1e-5, 1e-3, 0.1, 1, 5, 50} (`eval.py`).
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from core.kernels import FCNTK
-from core.kernels.krr import krr_solve
+from datadistill.kernels import FCNTK
+from datadistill.kernels.krr import krr_solve
 
 RIDGES = (1e-5, 1e-3, 0.1, 1.0, 5.0, 50.0)
 

@@ -1,7 +1,7 @@
 """Recommender summaries in the modality registry: `distill eval | show | export` for
 Distill-CF's synthetic users.
 
-Evaluation is `core.recsys.evaluate`'s protocol (each model fitted once on the synthetic
+Evaluation is `datadistill.recsys.evaluate`'s protocol (each model fitted once on the synthetic
 users, its ridge chosen on validation HR@10, ranked on the real users' test items), one row
 per model as `experiments/recsys_distill.py` writes them. The models take the place of
 architectures (`--arch infinite-ae,ease`); a closed-form fit has no runs, epochs,
@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import DistillError
-from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
-from core.modality import shapes as shape_text
-from core.recsys.summary import RecSummary
-from core.results import fmt_bytes
-from core.results import table as results_table
+from datadistill.errors import DistillError
+from datadistill.modality import (
+    EvalRequest,
+    Modality,
+    ShowRequest,
+    describe,
+    register,
+    tensor_export,
+)
+from datadistill.modality import shapes as shape_text
+from datadistill.recsys.summary import RecSummary
+from datadistill.results import fmt_bytes
+from datadistill.results import table as results_table
 
 
 def evaluate_recsys(summary: RecSummary, request: EvalRequest) -> list[dict]:
-    from core.recsys import data as recdata
-    from core.recsys.evaluate import MODELS, support_rows
+    from datadistill.recsys import data as recdata
+    from datadistill.recsys.evaluate import MODELS, support_rows
 
     models = request.archs or tuple(MODELS)
     unknown = [m for m in models if m not in MODELS]

@@ -1,7 +1,7 @@
 """`distill run --method distill-cf --dataset powerlaw --ipc 50`: distil, save, evaluate.
 
 `--ipc` (or `--set users=N`) is the number of synthetic users. The outer loop is the one of
-`core.distill`; the summary is a `RecSummary`, evaluated with the infinity-AE it was
+`datadistill.distill`; the summary is a `RecSummary`, evaluated with the infinity-AE it was
 distilled for and with EASE (transfer), next to a random subset of as many real users.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from core import modal_runner
-from core.cli import _settings
-from core.distill import SUMMARY_FILE, resolve_device, run
-from core.recsys import data as recdata
-from core.recsys.evaluate import MODELS, evaluate_support
-from core.recsys.summary import RecSummary
+from datadistill import modal_runner
+from datadistill.cli import _settings
+from datadistill.distill import SUMMARY_FILE, resolve_device, run
+from datadistill.recsys import data as recdata
+from datadistill.recsys.evaluate import MODELS, evaluate_support
+from datadistill.recsys.summary import RecSummary
 
 
 def summarise(method, cfg, data, ipc, seed, param, objective, state) -> RecSummary:

@@ -2,7 +2,7 @@
 
 Tensors: ``interactions`` float32 [n_users, items] (the matrix a model trains on, values in
 [0, 1]) and, for a learnt prior, ``param.logits`` (Distill-CF's Omega). Metadata: the block
-of `core.modal_summary` with ``modality: "recsys"`` plus ``num_items`` and the real
+of `datadistill.modal_summary` with ``modality: "recsys"`` plus ``num_items`` and the real
 dataset's ``num_users``; ``ipc`` is the number of synthetic users.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from core import modal_summary
-from core.errors import DistillError
-from core.recsys.data import RecSpec
+from datadistill import modal_summary
+from datadistill.errors import DistillError
+from datadistill.recsys.data import RecSpec
 
 MODALITY = "recsys"
 

@@ -4,7 +4,7 @@ Text dataset distillation (Sucholutsky & Schonlau, IJCNN 2021) works in the spac
 embeddings: every sentence is padded or cut to `seq_len` tokens and replaced by its
 [seq_len, dim] matrix of frozen embeddings, and the synthetic sentences are free matrices of
 the same shape. Real sentences are therefore embedded once here, and the distillation
-machinery sees a `core.data.Dataset` whose "images" are [seq_len, dim] matrices; the
+machinery sees a `datadistill.data.Dataset` whose "images" are [seq_len, dim] matrices; the
 vocabulary and the table stay beside it for decoding and for the summary file.
 
 Corpora: `debian` (offline, committed: `corpora/README.md`), and `ag-news` / `imdb` read
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from core.data import Dataset
-from core.errors import DistillError
+from datadistill.data import Dataset
+from datadistill.errors import DistillError
 
 PAD, UNK = "<pad>", "<unk>"
 CORPORA = Path(__file__).with_name("corpora")
@@ -101,7 +101,7 @@ def embed_corpus(
     corpus: Corpus, *, seq_len: int, dim: int, min_count: int = 2, max_train: int = 0
 ) -> TextData:
     """Tokenise, build the vocabulary and the frozen table on the training split only."""
-    from core.text.embeddings import ppmi_svd
+    from datadistill.text.embeddings import ppmi_svd
 
     train_tok = [tokenize(t) for t in corpus.train_text]
     test_tok = [tokenize(t) for t in corpus.test_text]

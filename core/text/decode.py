@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from core.text.data import PAD
+from datadistill.text.data import PAD
 
 
 def nearest_tokens(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

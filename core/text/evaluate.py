@@ -1,21 +1,21 @@
 """The text evaluation protocol: fresh classifiers trained on a summary, tested on real text.
 
-Exactly the image protocol of `core.evaluate` with text classifiers: K fresh models per
-architecture, trained by the one training loop (`core.train.train`, no augmentation) with
+Exactly the image protocol of `datadistill.evaluate` with text classifiers: K fresh models per
+architecture, trained by the one training loop (`datadistill.train.train`, no augmentation) with
 the summary's own hyperparameters (its learnt `syn_lr`, through
-`core.evaluate.train_config_for`), tested on the real test split; one row per architecture
-in `core.results`' schema, where `images` counts synthetic sentences.
+`datadistill.evaluate.train_config_for`), tested on the real test split; one row per architecture
+in `datadistill.results`' schema, where `images` counts synthetic sentences.
 """
 
 from __future__ import annotations
 
 import torch
 
-from core.data import Dataset
-from core.evaluate import EvalConfig, summary_row, train_config_for
-from core.profile import measure
-from core.text import models
-from core.train import TrainConfig, test, train
+from datadistill.data import Dataset
+from datadistill.evaluate import EvalConfig, summary_row, train_config_for
+from datadistill.profile import measure
+from datadistill.text import models
+from datadistill.train import TrainConfig, test, train
 
 # the protocol of `distill run --method text-bptt` and `distill eval`: both classifiers, 3 fresh
 # models each, 300 epochs (sized for a CPU)

@@ -1,11 +1,11 @@
 """Text summaries in the modality registry: `distill eval | show | export` for synthetic
 sentences in word-embedding space (Sucholutsky & Schonlau, IJCNN 2021).
 
-Evaluation is `core.text.evaluate`'s protocol on the real test sentences embedded with the
+Evaluation is `datadistill.text.evaluate`'s protocol on the real test sentences embedded with the
 summary's own frozen table (it travels in the file as ``preprocess.embedding``, DESIGN.md):
 a table rebuilt from the corpus could differ (another vocabulary cap, SVD signs on another
 machine), and a classifier trained in one embedding space says nothing about another.
-`show` decodes a few synthetic sentences to their nearest words (`core.text.decode`).
+`show` decodes a few synthetic sentences to their nearest words (`datadistill.text.decode`).
 """
 
 from __future__ import annotations
@@ -15,20 +15,27 @@ from pathlib import Path
 
 import torch
 
-from core.errors import DistillError
-from core.modality import EvalRequest, Modality, ShowRequest, describe, register, tensor_export
-from core.modality import shapes as shape_text
-from core.text.decode import nearest_tokens
-from core.text.summary import TextSummary
+from datadistill.errors import DistillError
+from datadistill.modality import (
+    EvalRequest,
+    Modality,
+    ShowRequest,
+    describe,
+    register,
+    tensor_export,
+)
+from datadistill.modality import shapes as shape_text
+from datadistill.text.decode import nearest_tokens
+from datadistill.text.summary import TextSummary
 
 SENTENCES_PER_CLASS = 2  # decoded by `distill show` unless --max-per-class says otherwise
 
 
 def embedded_test_split(summary: TextSummary, request: EvalRequest):
-    """The real test sentences of the summary's corpus as a `core.data.Dataset`, embedded
+    """The real test sentences of the summary's corpus as a `datadistill.data.Dataset`, embedded
     with the summary's table; words it does not know become UNK, as they would in training."""
-    from core.data import Dataset
-    from core.text import data as textdata
+    from datadistill.data import Dataset
+    from datadistill.text import data as textdata
 
     text = textdata.load(
         request.dataset or summary.spec.name,
@@ -51,8 +58,8 @@ def embedded_test_split(summary: TextSummary, request: EvalRequest):
 
 
 def evaluate_text_summary(summary: TextSummary, request: EvalRequest) -> list[dict]:
-    from core.text import models
-    from core.text.evaluate import DEFAULT_EVAL, evaluate_text
+    from datadistill.text import models
+    from datadistill.text.evaluate import DEFAULT_EVAL, evaluate_text
 
     archs = request.archs or DEFAULT_EVAL.archs
     unknown = [a for a in archs if a not in models.ARCHS]

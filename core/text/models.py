@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.errors import DistillError
+from datadistill.errors import DistillError
 
 
 class TextCNN(nn.Module):
@@ -55,7 +55,7 @@ def build(arch: str, spec) -> nn.Module:
 
 def fresh(arch: str, spec, generator: torch.Generator, device) -> nn.Module:
     """A classifier whose initialisation depends only on `generator` (as
-    `core.objectives.distribution.fresh_network` for images)."""
+    `datadistill.objectives.distribution.fresh_network` for images)."""
     seed = int(torch.randint(2**62, (1,), generator=generator))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -2,7 +2,7 @@
 
 Sucholutsky & Schonlau (2021), text dataset distillation: the synthetic data are sentences
 of continuous word embeddings, learnt directly (and their labels with them, "soft-label"
-distillation). That is `core.params.images.FreeImages` with [seq_len, dim] examples in
+distillation). That is `datadistill.params.images.FreeImages` with [seq_len, dim] examples in
 place of images: initialised from real embedded sentences or noise, labels as learnable
 logits from one-hot, class-ordered rows. Only the name differs, so a summary says what its
 tensors are.
@@ -10,7 +10,7 @@ tensors are.
 
 from __future__ import annotations
 
-from core.params.images import FreeImages
+from datadistill.params.images import FreeImages
 
 
 class FreeSequences(FreeImages):

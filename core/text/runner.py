@@ -1,6 +1,6 @@
 """`distill run --method text-bptt --dataset debian --ipc 10`: distil, save, show, evaluate.
 
-`--ipc` counts synthetic sentences per class. The outer loop is `core.distill.run` (with a
+`--ipc` counts synthetic sentences per class. The outer loop is `datadistill.distill.run` (with a
 `summarise` hook that writes a `TextSummary`); the decoded sentences are printed, and the
 summary is evaluated next to a random real subset of the same size.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from core import modal_runner
-from core.cli import _settings
-from core.distill import SUMMARY_FILE, resolve_device, run
-from core.results import table
-from core.text import data as textdata
-from core.text.evaluate import DEFAULT_EVAL, evaluate_text
-from core.text.summary import TextSummary
+from datadistill import modal_runner
+from datadistill.cli import _settings
+from datadistill.distill import SUMMARY_FILE, resolve_device, run
+from datadistill.results import table
+from datadistill.text import data as textdata
+from datadistill.text.evaluate import DEFAULT_EVAL, evaluate_text
+from datadistill.text.summary import TextSummary
 
 
 def summariser(text: textdata.TextData):
@@ -69,7 +69,7 @@ def random_sentences(text: textdata.TextData, ipc: int, *, seed: int) -> TextSum
 
 
 def load_for(args, overrides: dict) -> textdata.TextData:
-    from core import methods
+    from datadistill import methods
 
     cfg = methods.get("text-bptt").config(args.dataset, overrides)
     return textdata.load(

@@ -5,7 +5,7 @@ Tensors: ``embeddings`` float32 [n, seq_len, dim] (what a classifier trains on),
 (each position's nearest word, for display) and ``preprocess.embedding`` [V, dim], the
 frozen table that maps real text into the same space (preprocessing travels with the
 summary, DESIGN.md; it is not charged to ``stored_bytes``). Metadata: the block of
-`core.modal_summary` with ``modality: "text"``, plus classes, seq_len, dim, soft_labels
+`datadistill.modal_summary` with ``modality: "text"``, plus classes, seq_len, dim, soft_labels
 and the vocabulary (the words of the table's rows).
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from core import modal_summary
-from core.errors import DistillError
-from core.text.data import TextSpec
-from core.text.decode import decode, nearest_tokens
+from datadistill import modal_summary
+from datadistill.errors import DistillError
+from datadistill.text.data import TextSpec
+from datadistill.text.decode import decode, nearest_tokens
 
 MODALITY = "text"
 
