@@ -1,16 +1,18 @@
-"""Image distillation: a method's parameterisation and objective through the one outer loop.
+"""The one front door: `run(method, data, ipc, config, options)` -> a summary, for every modality.
 
-`run` builds what a method needs (config, parameterisation, objective, one SGD over the
+`run` builds what a method needs (config, parameterisation, objective, the stepper over the
 parameterisation's groups) and hands it to `datadistill.loop.optimise`, which owns progress,
-metrics, checkpoints, resume and the time limit for every modality. Selection methods
-(coresets) have no loop and return their rows directly. Recommender and text summaries come
-through here too, with a `summarise` hook building their own summary.
+metrics, checkpoints, resume and the time limit. Images need no hooks; graphs, recommender
+data and text name theirs on their `Method` (a stepper, a `summarise` hook building their
+summary from one `RunState`). Selection methods (coresets) have no loop and return their rows
+directly.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,20 +20,10 @@ import torch
 from datadistill import accel, loop, methods
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.loop import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, RunOptions, Stepper
+from datadistill.loop import SUMMARY_FILE, RunOptions, Stepper
+from datadistill.methods.registry import Method
 from datadistill.profile import measure
 from datadistill.summary import Summary
-
-__all__ = [
-    "CHECKPOINT_FILE",
-    "METRICS_FILE",
-    "SUMMARY_FILE",
-    "RunOptions",
-    "ImageStepper",
-    "check_ipc",
-    "resolve_device",
-    "run",
-]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -52,46 +44,108 @@ def check_ipc(data: Dataset, ipc: int) -> None:
         )
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What a modality's `summarise` hook sees, as one typed object: the run's method, typed
+    config, the data given to `run`, ipc and seed, the parameterisation and objective, and the
+    outer loop's counters (iteration, step_seconds, peak_mem_mb)."""
+
+    method: Method
+    config: object
+    data: object
+    ipc: int
+    seed: int
+    param: torch.nn.Module
+    objective: object
+    counters: dict
+
+    def run_info(self) -> dict:
+        """The loop's counters as every summary records them under `extra["run"]`."""
+        n = max(self.counters["iteration"], 1)
+        return {
+            "iterations": self.counters["iteration"],
+            "sec_per_iter": self.counters["step_seconds"] / n,
+            "seconds": self.counters["step_seconds"],
+            "peak_mem_mb": self.counters["peak_mem_mb"],
+        }
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def dataset_name(data) -> str:
+    """The name a method's per-dataset defaults are keyed by (graphs carry it as `name`)."""
+    spec = getattr(data, "spec", None)
+    return spec.name if spec is not None else data.name
+
+
 def run(
-    method_name: str,
-    data: Dataset,
+    method: Method | str,
+    data,
     ipc: int,
+    config=None,
+    options: RunOptions | None = None,
     *,
-    options: RunOptions = RunOptions(),
     overrides: dict | None = None,
     device: torch.device | str = "cpu",
     out_dir: str | Path | None = None,
     callbacks: Sequence[Callable[[int, dict], None]] = (),
-    evaluator: Callable[[Summary], float] | None = None,
-    summarise: Callable | None = None,
-) -> Summary:
-    """Distil `data` with method `method_name` at `ipc` images per class.
+    evaluator: Callable[[object], float] | None = None,
+):
+    """Distil `data` with `method` at `ipc` examples per class; returns the summary.
 
     Args:
-        overrides: the method's settings to change (`--set key=value`), typed by its config.
+        method: a registered `Method`, or its name.
+        data: the modality's data: a `datadistill.data.Dataset` (images), a graph
+            (`datadistill.graph.data.load`), a `RecData` (`ipc` counts synthetic users) or a
+            `TextData`.
+        config: the method's typed config (`method.config(dataset, overrides)`); None gives
+            the paper's defaults for this dataset with `overrides` applied.
+        options: how the loop runs (seed, iterations, resume, ...); None: the defaults.
+        overrides: the method's settings to change (`--set key=value`), typed by its config;
+            only without `config`.
         out_dir: where the summary, checkpoint and metrics go; nothing is written if None.
         callbacks: called as cb(iteration, record) after every step (logging, drawing,
             tests that interrupt a run).
         evaluator: summary -> accuracy, called every `options.eval_every` iterations.
-        summarise: (method, cfg, data, ipc, seed, param, objective, state) -> a summary with
-            `save(path)`, for modalities whose summary is not images (recommender data,
-            text); None builds the image `Summary`. `state` holds iterations and timings.
     """
     accel.tune_allocator()
-    method = methods.get(method_name)
-    check_ipc(data, ipc)
-    cfg = method.config(data.spec.name, overrides)
+    method = methods.get(method) if isinstance(method, str) else method
+    options = options or RunOptions()
+    kind = getattr(data, "modality", "image")  # images are `datadistill.data.Dataset`s
+    if method.modality != kind:
+        same = [n for n in methods.available() if methods.get(n).modality == kind]
+        raise DistillError(
+            f"'{method.name}' is a {method.modality} method, not {_a(kind)} one; {kind} methods: "
+            f"{', '.join(same)}"
+        )
+    examples = method.examples(data) if method.examples else data
+    if hasattr(examples, "class_counts"):  # graph presets check their own sizes
+        check_ipc(examples, ipc)
+    if config is None:
+        config = method.config(dataset_name(data), overrides)
+    elif overrides:
+        raise DistillError("pass the method's settings in `config` or in `overrides`, not both")
+    elif not isinstance(config, method.config_cls):
+        raise DistillError(
+            f"method '{method.name}' takes a {method.config_cls.__name__}, got "
+            f"{type(config).__name__}; build it with methods.get('{method.name}').config(...)"
+        )
+    cfg = config
     if method.learnt and options.iterations is not None:
         cfg = dataclasses.replace(cfg, iterations=options.iterations)
     device = torch.device(device)
     out = Path(out_dir) if out_dir is not None else None
     generator = torch.Generator().manual_seed(options.seed)
-    current = summarise or _current
 
     if not method.learnt:
         with measure(device) as m:
             rows = method.select(cfg, data, ipc, generator, options.seed, device)
-        summary = _summary(
+        summary = image_summary(
             method,
             cfg,
             data,
@@ -102,31 +156,36 @@ def run(
             None,
             objective="selection",
             objective_extra={},
-            iterations=0,
-            sec_per_iter=None,
-            seconds=m.seconds,
-            peak_mem_mb=m.peak_mem_mb,
-        )
+            run={"iterations": 0, "sec_per_iter": None, "seconds": m.seconds,
+                 "peak_mem_mb": m.peak_mem_mb},
+        )  # fmt: skip
         if out is not None:
             summary.save(out / SUMMARY_FILE)
         return summary
 
     param, objective = method.build(cfg, data, ipc, generator)
     param = param.to(device)
+    summarise = method.summarise or _image_summarise
+    if method.stepper is not None:
+        stepper = method.stepper(param, objective, cfg)
+    else:
+        stepper = ImageStepper(param, optimizer=cfg.optimizer, lr=cfg.lr_img, momentum=cfg.momentum)
 
-    def summarise_now(state: dict):
-        return current(method, cfg, data, ipc, options.seed, param, objective, state)
+    def summarise_now(counters: dict):
+        return summarise(RunState(method, cfg, data, ipc, options.seed, param, objective, counters))
 
+    if device.type != "cpu" and hasattr(examples, "to"):
+        examples = examples.to(device)
     return loop.optimise(
         param=param,
         objective=objective,
-        data=data.to(device) if device.type != "cpu" else data,
+        data=examples,
         generator=generator,
-        stepper=ImageStepper(param, optimizer=cfg.optimizer, lr=cfg.lr_img, momentum=cfg.momentum),
+        stepper=stepper,
         iterations=cfg.iterations,
         summarise=summarise_now,
         options=options,
-        describe=f"{method.name} {data.spec.name} ipc{ipc}",
+        describe=f"{method.name} {dataset_name(data)} ipc{ipc}",
         device=device,
         out=out,
         callbacks=callbacks,
@@ -175,44 +234,27 @@ class ImageStepper(Stepper):
         self.opt.load_state_dict(blob["opt"])
 
 
-def _current(method, cfg, data, ipc, seed, param, objective, state) -> Summary:
-    x, y = param.materialize()
-    n = max(state["iteration"], 1)
-    return _summary(
-        method,
-        cfg,
-        data,
-        ipc,
-        seed,
+def _image_summarise(state: RunState) -> Summary:
+    x, y = state.param.materialize()
+    return image_summary(
+        state.method,
+        state.config,
+        state.data,
+        state.ipc,
+        state.seed,
         x.cpu(),
         y.cpu(),
-        param,
-        objective=objective.name,
-        objective_extra=objective.summary_extra(),
-        iterations=state["iteration"],
-        sec_per_iter=state["step_seconds"] / n,
-        seconds=state["step_seconds"],
-        peak_mem_mb=state["peak_mem_mb"],
+        state.param,
+        objective=state.objective.name,
+        objective_extra=state.objective.summary_extra(),
+        run=state.run_info(),
     )
 
 
-def _summary(
-    method,
-    cfg,
-    data,
-    ipc,
-    seed,
-    x,
-    y,
-    param,
-    *,
-    objective,
-    objective_extra,
-    iterations,
-    sec_per_iter,
-    seconds,
-    peak_mem_mb,
+def image_summary(
+    method, cfg, data, ipc, seed, x, y, param, *, objective, objective_extra, run
 ) -> Summary:
+    """The image `Summary` of a run (`param` None for a selection of real rows)."""
     return Summary(
         images=x.float().contiguous(),
         labels=y.contiguous(),
@@ -227,12 +269,7 @@ def _summary(
         extra={
             **(param.summary_extra() if param is not None else {}),
             **objective_extra,
-            "run": {
-                "iterations": iterations,
-                "sec_per_iter": sec_per_iter,
-                "seconds": seconds,
-                "peak_mem_mb": peak_mem_mb,
-            },
+            "run": run,
         },
         params={
             k: v.detach().cpu() for k, v in (param.tensors() if param is not None else {}).items()

@@ -82,7 +82,41 @@ def evaluate(
             stacklevel=2,
         )
     tcfg = train_config_for(summary, config.train)
-    x, y = summary.images.to(device), summary.labels.to(device)
+
+    def build(arch: str, seed: int) -> torch.nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return nets.build(arch, data.spec).to(device)
+
+    rows = fresh_models(summary, summary.images, data, dataset=summary.spec.name, config=config,
+                        tcfg=tcfg, build=build, dsa_strategy=data.spec.dsa_strategy,
+                        device=device, progress=progress, on_model=on_model)  # fmt: skip
+    for row in rows:
+        if "decoder_bytes" in summary.extra:  # a decoder every summary of the dataset shares
+            row["decoder_bytes"] = summary.extra["decoder_bytes"]  # (IT-GAN): shown, not charged
+    return rows
+
+
+def fresh_models(
+    summary,
+    x: torch.Tensor,
+    data: Dataset,
+    *,
+    dataset: str,
+    config: EvalConfig,
+    tcfg: TrainConfig,
+    build: Callable[[str, int], torch.nn.Module],
+    dsa_strategy: str,
+    device,
+    progress: bool = True,
+    on_model: Callable[[str, int, torch.nn.Module], None] | None = None,
+) -> list[dict]:
+    """The protocol every modality that trains classifiers shares: `config.runs` fresh
+    networks per architecture (`build(arch, seed)`) trained on (`x`, the summary's labels) by
+    the one training loop, tested on `data`'s test split; one row per architecture (rows name
+    `dataset`), with the
+    models whose weights became NaN counted and warned about here, once for every modality."""
+    x, y = x.to(device), summary.labels.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     rows = []
     for arch in config.archs:
@@ -96,17 +130,15 @@ def evaluate(
         with measure(device) as m:
             for r in bar:
                 seed = config.seed * 1000 + r
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    net = nets.build(arch, data.spec).to(device)
+                net = build(arch, seed)
                 gen = torch.Generator().manual_seed(seed)
-                train(net, x, y, config=tcfg, dsa_strategy=data.spec.dsa_strategy, generator=gen)
+                train(net, x, y, config=tcfg, dsa_strategy=dsa_strategy, generator=gen)
                 accs.append(test(net, x_test, y_test))
                 diverged += not all(torch.isfinite(p).all() for p in net.parameters())
                 if on_model is not None:
                     on_model(arch, r, net)
                 bar.set_postfix(acc=f"{100 * accs[-1]:.1f}")
-        row = summary_row(summary, summary.spec.name, arch, accs, tcfg, m.seconds, device)
+        row = summary_row(summary, dataset, arch, accs, tcfg, m.seconds, device)
         row["eval_dsa"] = tcfg.dsa
         row["diverged_runs"] = diverged  # NaN weights: chance accuracy that is not "learnt nothing"
         if diverged:
@@ -115,10 +147,8 @@ def evaluate(
                 f"{summary.ipc}) diverged to NaN at lr {tcfg.lr} (label loss {tcfg.label_loss}); "
                 "their accuracy is chance",
                 DivergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        if "decoder_bytes" in summary.extra:  # a decoder every summary of the dataset shares
-            row["decoder_bytes"] = summary.extra["decoder_bytes"]  # (IT-GAN): shown, not charged
         rows.append(row)
     return rows
 

@@ -1,12 +1,11 @@
 """The one outer loop, for every modality: step -> log, checkpoint, resume -> summary.
 
-Image methods (`datadistill.distill.run`, which recommender and text summaries reuse through its
-`summarise` hook) and graph methods (`datadistill.graph.condense.condense`) differ in two things
-only: how the summary's optimiser(s) step (one SGD; Adam per group, alternating and decaying)
-and what summary the parameters make. Both come in as pieces (a `Stepper`, a `summarise`
-hook), so progress, JSONL metrics, the NaN check, checkpoints, the wall-clock budget and
-timings exist once. All randomness flows from one `torch.Generator` whose state is
-checkpointed, so a stopped and resumed run ends where an uninterrupted one does.
+Every modality comes here through the front door (`datadistill.distill.run`); methods differ
+in two things only: how the summary's optimiser(s) step (one SGD; Adam per group, alternating
+and decaying for graphs) and what summary the parameters make. Both come in as pieces (a
+`Stepper`, a `summarise` hook), so progress, JSONL metrics, the NaN check, checkpoints, the
+wall-clock budget and timings exist once. All randomness flows from one `torch.Generator`
+whose state is checkpointed, so a stopped and resumed run ends where an uninterrupted one does.
 """
 
 from __future__ import annotations

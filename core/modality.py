@@ -1,7 +1,7 @@
 """The modality registry: what `distill eval | show | export` do with each kind of summary.
 
-Images, graphs, recommender data and text share one file format (`datadistill.summary`,
-`datadistill.modal_summary`) but not their tensors, networks or evaluation. Each modality's package
+Images, graphs, recommender data and text share one file format (`datadistill.summary_file`)
+but not their tensors, networks or evaluation. Each modality's package
 registers one `Modality` (loader, evaluator, shower, exporter, and which command options
 apply to it); the CLI reads a file's modality from its header (`datadistill.summary_header`) and
 dispatches here, so no command branches on the kind of data.

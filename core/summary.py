@@ -1,4 +1,5 @@
-"""A data summary: the synthetic set a distillation run produces, and its file format.
+"""An image summary: the synthetic set a distillation run produces, in the one file format
+(`datadistill.summary_file`).
 
 One ``.safetensors`` file that plain ``safetensors`` + ``json`` can read without this
 library: tensors ``images`` (float32 [n, C, H, W], normalised) and ``labels`` (int64 [n]
@@ -9,42 +10,23 @@ one JSON object under the metadata key ``datadistill`` describing how it was mad
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import math
 import os
-import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-import safetensors
-import safetensors.torch as st
 import torch
 
-from datadistill import atomic
+from datadistill import summary_file
 from datadistill.errors import DistillError, SummaryFormatError
 from datadistill.spec import DataSpec
 
-FORMAT_VERSION = 1
-METADATA_KEY = "datadistill"
 PARAM_PREFIX = "param."
 PREPROCESS_PREFIX = "preprocess."
-
-_RERUN = "re-run `distill run` or restore the file"
 
 
 def count_bytes(*tensors: torch.Tensor) -> int:
     """Bytes the tensors occupy (numel * element size), the unit of storage budgets."""
     return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def library_version() -> str:
-    """Installed datadistill version, recorded so a file says what produced it."""
-    try:
-        return importlib.metadata.version("datadistill")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.0.0+local"
 
 
 @dataclass
@@ -95,7 +77,7 @@ class Summary:
     def metadata(self) -> dict:
         """The JSON object stored under the ``datadistill`` metadata key."""
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": summary_file.FORMAT_VERSION,
             "dataset": self.spec.name,
             "num_classes": self.spec.num_classes,
             "image_shape": list(self.spec.shape),
@@ -111,36 +93,25 @@ class Summary:
             "stored_bytes": self.stored_bytes,
             "config": self.config,
             "seed": self.seed,
-            "library_version": library_version(),
+            "library_version": summary_file.library_version(),
             "created": self.created,
             "extra": self.extra,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the summary atomically: a crash or error never leaves a half-written file."""
-        path = Path(path)
         if not self.created:
-            self.created = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            meta = json.dumps(_infinities_as_strings(self.metadata()), allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise DistillError(
-                f"summary metadata is not JSON-serialisable ({e}); "
-                "keep config and extra to str/int/float/bool/list/dict with finite numbers"
-            ) from None
+            self.created = summary_file.now()
         tensors = {"images": self.images, "labels": self.labels}
         tensors |= {PARAM_PREFIX + k: v for k, v in self.params.items()}
         tensors |= {PREPROCESS_PREFIX + k: v for k, v in self.preprocess.items()}
-        # clone: safetensors refuses tensors that share storage (e.g. a param aliasing images)
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-
-        return atomic.write_bytes(path, st.save(tensors, metadata={METADATA_KEY: meta}))
+        return summary_file.write(path, tensors, self.metadata())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Summary:
         """Read and validate a summary file; refuses anything it cannot trust."""
         path = Path(path)
-        tensors, meta = read_file(path, modality="image", required=("images", "labels"))
+        tensors, meta = summary_file.read(path, modality="image", required=("images", "labels"))
 
         def strip(prefix: str) -> dict[str, torch.Tensor]:
             return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -150,7 +121,7 @@ class Summary:
             if height != width:
                 raise SummaryFormatError(
                     f"summary file '{path}' has non-square image_shape "
-                    f"{meta['image_shape']}; {_RERUN}"
+                    f"{meta['image_shape']}; {summary_file.RERUN}"
                 )
             spec_kw = {"dsa_strategy": meta["dsa_strategy"]} if "dsa_strategy" in meta else {}
             spec = DataSpec(
@@ -180,11 +151,12 @@ class Summary:
             )
         except KeyError as e:
             raise SummaryFormatError(
-                f"summary file '{path}' metadata lacks key {e}; {_RERUN}"
+                f"summary file '{path}' metadata lacks key {e}; {summary_file.RERUN}"
             ) from None
         except (TypeError, ValueError) as e:
             raise SummaryFormatError(
-                f"summary file '{path}' has malformed metadata ({_first_line(e)}); {_RERUN}"
+                f"summary file '{path}' has malformed metadata "
+                f"({summary_file.first_line(e)}); {summary_file.RERUN}"
             ) from None
         except SummaryFormatError:
             raise
@@ -286,117 +258,3 @@ class Summary:
                     )
 
 
-def read_file(
-    path: str | os.PathLike, *, modality: str, required: tuple[str, ...]
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, metadata) of a summary file of `modality`: the one reader for every modality,
-    so a truncated, foreign or wrong-modality file gets the same clear message everywhere."""
-    path = Path(path)
-    _check_header(path)
-    try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-            raw = (f.metadata() or {}).get(METADATA_KEY)
-            if raw is None:
-                raise SummaryFormatError(
-                    f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' metadata); "
-                    "pass a file written by `distill run`"
-                )
-            meta = _parse_metadata(raw, path)
-            found = meta.get("modality", "image")
-            if found != modality:
-                loader = (
-                    "datadistill.summary.Summary.load"
-                    if found == "image"
-                    else f"datadistill.{found}.summary"
-                )
-                raise SummaryFormatError(
-                    f"'{path}' is {_a(found)} summary, not {_a(modality)} summary; load it with "
-                    f"{loader} (`distill eval` and `distill show` read every modality)"
-                )
-            keys = set(f.keys())
-            missing = [k for k in required if k not in keys]
-            if missing:
-                names = ", ".join(f"'{k}'" for k in missing)
-                noun = "tensor" if len(missing) == 1 else "tensors"
-                raise SummaryFormatError(
-                    f"summary file '{path}' lacks the {names} {noun}; {_RERUN}"
-                )
-            tensors = {k: f.get_tensor(k) for k in keys}
-    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise SummaryFormatError(
-            f"summary file '{path}' is truncated or corrupt ({_first_line(e)}); {_RERUN}"
-        ) from None
-    return tensors, meta
-
-
-def _a(word: str) -> str:
-    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
-
-
-def _check_header(path: Path) -> None:
-    """Check existence and the 8-byte header length before safetensors sees the file.
-
-    Catches truncation and foreign files with a clear message, and avoids asking
-    safetensors to parse a header length that points past the end of the file.
-    """
-    if not path.exists():
-        raise SummaryFormatError(f"summary file '{path}' not found; check the path")
-    if not path.is_file():
-        raise SummaryFormatError(f"summary path '{path}' is not a file; pass a .safetensors file")
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(9)
-    if len(head) < 9:
-        raise SummaryFormatError(
-            f"summary file '{path}' is truncated or corrupt ({size} bytes, too short for a "
-            f"safetensors header); {_RERUN}"
-        )
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if header_len > size - 8 or head[8:9] != b"{":
-        raise SummaryFormatError(
-            f"summary file '{path}' is truncated or corrupt (safetensors header unreadable); "
-            f"{_RERUN}"
-        )
-
-
-def _infinities_as_strings(obj):
-    """JSON has no infinity: a setting of +-inf (no privacy budget, say) is written "inf" or
-    "-inf", which `Method.config` reads back as the float. NaN stays an error."""
-    if isinstance(obj, float) and math.isinf(obj):
-        return "inf" if obj > 0 else "-inf"
-    if isinstance(obj, dict):
-        return {k: _infinities_as_strings(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_infinities_as_strings(v) for v in obj]
-    return obj
-
-
-def _parse_metadata(raw: str, path: Path) -> dict:
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise SummaryFormatError(
-            f"summary file '{path}' has unreadable '{METADATA_KEY}' metadata (invalid JSON: "
-            f"{e.msg}); {_RERUN}"
-        ) from None
-    if not isinstance(meta, dict):
-        raise SummaryFormatError(
-            f"summary file '{path}' has '{METADATA_KEY}' metadata that is not a JSON object; "
-            f"{_RERUN}"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SummaryFormatError(
-            f"summary file '{path}' has no valid format_version in its metadata; {_RERUN}"
-        )
-    if version > FORMAT_VERSION:
-        raise SummaryFormatError(
-            f"summary file '{path}' uses format version {version}, newer than this library "
-            f"supports ({FORMAT_VERSION}); upgrade datadistill"
-        )
-    return meta
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 
 from datadistill.errors import SummaryFormatError
-from datadistill.summary import _RERUN, METADATA_KEY, _check_header, _parse_metadata
+from datadistill.summary_file import METADATA_KEY, RERUN, check_header, parse_metadata
 
 DEFAULT_MODALITY = "image"  # files written before `modality` existed hold images
 
@@ -22,7 +22,7 @@ DEFAULT_MODALITY = "image"  # files written before `modality` existed hold image
 def read_header(path: str | os.PathLike) -> dict:
     """The safetensors header of `path` as a dict (tensor entries and ``__metadata__``)."""
     path = Path(path)
-    _check_header(path)  # exists, is a file, the length fits in the file, JSON follows
+    check_header(path)  # exists, is a file, the length fits in the file, JSON follows
     with path.open("rb") as f:
         (length,) = struct.unpack("<Q", f.read(8))
         raw = f.read(length)
@@ -31,12 +31,12 @@ def read_header(path: str | os.PathLike) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise SummaryFormatError(
             f"summary file '{path}' is truncated or corrupt (its safetensors header is not "
-            f"valid JSON); {_RERUN}"
+            f"valid JSON); {RERUN}"
         ) from None
     if not isinstance(header, dict):
         raise SummaryFormatError(
             f"summary file '{path}' is corrupt (its safetensors header is not a JSON object); "
-            f"{_RERUN}"
+            f"{RERUN}"
         )
     return header
 
@@ -50,7 +50,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
             f"'{path}' is not a datadistill summary (no '{METADATA_KEY}' metadata); pass a file "
             "written by `distill run`"
         )
-    return _parse_metadata(raw, Path(path))
+    return parse_metadata(raw, Path(path))
 
 
 def modality_of(path: str | os.PathLike, meta: dict | None = None) -> str:
@@ -59,6 +59,6 @@ def modality_of(path: str | os.PathLike, meta: dict | None = None) -> str:
     modality = meta.get("modality", DEFAULT_MODALITY)
     if not isinstance(modality, str) or not modality:
         raise SummaryFormatError(
-            f"summary file '{path}' declares an invalid modality {modality!r}; {_RERUN}"
+            f"summary file '{path}' declares an invalid modality {modality!r}; {RERUN}"
         )
     return modality

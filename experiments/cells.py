@@ -23,7 +23,7 @@ from pathlib import Path
 from datadistill import budget as budgets
 from datadistill import data as datasets
 from datadistill import methods
-from datadistill.bench import Cell, run_cell
+from datadistill.bench.cells import Cell, run_cell
 from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig
 from datadistill.plots import accuracy_curves, variant_bars

@@ -15,7 +15,7 @@ from pathlib import Path
 os.environ.setdefault("DATADISTILL_COMPILE", "0")  # 8x8 images: compiling costs more than it saves
 
 from datadistill import data as datasets  # noqa: E402
-from datadistill.bench import Cell, run_cell  # noqa: E402
+from datadistill.bench.cells import Cell, run_cell  # noqa: E402
 from datadistill.distill import resolve_device  # noqa: E402
 from datadistill.evaluate import EvalConfig  # noqa: E402
 from datadistill.plots import accuracy_curves  # noqa: E402

@@ -22,9 +22,10 @@ import torch
 
 from datadistill import data as datasets
 from datadistill import methods
-from datadistill.distill import RunOptions, resolve_device, run
+from datadistill.distill import resolve_device, run
 from datadistill.evaluate import EvalConfig, evaluate
 from datadistill.experts import ExpertConfig, train_experts
+from datadistill.loop import RunOptions
 from datadistill.train import TrainConfig
 
 EXPERT_EPOCHS = 3

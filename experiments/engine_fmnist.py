@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from datadistill import data as datasets
-from datadistill.bench import Cell, run_cell
+from datadistill.bench.cells import Cell, run_cell
 from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig
 from datadistill.plots import accuracy_curves

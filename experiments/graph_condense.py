@@ -28,16 +28,16 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from datadistill.distill import SUMMARY_FILE
+from datadistill.distill import run
 from datadistill.graph import data as graph_data
 from datadistill.graph.baselines import random_subset
-from datadistill.graph.condense import CondenseOptions, condense
 from datadistill.graph.evaluate import (
     GraphEvalConfig,
     default_config,
     evaluate_summary,
     evaluate_whole,
 )
+from datadistill.loop import SUMMARY_FILE, RunOptions
 from datadistill.results import append_rows, table
 
 RESULTS = Path("experiments/results/graph.json")
@@ -112,9 +112,9 @@ def run_dataset(name: str, methods: tuple[str, ...], sizes, protocol: dict, vari
             out = RUNS_DIR / variant / f"{method}-{name}-ipc{ipc}-s0"
             if not (out / "checkpoint.pt").exists():  # a fresh run: no stale metrics
                 (out / "metrics.jsonl").unlink(missing_ok=True)
-            options = CondenseOptions(iterations=protocol[method], resume=True, progress=False)
+            options = RunOptions(iterations=protocol[method], resume=True, progress=False)
             sets = protocol["gcond_sets"] if method == "gcond" else {}
-            summary = condense(method, data, ipc, options=options, overrides=sets, out_dir=out)
+            summary = run(method, data, ipc, options=options, overrides=sets, out_dir=out)
             (out / "checkpoint.pt").unlink(missing_ok=True)  # the summary is what is kept
             assert (out / SUMMARY_FILE).exists()
             rows += with_ratios(evaluate_summary(summary, data, config=cfg), whole, variant)

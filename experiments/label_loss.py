@@ -19,8 +19,9 @@ import dataclasses
 from pathlib import Path
 
 from datadistill import data as datasets
-from datadistill.distill import RunOptions, resolve_device, run
+from datadistill.distill import resolve_device, run
 from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.loop import RunOptions
 from datadistill.results import append_rows, table
 from datadistill.train import TrainConfig
 

@@ -32,7 +32,8 @@ import torch
 
 from datadistill import data as datasets
 from datadistill import methods
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
+from datadistill.loop import RunOptions
 from datadistill.plots import save
 from datadistill.profile import peak_rss_bytes, reset_peak_rss, rss_bytes
 from datadistill.results import append_rows, command_line

@@ -31,7 +31,7 @@ import torch
 
 from datadistill import data as datasets
 from datadistill import nets
-from datadistill.bench import Cell, run_cell
+from datadistill.bench.cells import Cell, run_cell
 from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig
 from datadistill.results import append_rows, load_rows

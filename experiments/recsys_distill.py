@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
+from datadistill.loop import RunOptions
 from datadistill.recsys import data as recdata
 from datadistill.recsys.evaluate import support_rows
-from datadistill.recsys.runner import random_users, summarise
 from datadistill.results import append_rows, table
 
 RESULTS = Path("experiments/results")
@@ -43,13 +43,13 @@ def main() -> None:
                              stored_bytes=data.train.numel() * 4, seconds=0.0, seed=0)  # fmt: skip
     for users in args.users:
         s = run("distill-cf", data, users, options=RunOptions(seed=args.seed,
-                iterations=args.iterations, progress=False), summarise=summarise,
+                iterations=args.iterations, progress=False),
                 out_dir=RESULTS / "recsys" / f"distill-cf-u{users}-s{args.seed}")  # fmt: skip
         info = s.extra["run"]
         rows += support_rows("distill-cf", s.interactions, data, users=users,
                              iterations=info["iterations"], stored_bytes=s.stored_bytes,
                              seconds=info["seconds"], seed=args.seed)  # fmt: skip
-        base = random_users(data, users, seed=args.seed)
+        base = recdata.random_users(data, users, seed=args.seed)
         rows += support_rows("random-users", base, data, users=users, iterations=0,
                              stored_bytes=base.numel() * 4, seconds=0.0,
                              seed=args.seed)  # fmt: skip

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from datadistill import bench_tables
+from datadistill.bench import tables as bench_tables
 from datadistill.results import fmt_acc, fmt_bytes, load_rows, table
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from datadistill import bench_plots, bench_tables
 from datadistill.atomic import write_bytes
+from datadistill.bench import plots as bench_plots
+from datadistill.bench import tables as bench_tables
 from datadistill.results import load_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,12 +17,13 @@ import argparse
 import os
 from pathlib import Path
 
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.evaluate import EvalConfig
+from datadistill.loop import RunOptions
 from datadistill.results import append_rows, table
 from datadistill.text import data as textdata
 from datadistill.text.evaluate import evaluate_text
-from datadistill.text.runner import random_sentences, summariser
+from datadistill.text.summary import random_sentences
 from datadistill.train import TrainConfig
 
 RESULTS = Path("experiments/results")
@@ -43,8 +44,8 @@ def main() -> None:
     )
     out = RESULTS / "text.json"
     for ipc in args.ipc:
-        s = run("text-bptt", text.dataset, ipc, options=RunOptions(seed=args.seed,
-                iterations=args.iterations, progress=False), summarise=summariser(text),
+        s = run("text-bptt", text, ipc, options=RunOptions(seed=args.seed,
+                iterations=args.iterations, progress=False),
                 out_dir=RESULTS / "text" / f"text-bptt-debian-ipc{ipc}-s{args.seed}")  # fmt: skip
         labels = s.hard_labels().tolist()
         for i, sentence in enumerate(s.sentences()[::ipc]):

@@ -28,9 +28,9 @@ import fcntl
 import time
 from pathlib import Path
 
-from datadistill import bench_tables
 from datadistill import data as datasets
-from datadistill.bench import Cell
+from datadistill.bench import tables as bench_tables
+from datadistill.bench.cells import Cell
 from datadistill.data import Dataset
 from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig, evaluate
@@ -68,8 +68,8 @@ def table_rows() -> dict[str, dict]:
 
 
 def summary_path(row: dict, data: Dataset) -> Path | None:
-    """The summary file of `row`: its run folder (named as `datadistill.bench.Cell` names it) under
-    the folder named after its results file, at the row's iterations."""
+    """The summary file of `row`: its run folder (named as `datadistill.bench.cells.Cell`
+    names it) under the folder named after its results file, at the row's iterations."""
     for seed in row["seeds"]:
         cell = Cell(row["method"], IPC, seed=seed)
         path = row["_file"].with_suffix("") / cell.folder(data) / SUMMARY_FILE

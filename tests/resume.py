@@ -2,7 +2,8 @@
 
 import pytest
 
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
+from datadistill.loop import RunOptions
 
 
 def full_and_resumed(name, data, tmp_path, overrides, *, iterations=6, every=2, crash_at=5):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datadistill import bench_plots, bench_tables
+from datadistill.bench import plots as bench_plots
+from datadistill.bench import tables as bench_tables
 from datadistill.results import append_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,11 +10,13 @@ import pytest
 import torch
 from resume import full_and_resumed
 
-from datadistill import cli, nets
+from datadistill import nets
+from datadistill.cli import main as cli
 from datadistill.data import Dataset
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.errors import DistillError
 from datadistill.generators import GeneratorConfig, ensure_generator, store, train_generator
+from datadistill.loop import RunOptions
 from datadistill.objectives.distribution import MeanEmbedding, fresh_network
 from datadistill.objectives.layerwise import (
     LayerwiseAlignment,

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from datadistill.cli import main
+from datadistill.cli.main import main
 
 
 def _err(capsys):

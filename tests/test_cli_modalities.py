@@ -13,10 +13,11 @@ import safetensors.torch as st
 import torch
 
 from datadistill import modality
-from datadistill.cli import main
-from datadistill.distill import RunOptions, run
+from datadistill.cli.main import main
+from datadistill.distill import run
 from datadistill.errors import SummaryFormatError
 from datadistill.graph.summary import GraphSummary
+from datadistill.loop import RunOptions
 from datadistill.results import check_row
 from datadistill.summary_header import modality_of
 from datadistill.text.modality import embedded_test_split
@@ -40,32 +41,28 @@ def debian():
 @pytest.fixture(scope="module")
 def graph_file(tmp_path_factory):
     from datadistill.graph import data as graph_data
-    from datadistill.graph.condense import CondenseOptions, condense
 
     out = tmp_path_factory.mktemp("graph")
-    options = CondenseOptions(iterations=2, progress=False)
-    condense("gcond", graph_data.load("karate"), 2, options=options, out_dir=out)
+    options = RunOptions(iterations=2, progress=False)
+    run("gcond", graph_data.load("karate"), 2, options=options, out_dir=out)
     return out / "summary.safetensors"
 
 
 @pytest.fixture(scope="module")
 def recsys_file(tmp_path_factory):
     from datadistill.recsys import data as recdata
-    from datadistill.recsys.runner import summarise
 
     out = tmp_path_factory.mktemp("recsys")
     run("distill-cf", recdata.load("powerlaw"), 4, options=RunOptions(iterations=2, progress=False),
-        overrides={"draws": "10"}, out_dir=out, summarise=summarise)  # fmt: skip
+        overrides={"draws": "10"}, out_dir=out)  # fmt: skip
     return out / "summary.safetensors"
 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory, debian):
-    from datadistill.text.runner import summariser
-
     out = tmp_path_factory.mktemp("text")
-    run("text-bptt", debian.dataset, 2, options=RunOptions(iterations=2, progress=False),
-        overrides={"batch_real": "64"}, out_dir=out, summarise=summariser(debian))  # fmt: skip
+    run("text-bptt", debian, 2, options=RunOptions(iterations=2, progress=False),
+        overrides={"batch_real": "64"}, out_dir=out)  # fmt: skip
     return out / "summary.safetensors"
 
 

@@ -146,8 +146,9 @@ class FakeEntryPoint:
 
 
 def test_cli_runs_and_writes_rows(monkeypatch, tmp_path, digits, capsys):
-    from datadistill import cli, plugins
     from datadistill import data as datasets
+    from datadistill import plugins
+    from datadistill.cli import main as cli
 
     monkeypatch.setattr(
         plugins,

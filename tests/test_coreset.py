@@ -3,7 +3,8 @@
 import torch
 
 from datadistill import coreset
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
+from datadistill.loop import RunOptions
 
 
 def test_herding_first_pick_is_nearest_the_mean_then_balances():

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from datadistill import methods
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.errors import DistillError
+from datadistill.loop import RunOptions
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.images import FreeImages
 

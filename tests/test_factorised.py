@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from datadistill import budget, methods
-from datadistill.cli import main
+from datadistill.cli.main import main
 from datadistill.errors import DistillError
 from datadistill.objectives.contrast import HallucinatorContrast, supervised_contrastive
 from datadistill.objectives.distribution import MeanEmbedding, fresh_network

@@ -252,7 +252,8 @@ def test_fedavg_rows_one_per_round():
 
 
 def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
-    from datadistill import cli, plugins
+    from datadistill import plugins
+    from datadistill.cli import main as cli
 
     monkeypatch.setattr(
         plugins,

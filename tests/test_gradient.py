@@ -10,7 +10,8 @@ from resume import full_and_resumed
 
 from datadistill import methods
 from datadistill.data import Dataset
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
+from datadistill.loop import RunOptions
 from datadistill.objectives import gradient
 from datadistill.objectives.distribution import fresh_network
 from datadistill.objectives.gradient import (

@@ -12,17 +12,18 @@ import scipy.sparse as sp
 import torch
 
 from datadistill import methods
+from datadistill.distill import run
 from datadistill.errors import DistillError, SummaryFormatError
 from datadistill.graph import data as gd
 from datadistill.graph.baselines import random_subset
-from datadistill.graph.condense import CondenseOptions, condense
 from datadistill.graph.evaluate import GraphEvalConfig, evaluate_summary, evaluate_whole
 from datadistill.graph.nets import GCN, SGC, GraphGCN, GraphSAGE, gcn_norm, mean_norm
 from datadistill.graph.params import AdjacencyGenerator, BernoulliGraphs, class_sizes
 from datadistill.graph.summary import GraphSummary
+from datadistill.loop import RunOptions
 from datadistill.results import check_row
 
-QUIET = CondenseOptions(progress=False)
+QUIET = RunOptions(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -221,13 +222,12 @@ def test_bernoulli_graphs_sample_and_materialize(gen):
 def _loss_before_after(name, data, ipc, steps, overrides):
     """Loss on one fixed draw (same generator state: same network, batch, noise) before and
     after `steps` optimisation steps."""
-    from datadistill.methods.graph import BUILDERS
-
+    build = methods.get(name).build
     cfg = methods.get(name).config(data.name, overrides)
-    param, objective, _ = BUILDERS[name](cfg, data, ipc, torch.Generator().manual_seed(0))
+    param, objective = build(cfg, data, ipc, torch.Generator().manual_seed(0))
 
     def fixed_loss():
-        fresh = BUILDERS[name](cfg, data, ipc, torch.Generator().manual_seed(0))[1]
+        fresh = build(cfg, data, ipc, torch.Generator().manual_seed(0))[1]
         return float(fresh.loss(param, data, torch.Generator().manual_seed(7), 0))
 
     before = fixed_loss()
@@ -262,11 +262,11 @@ def test_doscond_decreases_its_loss(small_families):
 
 
 def test_condense_writes_a_summary_that_round_trips(small_csbm, tmp_path):
-    s = condense(
+    s = run(
         "gcond",
         small_csbm,
         2,
-        options=CondenseOptions(iterations=3, progress=False),
+        options=RunOptions(iterations=3, progress=False),
         overrides={"outer_loop": "2", "inner_loop": "1"},
         out_dir=tmp_path,
     )
@@ -282,39 +282,39 @@ def test_condense_writes_a_summary_that_round_trips(small_csbm, tmp_path):
 
 def test_resumed_run_equals_uninterrupted(small_csbm, tmp_path):
     sets = {"outer_loop": "2", "inner_loop": "2"}
-    whole = condense(
+    whole = run(
         "gcond",
         small_csbm,
         2,
-        options=CondenseOptions(iterations=6, progress=False),
+        options=RunOptions(iterations=6, progress=False),
         overrides=sets,
     )
-    condense(
+    run(
         "gcond",
         small_csbm,
         2,
-        options=CondenseOptions(iterations=3, progress=False),
+        options=RunOptions(iterations=3, progress=False),
         overrides=sets,
         out_dir=tmp_path,
     )
-    resumed = condense(
+    resumed = run(
         "gcond",
         small_csbm,
         2,
         overrides=sets,
         out_dir=tmp_path,
-        options=CondenseOptions(iterations=6, resume=True, progress=False),
+        options=RunOptions(iterations=6, resume=True, progress=False),
     )
     assert torch.equal(whole.features, resumed.features)
     assert torch.equal(whole.adjacency, resumed.adjacency)
 
 
 def test_doscond_summary_is_discrete_graphs(small_families, tmp_path):
-    s = condense(
+    s = run(
         "doscond",
         small_families,
         2,
-        options=CondenseOptions(iterations=2, progress=False),
+        options=RunOptions(iterations=2, progress=False),
         overrides={"batch_real": "4", "hidden": "8"},
         out_dir=tmp_path,
     )
@@ -325,11 +325,11 @@ def test_doscond_summary_is_discrete_graphs(small_families, tmp_path):
 
 
 def test_reduction_sets_the_node_count(small_csbm):
-    s = condense(
+    s = run(
         "gcdm",
         small_csbm,
         1,
-        options=CondenseOptions(iterations=1, progress=False),
+        options=RunOptions(iterations=1, progress=False),
         overrides={"reduction": "0.05"},
     )
     assert s.n == 12 and s.extra["reduction"] == pytest.approx(0.05)
@@ -337,11 +337,11 @@ def test_reduction_sets_the_node_count(small_csbm):
 
 def test_bad_requests_are_clear(small_csbm, small_families, tmp_path):
     with pytest.raises(DistillError, match="node classification"):
-        condense("gcond", small_families, 1, options=QUIET)
+        run("gcond", small_families, 1, options=QUIET)
     with pytest.raises(DistillError, match="--ipc 1 to 10"):
-        condense("gcond", small_csbm, 11, options=QUIET)
+        run("gcond", small_csbm, 11, options=QUIET)
     with pytest.raises(DistillError, match="not a graph one"):
-        condense("dm", small_csbm, 1, options=QUIET)
+        run("dm", small_csbm, 1, options=QUIET)
     with pytest.raises(DistillError, match="adjacency"):
         GraphSummary(
             torch.zeros(3, 2),
@@ -391,7 +391,7 @@ def test_evaluation_rows_have_the_results_schema(small_csbm, small_families):
 
 
 def test_distill_run_cli_condenses_karate(tmp_path, capsys):
-    from datadistill.cli import main
+    from datadistill.cli.main import main
 
     out = tmp_path / "run"
     code = main(
@@ -419,4 +419,4 @@ def test_distill_run_cli_condenses_karate(tmp_path, capsys):
 def test_graph_methods_are_registered_as_graph():
     for name in ("gcond", "gcdm", "doscond"):
         m = methods.get(name)
-        assert m.modality == "graph" and m.runner is not None
+        assert m.modality == "graph" and m.stepper is not None and m.summarise is not None

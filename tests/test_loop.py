@@ -8,11 +8,12 @@ import torch
 from resume import full_and_resumed
 
 from datadistill import loop
-from datadistill.distill import ImageStepper, RunOptions, run
+from datadistill.distill import ImageStepper, run
 from datadistill.errors import DistillError
 from datadistill.graph import data as gd
-from datadistill.graph.condense import GroupAdam, condense
 from datadistill.graph.objectives import GCDMMatching
+from datadistill.graph.stepper import GroupAdam
+from datadistill.loop import RunOptions
 
 QUIET = RunOptions(iterations=1, progress=False)
 # GCond alternating every step: features, structure, features, ... (period 2, one each)
@@ -42,7 +43,7 @@ def test_image_and_graph_runs_call_the_same_loop(digits, csbm, monkeypatch):
 
     monkeypatch.setattr(loop, "optimise", spy)
     run("dm", digits, 1, options=QUIET, overrides={"batch_real": "8"})
-    condense("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"})
+    run("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"})
     assert calls == [("dm digits ipc1", ImageStepper), ("gcdm csbm ipc1", GroupAdam)]
 
 
@@ -72,9 +73,9 @@ def _crashed_then_resumed(name, data, overrides, out, *, iterations=6, every=2, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        condense(name, data, 2, options=RunOptions(**opts), overrides=overrides, out_dir=out,
+        run(name, data, 2, options=RunOptions(**opts), overrides=overrides, out_dir=out,
                  callbacks=[crash])  # fmt: skip
-    return condense(name, data, 2, options=RunOptions(**opts, resume=True),
+    return run(name, data, 2, options=RunOptions(**opts, resume=True),
                     overrides=overrides, out_dir=out)  # fmt: skip
 
 
@@ -86,7 +87,7 @@ def test_interrupted_graph_condensation_resumes_to_the_same_summary(
     name, fixture, overrides, request, tmp_path
 ):
     data = request.getfixturevalue(fixture)
-    whole = condense(name, data, 2, options=RunOptions(iterations=6, progress=False),
+    whole = run(name, data, 2, options=RunOptions(iterations=6, progress=False),
                      overrides=overrides)  # fmt: skip
     resumed = _crashed_then_resumed(name, data, overrides, tmp_path)
     for key in ("features", "adjacency", "labels"):
@@ -100,7 +101,7 @@ def test_interrupted_graph_condensation_resumes_to_the_same_summary(
 
 
 def test_doscond_rates_drop_tenfold_at_40_percent(families, tmp_path):
-    condense("doscond", families, 1, options=RunOptions(iterations=5, progress=False),
+    run("doscond", families, 1, options=RunOptions(iterations=5, progress=False),
              overrides=DOSCOND_FAST, out_dir=tmp_path)  # fmt: skip
     blob = torch.load(tmp_path / loop.CHECKPOINT_FILE, weights_only=False)
     rates = {k: o["param_groups"][0]["lr"] for k, o in blob["opts"].items()}
@@ -110,15 +111,15 @@ def test_doscond_rates_drop_tenfold_at_40_percent(families, tmp_path):
 def test_graph_divergence_names_both_rates(csbm, monkeypatch, tmp_path):
     monkeypatch.setattr(GCDMMatching, "loss", lambda self, p, *a: p.features.sum() * torch.nan)
     with pytest.raises(DistillError, match=r"lower the learning rates \(--set lr_feat=0.001 "):
-        condense("gcdm", csbm, 1, options=QUIET, out_dir=tmp_path)
+        run("gcdm", csbm, 1, options=QUIET, out_dir=tmp_path)
     assert not (tmp_path / loop.SUMMARY_FILE).exists()
 
 
 def test_bad_checkpoints_are_refused_clearly(digits, csbm, tmp_path):
-    condense("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"}, out_dir=tmp_path)
+    run("gcdm", csbm, 1, options=QUIET, overrides={"hidden": "8"}, out_dir=tmp_path)
     resume = RunOptions(iterations=2, resume=True, progress=False)
     with pytest.raises(DistillError, match="does not belong to this run.*delete it"):
         run("dm", digits, 1, options=resume, overrides={"batch_real": "8"}, out_dir=tmp_path)
     (tmp_path / loop.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(DistillError, match="unreadable.*delete it to start afresh"):
-        condense("gcdm", csbm, 1, options=resume, out_dir=tmp_path)
+        run("gcdm", csbm, 1, options=resume, out_dir=tmp_path)

@@ -6,10 +6,11 @@ from own_loss import own_loss_at
 from resume import full_and_resumed
 
 from datadistill import methods
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.errors import DistillError
 from datadistill.kernels import FCNTK
 from datadistill.krr_eval import kernel_for, krr_accuracy
+from datadistill.loop import RunOptions
 from datadistill.objectives.meta import BackpropThroughTime, FeatureRegression
 from datadistill.params.images import FreeImages
 

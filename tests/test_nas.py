@@ -12,8 +12,9 @@ import torch
 from nas_201_api import NASBench201API
 from nas_201_api.api_utils import ArchResults, ResultsCount
 
-from datadistill import cli, nets, plugins
 from datadistill import data as datasets
+from datadistill import nets, plugins
+from datadistill.cli import main as cli
 from datadistill.errors import DistillError
 from datadistill.results import ROW_KEYS, load_rows
 from datadistill.spec import DataSpec

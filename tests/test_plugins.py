@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from datadistill import cli, methods, plugins
+from datadistill import methods, plugins
+from datadistill.cli import main as cli
 from datadistill.errors import DistillError
 
 

@@ -10,9 +10,11 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from resume import full_and_resumed
 
-from datadistill import cli, nets
-from datadistill.distill import RunOptions, run
+from datadistill import nets
+from datadistill.cli import main as cli
+from datadistill.distill import run
 from datadistill.errors import DistillError
+from datadistill.loop import RunOptions
 from datadistill.objectives.gradient import GradientMatching
 from datadistill.params.images import FreeImages
 from datadistill.results import check_row

@@ -116,11 +116,11 @@ def test_distill_cf_lowers_its_loss(tiny):
 
 
 def test_summary_round_trip_and_foreign_files(tiny, tmp_path):
-    from datadistill.distill import RunOptions, run
-    from datadistill.recsys.runner import summarise
+    from datadistill.distill import run
+    from datadistill.loop import RunOptions
 
     s = run("distill-cf", tiny, 6, options=RunOptions(iterations=3, progress=False),
-            overrides={"draws": "20"}, out_dir=tmp_path, summarise=summarise)  # fmt: skip
+            overrides={"draws": "20"}, out_dir=tmp_path)  # fmt: skip
     loaded = RecSummary.load(tmp_path / "summary.safetensors")
     assert loaded.interactions.shape == (6, 60) and torch.isfinite(loaded.interactions).all()
     torch.testing.assert_close(loaded.interactions, s.interactions)
@@ -135,7 +135,8 @@ def test_summary_round_trip_and_foreign_files(tiny, tmp_path):
 
 
 def test_image_summary_is_refused_by_the_recsys_loader(digits, tmp_path):
-    from datadistill.distill import RunOptions, run
+    from datadistill.distill import run
+    from datadistill.loop import RunOptions
 
     run("random", digits, 1, options=RunOptions(progress=False), out_dir=tmp_path)
     with pytest.raises(SummaryFormatError, match="image summary"):
@@ -164,10 +165,9 @@ def test_loaders_read_tiny_fake_files(tmp_path):
 
 
 def test_cli_runs_distill_cf_and_accepts_users(tmp_path, capsys, monkeypatch):
-    from datadistill import cli
-    from datadistill.recsys import runner
+    from datadistill.cli import main as cli
 
-    monkeypatch.setattr(runner.recdata, "load", lambda name, root=None: recdata.split(
+    monkeypatch.setattr(recdata, "load", lambda name, root=None: recdata.split(
         "tiny", recdata.powerlaw(TINY), TINY.items))  # fmt: skip
     code = cli.main(["run", "--method", "distill-cf", "--dataset", "powerlaw", "--set",
                      "users=4", "--set", "draws=10", "--iterations", "2", "--out",

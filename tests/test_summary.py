@@ -13,7 +13,8 @@ import torch
 
 from datadistill.errors import DistillError, SummaryFormatError
 from datadistill.spec import DataSpec
-from datadistill.summary import FORMAT_VERSION, Summary, count_bytes
+from datadistill.summary import Summary, count_bytes
+from datadistill.summary_file import FORMAT_VERSION
 
 SPEC = DataSpec(
     name="fashion-mnist", channels=1, size=28, num_classes=10, mean=(0.2860,), std=(0.3530,)

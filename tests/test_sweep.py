@@ -2,9 +2,12 @@
 
 import pytest
 
-from datadistill import bench, methods, sweep, sweep_config
+from datadistill.bench import cells as bench
+from datadistill.bench import config as sweep_config
+from datadistill.bench import sweep
 from datadistill.errors import DistillError
-from datadistill.methods import Method
+from datadistill.methods import registry
+from datadistill.methods.registry import Method
 from datadistill.results import load_rows
 
 
@@ -75,8 +78,8 @@ def test_load_refuses_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_all_means_the_image_methods_of_the_registry_minus_exclude(tmp_path, monkeypatch):
-    graph = Method("graphy", "test", "none", methods.MethodConfig, modality="graph")
-    monkeypatch.setitem(methods._REGISTRY, "graphy", graph)
+    graph = Method("graphy", "test", "none", registry.MethodConfig, modality="graph")
+    monkeypatch.setitem(registry.REGISTRY, "graphy", graph)
     config = sweep_config.parse(tiny(tmp_path, methods="all", exclude=["dd"], overrides={}))
     assert "graphy" not in config.methods and "dd" not in config.methods
     assert set(config.methods) == set(sweep_config.image_methods()) - {"dd"}
@@ -193,7 +196,7 @@ def test_a_failing_cell_is_reported_and_the_others_still_run(tmp_path, monkeypat
 
 
 def test_dry_run_lists_cells_and_runs_none(tmp_path, monkeypatch, capsys):
-    from datadistill.cli import main
+    from datadistill.cli.main import main
 
     path = tmp_path / "s.yaml"
     import yaml

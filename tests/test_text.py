@@ -3,15 +3,15 @@
 import pytest
 import torch
 
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.errors import DistillError, SummaryFormatError
 from datadistill.evaluate import EvalConfig
+from datadistill.loop import RunOptions
 from datadistill.text import data as textdata
 from datadistill.text import models
 from datadistill.text.decode import decode, nearest_tokens
 from datadistill.text.evaluate import evaluate_text
-from datadistill.text.runner import random_sentences, summariser
-from datadistill.text.summary import TextSummary
+from datadistill.text.summary import TextSummary, random_sentences
 from datadistill.train import TrainConfig
 
 
@@ -72,13 +72,12 @@ def test_bptt_lowers_the_meta_loss_and_round_trips(debian, tmp_path):
     losses = []
     s = run(
         "text-bptt",
-        debian.dataset,
+        debian,
         2,
         options=RunOptions(iterations=12, progress=False),
         overrides={"batch_real": "512"},
         out_dir=tmp_path,
         callbacks=[lambda it, rec: losses.append(rec["loss"])],
-        summarise=summariser(debian),
     )
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-3:]) < sum(losses[:3])

@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from datadistill import methods, nets
-from datadistill.cli import main
+from datadistill.cli.main import main
 from datadistill.errors import DistillError
 from datadistill.experts import (
     ExpertBank,
@@ -478,7 +478,8 @@ def test_tesla_preset_soft_labels_come_from_an_expert(experts, digits):
 
 def test_run_stores_the_learnt_step_size(experts, digits, tmp_path):
     """End to end through the outer loop (needs it to use `param_groups`/`summary_extra`)."""
-    from datadistill.distill import RunOptions, run
+    from datadistill.distill import run
+    from datadistill.loop import RunOptions
     from datadistill.summary import Summary
 
     overrides = {"experts": str(experts), **TINY_SET, "max_start_epoch": "3", "syn_steps": "4"}

@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader
 
 from datadistill import methods
 from datadistill.data import Dataset
-from datadistill.distill import RunOptions, run
+from datadistill.distill import run
 from datadistill.errors import DistillError
+from datadistill.loop import RunOptions
 from datadistill.spec import DataSpec
 from datadistill.summary import Summary, count_bytes
 from datadistill_apps.continual.bench import as_avalanche

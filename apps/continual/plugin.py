@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datadistill.cli import common_options
+from datadistill.cli.options import common_options
 from datadistill.errors import DistillError
 
 STRATEGY_HELP = "comma-separated: naive, replay, herding, gdumb, distill-replay, distill-recall"
@@ -41,7 +41,7 @@ def add_commands(subparsers) -> dict:
 
 
 def cmd_continual(args) -> list[dict]:
-    from datadistill.cli import _settings
+    from datadistill.cli.options import parse_settings
     from datadistill.distill import resolve_device
     from datadistill.results import append_rows, table
     from datadistill_apps.continual import strategies
@@ -69,7 +69,7 @@ def cmd_continual(args) -> list[dict]:
         memory=args.memory,
         iterations=args.iterations,
         progress=not args.quiet,
-        overrides=_settings(args.set),
+        overrides=parse_settings(args.set),
         cache=args.cache,
     )
     device = resolve_device(args.device)

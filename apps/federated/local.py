@@ -17,6 +17,7 @@ import torch
 from datadistill import distill
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
+from datadistill.loop import RunOptions
 from datadistill.summary import Summary, count_bytes
 from datadistill.train import TrainConfig, train
 
@@ -61,7 +62,7 @@ def distil_partition(
         spec = dataclasses.replace(data.spec, num_classes=len(rich))
         x_k = data.x_train[keep]
         local = Dataset(spec, x_k, remap[data.y_train[keep]], x_k[:0], y[:0])
-        options = distill.RunOptions(seed=seed, iterations=iterations, progress=progress)
+        options = RunOptions(seed=seed, iterations=iterations, progress=progress)
         s = distill.run(method, local, ipc, options=options, overrides=overrides, device=device)
         images.append(s.images)
         labels.append(_to_global(s.labels, rich, data.spec.num_classes))

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from datadistill.cli import common_options
+from datadistill.cli.options import common_options
 
 
 def _options(p: argparse.ArgumentParser) -> None:

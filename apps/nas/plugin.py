@@ -17,7 +17,7 @@ RESULTS = Path("experiments/results/nas_rank.json")
 
 
 def add_commands(sub) -> dict:
-    from datadistill.cli import common_options
+    from datadistill.cli.options import common_options
 
     nas = sub.add_parser("nas", help="rank NAS-Bench-201 cells by training on a summary")
     nsub = nas.add_subparsers(dest="nas_command", required=True)

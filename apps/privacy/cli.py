@@ -24,11 +24,11 @@ from datadistill_apps.privacy.mechanism import BACKENDS
 def add_commands(sub) -> dict:
     p = sub.add_parser("privacy", help="differentially private distillation and its audit")
     cmds = p.add_subparsers(dest="privacy_command", required=True)
-    from datadistill import cli
+    from datadistill.cli import options
 
     r = cmds.add_parser("run", help="distil with DP gradient matching (dp-dsa)")
     r.add_argument("--method", default="dp-dsa", help=argparse.SUPPRESS)
-    cli.run_options(r)
+    options.run_options(r)
     _budget_options(r, epsilon=None)
     r.add_argument(
         "--noise",
@@ -55,7 +55,7 @@ def add_commands(sub) -> dict:
     a.add_argument("--epochs", type=int, default=300, help="training epochs of every model")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--results", type=Path, help="append the audit row to this JSON file")
-    cli.common_options(a, dataset=True)
+    options.common_options(a, dataset=True)
 
     d = cmds.add_parser("dpsgd", help="the DP-SGD baseline (Opacus PrivacyEngine)")
     d.add_argument("--dataset", default="digits")
@@ -67,7 +67,7 @@ def add_commands(sub) -> dict:
     d.add_argument("--width", type=int, default=32, help="ConvNet width")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--results", type=Path, help="append the result row to this JSON file")
-    cli.common_options(d)
+    options.common_options(d)
 
     e = cmds.add_parser("epsilon", help="epsilon of (sigma, q, steps) by Opacus's accountant")
     e.add_argument("--noise", type=float, required=True)
@@ -85,7 +85,7 @@ def _budget_options(p, *, epsilon: float | None) -> None:
 
 
 def cmd_run(args) -> None:
-    from datadistill import cli
+    from datadistill.cli.run import run_method
 
     flags = {
         "epsilon": args.epsilon,
@@ -99,7 +99,7 @@ def cmd_run(args) -> None:
     if args.noise is not None and args.epsilon is None:
         flags["epsilon"] = math.inf  # a fixed sigma and no budget: report the epsilon spent
     args.set = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
-    summary = cli.cmd_run(args)
+    summary = run_method(args)
     p = summary.extra["privacy"]
     eps = "inf (no noise)" if p["epsilon"] is None else f"{p['epsilon']:.4g}"
     print(

@@ -12,8 +12,8 @@ import torch
 
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.methods import Method, MethodConfig, register
 from datadistill.methods.gradient import dc_loops
+from datadistill.methods.registry import Method, MethodConfig, register
 from datadistill.params.images import FreeImages
 from datadistill_apps.privacy import accounting
 from datadistill_apps.privacy.objective import DPGradientMatching

@@ -7,7 +7,8 @@ synthetic graphs for graph classification, each adjacency a matrix of Bernoulli 
 
 Modules, one job each: `data` (registry of real and generated graphs), `nets` (GCN, SGC,
 GraphSAGE on a normalised adjacency; a dense GCN with pooling for graph classification),
-`params` (the parameterisations), `objectives` (their losses), `condense` (a graph run through
-the shared outer loop, `datadistill.loop`), `evaluate` (train on the summary, test on the real
-graph), `summary` (the file format) and `runner` (what `distill run --method gcond` calls).
+`params` (the parameterisations), `objectives` (their losses), `stepper` (Adam per parameter
+group, the presets' hook into the shared outer loop), `evaluate` (train on the summary, test
+on the real graph) and `summary` (the file format, and the presets' `summarise` hook). The
+presets themselves are `datadistill.methods.graph`; they run through `datadistill.distill.run`.
 """

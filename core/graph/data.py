@@ -38,6 +38,8 @@ class NodeGraph:
         train_idx, val_idx, test_idx: node indices of the split.
     """
 
+    modality = "graph"  # which methods take it (`datadistill.distill.run` checks)
+
     name: str
     features: torch.Tensor
     edge_index: torch.Tensor
@@ -96,6 +98,8 @@ class NodeGraph:
 @dataclass
 class GraphSet:
     """Small graphs for graph classification, each a dense adjacency with node features."""
+
+    modality = "graph"  # which methods take it (`datadistill.distill.run` checks)
 
     name: str
     features: list[torch.Tensor]  # float32 [n_i, d]

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from datadistill.graph.data import GraphSet, NodeGraph
 from datadistill.graph.nets import GraphGCN, build_node_net
 from datadistill.graph.params import BernoulliGraphs, SyntheticGraph, gumbel_temperature
+from datadistill.objectives.base import Objective
 from datadistill.objectives.gradient import METRICS, gradient_distance
 
 
@@ -49,7 +50,7 @@ def class_slices(labels: torch.Tensor, num_classes: int) -> list[slice]:
     return [slice(s, s + n) for s, n in zip(starts, counts, strict=True)]
 
 
-class NodeObjective:
+class NodeObjective(Objective):
     """Shared by GCond and GCDM: the network's two loops and the real graph's caches.
 
     Args:
@@ -91,12 +92,6 @@ class NodeObjective:
     def groups(self, step: int) -> tuple[str, ...]:
         """Which of the summary's optimiser groups step after this loss (default: all)."""
         return ("features", "structure")
-
-    def can_step(self) -> bool:
-        return True
-
-    def summary_extra(self) -> dict:
-        return {}
 
     def _build(self):
         return build_node_net(
@@ -218,7 +213,7 @@ class GCDMMatching(NodeObjective):
         return total
 
 
-class DosCondMatching:
+class DosCondMatching(Objective):
     """DosCond's one-step gradient matching for graph classification (module docstring).
 
     Args:
@@ -252,12 +247,6 @@ class DosCondMatching:
 
     def groups(self, step: int) -> tuple[str, ...]:
         return ("features", "structure")
-
-    def can_step(self) -> bool:
-        return True
-
-    def summary_extra(self) -> dict:
-        return {}
 
     def state_dict(self) -> dict:
         return {}

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from datadistill.params.base import Parameterisation
+
 
 def class_sizes(train_counts: list[int], total: int) -> list[int]:
     """GCond's allocation of `total` synthetic nodes over classes, proportional to their
@@ -70,7 +72,7 @@ class AdjacencyGenerator(nn.Module):
         return adj * (1 - torch.eye(n, device=adj.device, dtype=adj.dtype))
 
 
-class SyntheticGraph(nn.Module):
+class SyntheticGraph(Parameterisation):
     """GCond's condensed graph: free features X', A' = g_phi(X'), fixed labels Y'.
 
     Args:
@@ -94,7 +96,8 @@ class SyntheticGraph(nn.Module):
         structure: bool = True,
         threshold: float = 0.0,
     ):
-        super().__init__()
+        ipc, classes = _per_class(labels)
+        super().__init__(None, ipc, num_classes=classes)
         self.features = nn.Parameter(features.detach().clone().float())
         self.register_buffer("labels", labels.detach().clone().long())
         self.generator = (
@@ -131,12 +134,19 @@ class SyntheticGraph(nn.Module):
         return groups
 
 
+def _per_class(labels: torch.Tensor) -> tuple[int, int]:
+    """(mean examples per class, num_classes) of class-grouped labels: a graph summary's
+    classes may differ in size (GCond's reduction rate splits as the real labels do)."""
+    classes = int(labels.max()) + 1 if len(labels) else 1
+    return max(1, round(len(labels) / classes)), classes
+
+
 def gumbel_temperature(step: int, *, start: float = 1.0, end: float = 0.01, steps: int = 200):
     """DosCond's annealing: t = start * (end / start)^(step / steps), at least `end`."""
     return max(start * (end / start) ** (step / steps), end)
 
 
-class BernoulliGraphs(nn.Module):
+class BernoulliGraphs(Parameterisation):
     """DosCond's synthetic graphs: features X'_g and Bernoulli logits Omega_g per graph.
 
     Edge (i, j) of graph g is Bernoulli(sigmoid(Omega_sym[g, i, j])), Omega_sym the symmetrised
@@ -154,7 +164,8 @@ class BernoulliGraphs(nn.Module):
     name = "bernoulli_graphs"
 
     def __init__(self, features: torch.Tensor, adjacency: torch.Tensor, labels: torch.Tensor):
-        super().__init__()
+        ipc, classes = _per_class(labels)
+        super().__init__(None, ipc, num_classes=classes)
         self.features = nn.Parameter(features.detach().clone().float())
         self.logits = nn.Parameter(adjacency.detach().float() * 10 - 5)
         self.register_buffer("labels", labels.detach().clone().long())

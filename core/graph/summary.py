@@ -7,7 +7,7 @@ JSON block as image summaries (format version, dataset, num_classes, method, obj
 parameterisation, ipc, n, stored_bytes, config, seed, library version, created, extra) with
 ``modality: "graph"``, ``task`` and ``num_features`` in place of the image shape. Graphs of
 different sizes (a subset of real graphs) are padded and carry a bool ``mask`` [G, n]. Header
-checks, metadata parsing and atomic writes are `datadistill.modal_summary`'s, shared with the
+checks, metadata parsing and atomic writes are `datadistill.summary_file`'s, shared with the
 recommender and text summaries.
 """
 
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
-from datadistill import modal_summary
+from datadistill import summary_file
 from datadistill.errors import DistillError, SummaryFormatError
 from datadistill.summary import count_bytes
 
 MODALITY = "graph"
 TENSORS = ("features", "adjacency", "labels")
-_RERUN = "re-run `distill run` or restore the file"
+
 
 
 @dataclass
@@ -67,7 +67,7 @@ class GraphSummary:
         return int(self.features.shape[-1])
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.dataset)
+        meta = summary_file.base_metadata(self, modality=MODALITY, dataset=self.dataset)
         return {
             **meta,
             "task": self.task,
@@ -79,12 +79,12 @@ class GraphSummary:
         meta = self.metadata()
         self.created = meta["created"]
         names = TENSORS + (("mask",) if self.mask is not None else ())
-        return modal_summary.save(path, {k: getattr(self, k) for k in names}, meta)
+        return summary_file.write(path, {k: getattr(self, k) for k in names}, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GraphSummary:
         """Read and validate a graph summary; refuses image summaries and foreign files."""
-        tensors, meta = modal_summary.load(path, modality=MODALITY, required=TENSORS)
+        tensors, meta = summary_file.read(path, modality=MODALITY, required=TENSORS)
         tensors = {k: v for k, v in tensors.items() if k in TENSORS + ("mask",)}
         try:
             return cls(
@@ -104,7 +104,7 @@ class GraphSummary:
             )
         except KeyError as e:
             raise SummaryFormatError(
-                f"graph summary '{path}' metadata lacks key {e}; {_RERUN}"
+                f"graph summary '{path}' metadata lacks key {e}; {summary_file.RERUN}"
             ) from None
         except DistillError as e:
             raise SummaryFormatError(f"graph summary '{path}': {e}") from None
@@ -156,3 +156,30 @@ class GraphSummary:
                     f"{name} contain {bad} NaN/inf values: the run diverged; lower the learning "
                     "rate and re-run"
                 )
+
+
+def summarise(state) -> GraphSummary:
+    """The graph presets' `summarise` hook: the parameterisation's current graph(s) from a
+    `datadistill.distill.RunState`. With `reduction` > 0 the summary's ipc is the mean size
+    of its classes."""
+    x, adj, y = state.param.materialize()
+    data, cfg = state.data, state.config
+    size = data.num_nodes if data.task == "node" else len(data.train_idx)
+    ipc = state.ipc
+    if getattr(cfg, "reduction", 0) > 0:
+        ipc = max(1, round(len(y) / data.num_classes))
+    return GraphSummary(
+        features=x.cpu(),
+        adjacency=adj.cpu(),
+        labels=y.cpu(),
+        task=data.task,
+        dataset=data.name,
+        num_classes=data.num_classes,
+        method=state.method.name,
+        ipc=ipc,
+        objective=state.objective.name,
+        parameterisation=state.param.name,
+        config=state.config_dict(),
+        seed=state.seed,
+        extra={"reduction": len(y) / size, "run": state.run_info()},
+    )

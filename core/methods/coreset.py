@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datadistill import coreset
-from datadistill.methods import Method, register
+from datadistill.methods.registry import Method, register
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.generators.store import read_meta
 from datadistill.generators.trainer import ensure_generator
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, register
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.objectives.layerwise import LayerwiseAlignment
 from datadistill.params.generator_latents import GeneratorLatents

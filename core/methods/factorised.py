@@ -24,10 +24,9 @@ import torch
 from datadistill.budget import FLOAT_BYTES, ipc_budget
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.methods import Method, MethodConfig, register
 from datadistill.methods.distribution import DMConfig, mean_embedding
-from datadistill.methods.meta import _net_config
-from datadistill.methods.trajectory import _DIGITS, MTTConfig, _objective
+from datadistill.methods.registry import Method, MethodConfig, net_config, register
+from datadistill.methods.trajectory import MTT_DIGITS, MTTConfig, trajectory_objective
 from datadistill.objectives.contrast import HallucinatorContrast
 from datadistill.objectives.distribution import fresh_network
 from datadistill.objectives.meta import BackpropThroughTime
@@ -103,7 +102,7 @@ def _build_linba(cfg: LinBaConfig, data: Dataset, ipc: int, generator: torch.Gen
     steps_per_pass = math.ceil(m / per_step)
     objective = BackpropThroughTime(
         arch=cfg.arch,
-        net_config=_net_config(cfg.net_width, cfg.net_depth),
+        net_config=net_config(width=cfg.net_width, depth=cfg.net_depth),
         batch_real=cfg.batch_real,
         inner_epochs=math.ceil(cfg.inner_steps / steps_per_pass),
         images_per_step=per_step,
@@ -173,7 +172,7 @@ def _trajectory(cfg: MTTConfig, data: Dataset, ipc: int, inner, items: int):
     """MTT's objective and syn_lr wrapper for a factorised summary of `items` stored items."""
     if not cfg.batch_syn:
         cfg = dataclasses.replace(cfg, batch_syn=items)
-    objective, lr_lr = _objective(TrajectoryMatching, cfg, data, ipc)
+    objective, lr_lr = trajectory_objective(TrajectoryMatching, cfg, data, ipc)
     return WithLearntLR(inner, syn_lr=cfg.syn_lr, lr_lr=lr_lr), objective
 
 
@@ -338,7 +337,7 @@ register(
         "KFS's parameterisation x MTT's objective (no paper)",
         KFSMTTConfig,
         build=_build_kfs_mtt,
-        per_dataset={"digits": {**_DIGITS["digits"], **_KFS_DIGITS, "lr_img": 10.0}},
+        per_dataset={"digits": {**MTT_DIGITS["digits"], **_KFS_DIGITS, "lr_img": 10.0}},
     )
 )
 register(

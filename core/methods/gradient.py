@@ -12,7 +12,7 @@ import torch
 
 from datadistill import data as _data
 from datadistill.data import Dataset
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, net_config, register
 from datadistill.objectives.gradient import (
     ClassContrastiveMatching,
     GradientMatching,
@@ -146,14 +146,10 @@ def _dc_objective(cls, cfg: DCConfig, data: Dataset, ipc: int, **extra):
         inner_loop=cfg.inner_loop or inner,
         lr_net=cfg.lr_net,
         batch_train=cfg.batch_train,
-        net_config=_net_config(cfg),
+        net_config=net_config(depth=cfg.net_depth),
         real_precision=cfg.real_precision,
         **extra,
     )
-
-
-def _net_config(cfg) -> dict:
-    return {"depth": cfg.net_depth} if cfg.net_depth else {}
 
 
 def _build_dc(cfg: DCConfig, data: Dataset, ipc: int, generator: torch.Generator):
@@ -186,7 +182,7 @@ def _build_idc(cfg: IDCConfig, data: Dataset, ipc: int, generator: torch.Generat
         inner_loop=1,
         lr_net=cfg.lr_net,
         loss_scale=ipc / 10,  # IDC's lr_img * ipc / 10 (`tune_lr_img`)
-        net_config=_net_config(cfg),
+        net_config=net_config(depth=cfg.net_depth),
         n_data=cfg.n_data,
         batch_net=cfg.batch_net,
         momentum_net=cfg.momentum_net,

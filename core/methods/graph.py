@@ -1,9 +1,9 @@
 """Graph condensation presets (survey section 3, graphs): GCond, GCDM, DosCond.
 
-Each is registered with `modality="graph"` and a runner (`datadistill.graph.runner.run`) that owns
-`distill run --method gcond`, because graph data, summaries and evaluation differ from
-images. `BUILDERS` maps a preset to (config, data, ipc, generator) -> (parameterisation,
-objective, ipc), which `datadistill.graph.condense` calls before the shared outer loop.
+Each is registered with `modality="graph"`, a `build` like any preset's, and the two hooks
+graphs need in the one front door (`datadistill.distill.run`): a stepper for the summary's
+two parameter groups (`datadistill.graph.stepper.GroupAdam`) and a `summarise` hook writing a
+`GraphSummary` (`datadistill.graph.summary.summarise`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from datadistill.errors import DistillError
 from datadistill.graph.data import GraphData, GraphSet, NodeGraph
 from datadistill.graph.objectives import DosCondMatching, GCDMMatching, GCondMatching
 from datadistill.graph.params import BernoulliGraphs, SyntheticGraph, class_sizes
-from datadistill.graph.runner import run as run_graph
-from datadistill.methods import Method, register
+from datadistill.graph.stepper import GroupAdam
+from datadistill.graph.summary import summarise
+from datadistill.methods.registry import Method, register
 
 
 @dataclass(frozen=True)
@@ -127,25 +128,24 @@ def _node_param(cfg, graph: NodeGraph, ipc: int, generator):
         torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
         param = SyntheticGraph(x0, y, hidden=cfg.adj_hidden, layers=cfg.adj_layers,
                                structure=cfg.structure, threshold=cfg.threshold)  # fmt: skip
-    ipc = ipc if cfg.reduction <= 0 else max(1, round(sum(sizes) / len(sizes)))
     net = {"in_dim": graph.num_features, "num_classes": graph.num_classes, "arch": cfg.arch,
            "hidden": cfg.hidden, "layers": cfg.layers, "outer_loop": cfg.outer_loop,
            "inner_loop": cfg.inner_loop, "lr_net": cfg.lr_net}  # fmt: skip
-    return param, net, ipc
+    return param, net
 
 
 def _build_gcond(cfg: GCondConfig, data: GraphData, ipc: int, generator):
     _require(data, "node", "gcond")
-    param, net, ipc = _node_param(cfg, data, ipc, generator)
+    param, net = _node_param(cfg, data, ipc, generator)
     objective = GCondMatching(metric=cfg.metric, structure_epochs=cfg.structure_epochs,
                               period=cfg.period, **net)  # fmt: skip
-    return param, objective, ipc
+    return param, objective
 
 
 def _build_gcdm(cfg: GCDMConfig, data: GraphData, ipc: int, generator):
     _require(data, "node", "gcdm")
-    param, net, ipc = _node_param(cfg, data, ipc, generator)
-    return param, GCDMMatching(**net), ipc
+    param, net = _node_param(cfg, data, ipc, generator)
+    return param, GCDMMatching(**net)
 
 
 def _build_doscond(cfg: DosCondConfig, data: GraphData, ipc: int, generator):
@@ -170,10 +170,8 @@ def _build_doscond(cfg: DosCondConfig, data: GraphData, ipc: int, generator):
         layers=cfg.layers, batch_real=cfg.batch_real, metric=cfg.metric, beta=cfg.beta,
         anneal_steps=cfg.anneal_steps,
     )  # fmt: skip
-    return param, objective, ipc
+    return param, objective
 
-
-BUILDERS = {"gcond": _build_gcond, "gcdm": _build_gcdm, "doscond": _build_doscond}
 
 _CORA_LIKE = {"outer_loop": 20, "inner_loop": 15, "lr_feat": 1e-4, "lr_adj": 1e-4}
 
@@ -183,7 +181,9 @@ register(
         "graph gradient matching",
         "Jin et al., ICLR 2022",
         GCondConfig,
-        runner=run_graph,
+        build=_build_gcond,
+        stepper=GroupAdam,
+        summarise=summarise,
         modality="graph",
         per_dataset={"cora": _CORA_LIKE, "citeseer": _CORA_LIKE},
     )
@@ -194,7 +194,9 @@ register(
         "graph distribution matching",
         "Liu et al., arXiv 2206.13697, 2022",
         GCDMConfig,
-        runner=run_graph,
+        build=_build_gcdm,
+        stepper=GroupAdam,
+        summarise=summarise,
         modality="graph",
     )
 )
@@ -204,7 +206,9 @@ register(
         "graph gradient matching",
         "Jin et al., KDD 2022",
         DosCondConfig,
-        runner=run_graph,
+        build=_build_doscond,
+        stepper=GroupAdam,
+        summarise=summarise,
         modality="graph",
         per_dataset={"dd": {"lr_adj": 2.0}, "nci1": {"lr_adj": 1.0}, "mutag": {"lr_adj": 0.1}},
     )

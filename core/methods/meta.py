@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from datadistill.data import Dataset
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, net_config, register
 from datadistill.objectives.meta import (
     BackpropThroughTime,
     FeatureRegression,
@@ -26,10 +26,6 @@ from datadistill.objectives.meta import (
     RandomFeatureRegression,
 )
 from datadistill.params.images import FreeImages
-
-
-def _net_config(width: int, depth: int) -> dict:
-    return {k: v for k, v in (("width", width), ("depth", depth)) if v}
 
 
 @dataclass(frozen=True)
@@ -179,7 +175,7 @@ def _images(cfg, data: Dataset, ipc: int, generator: torch.Generator) -> FreeIma
 def _build_dd(cfg: DDConfig, data: Dataset, ipc: int, generator: torch.Generator):
     objective = BackpropThroughTime(
         arch=cfg.arch,
-        net_config=_net_config(cfg.net_width, cfg.net_depth),
+        net_config=net_config(width=cfg.net_width, depth=cfg.net_depth),
         batch_real=cfg.batch_real,
         inner_epochs=cfg.inner_epochs,
         images_per_step=cfg.images_per_step,
@@ -224,7 +220,7 @@ def _build_rfad(cfg: RFADConfig, data: Dataset, ipc: int, generator: torch.Gener
 def _build_frepo(cfg: FRePOConfig, data: Dataset, ipc: int, generator: torch.Generator):
     objective = FeatureRegression(
         arch=cfg.arch,
-        net_config=_net_config(cfg.net_width, cfg.net_depth),
+        net_config=net_config(width=cfg.net_width, depth=cfg.net_depth),
         pool_size=cfg.pool_size,
         max_steps=cfg.max_steps,
         online_lr=cfg.online_lr,

@@ -1,8 +1,8 @@
 """Recommender presets: Distill-CF (Sachdeva et al., NeurIPS 2022; survey section 3).
 
-The preset owns its `distill run` (`runner`, modality "recsys"): the data are a user-item
-matrix, `--ipc` counts synthetic users, and the summary is a `datadistill.recsys.RecSummary`. It
-still runs through the one outer loop (`build` gives it the prior and the objective).
+Modality "recsys": the data are a user-item matrix (`datadistill.recsys.data.RecData`), `ipc`
+counts synthetic users, and its `summarise` hook makes a `datadistill.recsys.summary.RecSummary`;
+it runs through the one front door and outer loop like any preset.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, register
+from datadistill.recsys.summary import summarise
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,6 @@ def _build(cfg: DistillCFConfig, data, users: int, generator: torch.Generator):
     return param, objective
 
 
-def _runner(method, args):
-    from datadistill.recsys.runner import run_recsys
-
-    return run_recsys(method, args)
-
-
 register(
     Method(
         "distill-cf",
@@ -73,7 +68,7 @@ register(
         "Sachdeva et al., NeurIPS 2022",
         DistillCFConfig,
         build=_build,
-        runner=_runner,
+        summarise=summarise,
         modality="recsys",
     )
 )

@@ -1,8 +1,8 @@
 """Text presets: embedding-space distillation with BPTT (Sucholutsky & Schonlau, IJCNN 2021).
 
-The preset owns its `distill run` (`runner`, modality "text"): the data are embedded
-sentences (`datadistill.text.data`), `--ipc` counts synthetic sentences per class, and the summary
-is a `datadistill.text.TextSummary`. It optimises through the one outer loop with DD's objective
+Modality "text": the data are embedded sentences (`datadistill.text.data.TextData`), `ipc`
+counts synthetic sentences per class, and its `summarise` hook makes a
+`datadistill.text.summary.TextSummary`. It optimises through the one outer loop with DD's objective
 (`datadistill.objectives.meta.BackpropThroughTime`) given a text classifier as its inner network.
 """
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, register
+from datadistill.text.summary import summarise
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _build(cfg: TextBPTTConfig, data, ipc: int, generator: torch.Generator):
     from datadistill.text.params import FreeSequences
 
     param = FreeSequences(
-        data, ipc, init=cfg.init, generator=generator, learn_labels=cfg.learn_labels
+        data.dataset, ipc, init=cfg.init, generator=generator, learn_labels=cfg.learn_labels
     )
     objective = BackpropThroughTime(
         batch_real=cfg.batch_real,
@@ -74,10 +75,9 @@ def _build(cfg: TextBPTTConfig, data, ipc: int, generator: torch.Generator):
     return param, objective
 
 
-def _runner(method, args):
-    from datadistill.text.runner import run_text
-
-    return run_text(method, args)
+def _sentences(text):
+    """What the objective reads: the embedded sentences inside a `TextData`."""
+    return text.dataset
 
 
 register(
@@ -87,7 +87,8 @@ register(
         "Sucholutsky & Schonlau, IJCNN 2021",
         TextBPTTConfig,
         build=_build,
-        runner=_runner,
+        summarise=summarise,
+        examples=_sentences,
         modality="text",
     )
 )

@@ -22,7 +22,7 @@ from torch.func import functional_call
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.experts import ExpertBank, default_folder, experts_command
-from datadistill.methods import Method, MethodConfig, register
+from datadistill.methods.registry import Method, MethodConfig, net_config, register
 from datadistill.objectives.trajectory import ConstantMemoryMatching, TrajectoryMatching, unflatten
 from datadistill.params.images import FreeImages
 from datadistill.params.learnt_lr import WithLearntLR
@@ -112,15 +112,6 @@ class TESLAConfig(MTTConfig):
     snapshots: int = 10
 
 
-def _net_config(cfg: MTTConfig) -> dict:
-    out = {}
-    if cfg.net_depth:
-        out["depth"] = cfg.net_depth
-    if cfg.net_width:
-        out["width"] = cfg.net_width
-    return out
-
-
 def _settings(cfg: MTTConfig, dataset: str, ipc: int) -> tuple[int, int, int, int, float]:
     table = published(dataset, ipc)
     given = (cfg.syn_steps, cfg.expert_epochs, cfg.max_start_epoch, cfg.batch_syn, cfg.lr_lr)
@@ -132,10 +123,10 @@ def expert_needs(cfg: MTTConfig, dataset: str, ipc: int) -> tuple[Path, dict, in
 
     Sweeps call this to train the experts every trajectory cell needs before the cells run.
     """
-    net_config = _net_config(cfg)
+    network = net_config(depth=cfg.net_depth, width=cfg.net_width)
     _, m, start, _, _ = _settings(cfg, dataset, ipc)
-    folder = Path(cfg.experts) if cfg.experts else default_folder(dataset, cfg.arch, net_config)
-    return folder, net_config, start - 1 + m
+    folder = Path(cfg.experts) if cfg.experts else default_folder(dataset, cfg.arch, network)
+    return folder, network, start - 1 + m
 
 
 def _experts(cfg: MTTConfig, data: Dataset, net_config: dict, epochs_needed: int) -> ExpertBank:
@@ -165,14 +156,15 @@ def expert_label_logits(
     return functional_call(net, unflatten(net, theta), (x,)).float()
 
 
-def _objective(kind, cfg: MTTConfig, data: Dataset, ipc: int, **extra):
-    """The objective and the syn_lr learning rate for `cfg` at `ipc` (per-IPC table)."""
+def trajectory_objective(kind, cfg: MTTConfig, data: Dataset, ipc: int, **extra):
+    """The objective and the syn_lr learning rate for `cfg` at `ipc` (per-IPC table); the
+    factorised presets (`datadistill.methods.factorised`) match trajectories through it too."""
     steps, m, start, batch, lr_lr = _settings(cfg, data.spec.name, ipc)
-    net_config = _net_config(cfg)
+    network = net_config(depth=cfg.net_depth, width=cfg.net_width)
     objective = kind(
-        experts=_experts(cfg, data, net_config, start - 1 + m),
+        experts=_experts(cfg, data, network, start - 1 + m),
         arch=cfg.arch,
-        net_config=net_config,
+        net_config=network,
         syn_steps=steps,
         expert_epochs=m,
         max_start_epoch=start,
@@ -186,15 +178,15 @@ def _objective(kind, cfg: MTTConfig, data: Dataset, ipc: int, **extra):
 
 def _build_mtt(cfg: MTTConfig, data: Dataset, ipc: int, generator: torch.Generator):
     if cfg.constant_memory:
-        objective, lr_lr = _objective(ConstantMemoryMatching, cfg, data, ipc, snapshots=0)
+        objective, lr_lr = trajectory_objective(ConstantMemoryMatching, cfg, data, ipc, snapshots=0)
     else:
-        objective, lr_lr = _objective(TrajectoryMatching, cfg, data, ipc)
+        objective, lr_lr = trajectory_objective(TrajectoryMatching, cfg, data, ipc)
     images = FreeImages(data, ipc, init=cfg.init, generator=generator)
     return WithLearntLR(images, syn_lr=cfg.syn_lr, lr_lr=lr_lr), objective
 
 
 def _build_tesla(cfg: TESLAConfig, data: Dataset, ipc: int, generator: torch.Generator):
-    objective, lr_lr = _objective(
+    objective, lr_lr = trajectory_objective(
         ConstantMemoryMatching, cfg, data, ipc, first_order=cfg.first_order, snapshots=cfg.snapshots
     )
     images = FreeImages(data, ipc, init=cfg.init, generator=generator)
@@ -217,7 +209,7 @@ def _build_tesla(cfg: TESLAConfig, data: Dataset, ipc: int, generator: torch.Gen
 
 # digits (ours, in no paper): ConvNet-2 as for DC on 8 px images; lr_img 1000 diverged there
 # within 5 iterations (ipc 2, width 128), 100 lowered the held-out loss from 2.8 to 0.5 in 20.
-_DIGITS = {"digits": {"net_depth": 2, "lr_img": 100.0}}
+MTT_DIGITS = {"digits": {"net_depth": 2, "lr_img": 100.0}}
 
 register(
     Method(
@@ -226,7 +218,7 @@ register(
         "Cazenavette et al., CVPR 2022",
         MTTConfig,
         build=_build_mtt,
-        per_dataset=_DIGITS,
+        per_dataset=MTT_DIGITS,
     )
 )
 register(
@@ -236,6 +228,6 @@ register(
         "Cui et al., ICML 2023",
         TESLAConfig,
         build=_build_tesla,
-        per_dataset=_DIGITS,
+        per_dataset=MTT_DIGITS,
     )
 )

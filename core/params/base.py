@@ -30,10 +30,14 @@ class Parameterisation(nn.Module):
     name = "base"
     init_rows: list[int] | None = None  # the training rows a real initialisation drew
 
-    def __init__(self, spec: DataSpec, images_per_class: int):
+    def __init__(
+        self, spec: DataSpec | None, images_per_class: int, *, num_classes: int | None = None
+    ):
+        """`spec` describes image-like examples; modalities without one (graphs) pass None
+        and their `num_classes`."""
         super().__init__()
         self.spec = spec
-        self.num_classes = spec.num_classes
+        self.num_classes = spec.num_classes if spec is not None else num_classes
         self.images_per_class = images_per_class
 
     def sample(self, class_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +45,9 @@ class Parameterisation(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def materialize(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every example, detached: what the summary file stores under `images`/`labels`."""
+    def materialize(self) -> tuple[torch.Tensor, ...]:
+        """Every example, detached: what the summary file stores under `images`/`labels`
+        (a graph's parameterisation returns features, adjacency and labels)."""
         x, y = self.sample()
         return x.detach().clone(), y.detach().clone()
 

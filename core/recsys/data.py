@@ -46,6 +46,8 @@ class RecData:
     ridge), `test` is reported. Dense is fine for MovieLens-sized data (6,040 x 3,706).
     """
 
+    modality = "recsys"  # which methods take it (`datadistill.distill.run` checks)
+
     spec: RecSpec
     train: torch.Tensor
     val: torch.Tensor
@@ -234,3 +236,10 @@ def load(name: str, *, root: str | os.PathLike | None = None, seed: int = 0) -> 
     raise DistillError(
         f"unknown recommender dataset '{name}'; choose one of: {', '.join(available())}"
     )
+
+
+def random_users(data: RecData, users: int, *, seed: int) -> torch.Tensor:
+    """The baseline a summary is compared with: train rows of `users` real users drawn
+    uniformly (seeded)."""
+    rows = torch.randperm(data.spec.num_users, generator=torch.Generator().manual_seed(seed))
+    return data.train[rows[:users]]

@@ -2,7 +2,7 @@
 
 Tensors: ``interactions`` float32 [n_users, items] (the matrix a model trains on, values in
 [0, 1]) and, for a learnt prior, ``param.logits`` (Distill-CF's Omega). Metadata: the block
-of `datadistill.modal_summary` with ``modality: "recsys"`` plus ``num_items`` and the real
+of `datadistill.summary_file` with ``modality: "recsys"`` plus ``num_items`` and the real
 dataset's ``num_users``; ``ipc`` is the number of synthetic users.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from datadistill import modal_summary
+from datadistill import summary_file
 from datadistill.errors import DistillError
 from datadistill.recsys.data import RecSpec
 
@@ -55,7 +55,7 @@ class RecSummary:
         return self.n
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
+        meta = summary_file.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
         return {**meta, "num_items": self.spec.num_items, "num_users": self.spec.num_users}
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -63,11 +63,11 @@ class RecSummary:
         self.created = meta["created"]
         tensors = {"interactions": self.interactions}
         tensors |= {f"param.{k}": v for k, v in self.params.items()}
-        return modal_summary.save(path, tensors, meta)
+        return summary_file.write(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> RecSummary:
-        tensors, meta = modal_summary.load(path, modality=MODALITY, required=("interactions",))
+        tensors, meta = summary_file.read(path, modality=MODALITY, required=("interactions",))
         try:
             spec = RecSpec(meta["dataset"], int(meta["num_users"]), int(meta["num_items"]))
             return cls(
@@ -85,3 +85,21 @@ class RecSummary:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DistillError(f"summary file '{path}' has malformed metadata ({e})") from None
+
+
+def summarise(state) -> RecSummary:
+    """Distill-CF's `summarise` hook: the current prior as a recommender summary, from a
+    `datadistill.distill.RunState`."""
+    x, _ = state.param.materialize()
+    return RecSummary(
+        interactions=x.cpu(),
+        spec=state.data.spec,
+        method=state.method.name,
+        objective=state.objective.name,
+        parameterisation=state.param.name,
+        stored_bytes=state.param.stored_bytes(),
+        config=state.config_dict(),
+        seed=state.seed,
+        extra={**state.objective.summary_extra(), "run": state.run_info()},
+        params={k: v.cpu() for k, v in state.param.tensors().items()},
+    )

@@ -86,6 +86,8 @@ class Vocabulary:
 class TextData:
     """An embedded corpus: `dataset` for the distillation machinery, the rest for people."""
 
+    modality = "text"  # which methods take it (`datadistill.distill.run` checks)
+
     dataset: Dataset
     vocab: Vocabulary
     table: torch.Tensor  # [V, dim], frozen

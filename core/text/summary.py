@@ -5,7 +5,7 @@ Tensors: ``embeddings`` float32 [n, seq_len, dim] (what a classifier trains on),
 (each position's nearest word, for display) and ``preprocess.embedding`` [V, dim], the
 frozen table that maps real text into the same space (preprocessing travels with the
 summary, DESIGN.md; it is not charged to ``stored_bytes``). Metadata: the block of
-`datadistill.modal_summary` with ``modality: "text"``, plus classes, seq_len, dim, soft_labels
+`datadistill.summary_file` with ``modality: "text"``, plus classes, seq_len, dim, soft_labels
 and the vocabulary (the words of the table's rows).
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from datadistill import modal_summary
+from datadistill import summary_file
 from datadistill.errors import DistillError
-from datadistill.text.data import TextSpec
+from datadistill.text.data import TextData, TextSpec
 from datadistill.text.decode import decode, nearest_tokens
 
 MODALITY = "text"
@@ -77,7 +77,7 @@ class TextSummary:
         return decode(self.embeddings, self.table, self.words)
 
     def metadata(self) -> dict:
-        meta = modal_summary.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
+        meta = summary_file.base_metadata(self, modality=MODALITY, dataset=self.spec.name)
         return {
             **meta,
             "num_classes": self.spec.num_classes,
@@ -97,12 +97,12 @@ class TextSummary:
             "tokens": nearest_tokens(self.embeddings, self.table),
             "preprocess.embedding": self.table,
         }
-        return modal_summary.save(path, tensors, meta)
+        return summary_file.write(path, tensors, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TextSummary:
         required = ("embeddings", "labels", "preprocess.embedding")
-        tensors, meta = modal_summary.load(path, modality=MODALITY, required=required)
+        tensors, meta = summary_file.read(path, modality=MODALITY, required=required)
         try:
             spec = TextSpec(
                 meta["dataset"],
@@ -129,3 +129,53 @@ class TextSummary:
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DistillError(f"summary file '{path}' has malformed metadata ({e})") from None
+
+
+def summarise(state) -> TextSummary:
+    """Text BPTT's `summarise` hook: the current sentences from a
+    `datadistill.distill.RunState` whose data is the `TextData` (its table and vocabulary
+    travel with the summary)."""
+    x, y = state.param.materialize()
+    text = state.data
+    return TextSummary(
+        embeddings=x.cpu(),
+        labels=y.cpu(),
+        spec=text.dataset.spec,
+        method=state.method.name,
+        ipc=state.ipc,
+        table=text.table,
+        words=text.vocab.words,
+        objective=state.objective.name,
+        parameterisation=state.param.name,
+        stored_bytes=state.param.stored_bytes(),
+        config=state.config_dict(),
+        seed=state.seed,
+        extra={
+            **state.param.summary_extra(),
+            **state.objective.summary_extra(),
+            "run": state.run_info(),
+        },
+    )
+
+
+def random_sentences(text: TextData, ipc: int, *, seed: int) -> TextSummary:
+    """The baseline a summary is compared with: `ipc` real training sentences per class,
+    drawn uniformly (seeded)."""
+    data = text.dataset
+    rows = torch.cat([
+        data.class_index(c)[
+            torch.randperm(len(data.class_index(c)), generator=torch.Generator().manual_seed(seed))
+        ][:ipc]
+        for c in range(data.spec.num_classes)
+    ])  # fmt: skip
+    return TextSummary(
+        embeddings=data.x_train[rows],
+        labels=data.y_train[rows],
+        spec=data.spec,
+        method="random",
+        ipc=ipc,
+        table=text.table,
+        words=text.vocab.words,
+        objective="selection",
+        seed=seed,
+    )

@@ -14,8 +14,9 @@ import torch
 
 from datadistill import methods
 from datadistill.data import Dataset
-from datadistill.distill import SUMMARY_FILE, RunOptions, run
+from datadistill.distill import run
 from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.loop import SUMMARY_FILE, RunOptions
 from datadistill.plots import summary_grid
 from datadistill.results import append_rows, load_rows
 from datadistill.summary import Summary

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from datadistill.bench_tables import (  # noqa: E402
+from datadistill.bench.tables import (  # noqa: E402
     main_rows,
     method_order,
     most_runs,

@@ -19,7 +19,8 @@ raised before any work starts. Keys:
                       epochs: 300, runs: 5},   # transfer epochs/runs default to the main ones
            max_steps: null}           # cap SGD steps (TrainConfig.max_steps), also in transfer
     experts: {num: 20, epochs: 50}    # trajectory matching's experts, trained when missing
-    results: experiments/results/{name}_{dataset}.json   # rows, one file per dataset
+    results: results/{name}_{dataset}.json   # rows, one file per dataset (the repository's
+                                             # sweeps write experiments/results/...)
     runs: runs/sweep-{name}/{dataset}                    # summaries and checkpoints
     device: auto
     time_limit: null                  # seconds per distillation; a stopped cell resumes later
@@ -38,7 +39,7 @@ import yaml
 
 from datadistill import data as datasets
 from datadistill import methods, nets
-from datadistill.bench import Cell
+from datadistill.bench.cells import Cell
 from datadistill.errors import DistillError
 from datadistill.evaluate import EvalConfig
 from datadistill.train import TrainConfig
@@ -132,7 +133,7 @@ class SweepConfig:
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     eval: SweepEval = SweepEval()
     experts: ExpertSettings = ExpertSettings()
-    results: str = "experiments/results/{name}_{dataset}.json"
+    results: str = "results/{name}_{dataset}.json"
     runs: str = "runs/sweep-{name}/{dataset}"
     device: str = "auto"
     time_limit: float | None = None

@@ -18,9 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from datadistill import budget as budgets
 from datadistill import data as datasets
 from datadistill import methods, nets, plugins
+from datadistill.cli.options import common_options, run_options, sweep_options
+from datadistill.cli.run import run_method
 from datadistill.errors import DistillError
 
 
@@ -100,64 +101,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_options(p: argparse.ArgumentParser) -> None:
-    """`distill run`'s options but --method: apps' run commands (`distill privacy run`) reuse
-    them and hand the parsed arguments to `cmd_run`."""
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--ipc", type=int, default=10, help="images per class")
-    p.add_argument(
-        "--bytes",
-        type=int,
-        help="storage budget in bytes, instead of --ipc (default: IPC real images' bytes)",
-    )
-    p.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
-    p.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one of the method's settings (see `distill list`)",
-    )
-    common_options(p)
-
-
-def common_options(p: argparse.ArgumentParser, dataset: bool = False) -> None:
-    """--device, --data-root, --download, --quiet (and --dataset): apps' commands reuse them."""
-    if dataset:
-        p.add_argument("--dataset", help="test data (default: the summary's own dataset)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0 ...")
-    p.add_argument("--data-root", type=Path, help="folder with the dataset's files")
-    p.add_argument("--download", action="store_true", help="let torchvision fetch missing data")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def sweep_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", type=Path, help="a sweep file, e.g. experiments/sweeps/quick.yaml")
-    p.add_argument(
-        "--workers", type=int, help="parallel cells here (default: CPU count; 0: serial, no Ray)"
-    )
-    p.add_argument("--address", help="a running Ray cluster's address instead of a local one")
-    p.add_argument("--threads", type=int, help="torch threads per cell (default: CPUs/workers)")
-    p.add_argument("--gpus-per-task", type=float, help="GPUs per cell (default: 1/workers)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells to run, run none")
-
-
-def _settings(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise DistillError(f"--set expects KEY=VALUE, got '{pair}'")
-        k, v = pair.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
 def cmd_list(args) -> None:
     from datadistill import modality
 
@@ -174,60 +117,6 @@ def cmd_list(args) -> None:
         s = datasets.get_spec(name)
         print(f"  {name:14s} {s.num_classes} classes, {s.channels}x{s.size}x{s.size}")
     print("architectures:\n  " + ", ".join(nets.available()))
-
-
-def cmd_run(args):
-    """Run `args.method`; returns the Summary (apps' run commands report from it)."""
-    from datadistill.distill import RunOptions, resolve_device, run
-
-    method = methods.get(args.method)
-    if method.runner is not None:  # another modality: its own data, loop and evaluation
-        return method.runner(method, args)
-    data = datasets.load(args.dataset, root=args.data_root, download=args.download)
-    device = resolve_device(args.device)
-    ipc, budget = budgets.resolve(
-        method, data.spec, ipc=args.ipc, nbytes=getattr(args, "bytes", None)
-    )
-    size = f"ipc{ipc}" if not budget else f"{budget['budget_bytes']}B"
-    out = args.out or Path("runs") / f"{method.name}-{args.dataset}-{size}-s{args.seed}"
-    evaluator = None
-    if args.eval_every:
-        from datadistill.evaluate import EvalConfig, evaluate
-        from datadistill.train import TrainConfig
-
-        quick = EvalConfig(runs=1, train=TrainConfig(epochs=100))
-        evaluator = lambda s: round(
-            evaluate(s, data, config=quick, device=device, progress=False)[0]["acc_mean"], 4
-        )
-    options = RunOptions(
-        seed=args.seed,
-        iterations=args.iterations,
-        resume=args.resume,
-        time_limit=args.time_limit,
-        checkpoint_every=args.checkpoint_every,
-        eval_every=args.eval_every,
-        progress=not args.quiet,
-    )
-    summary = run(
-        method.name,
-        data,
-        ipc,
-        options=options,
-        overrides={**budget, **_settings(args.set)},
-        device=device,
-        out_dir=out,
-        evaluator=evaluator,
-    )
-    info = summary.extra["run"]
-    print(
-        f"wrote {out / 'summary.safetensors'}: {summary.n} images, {summary.stored_bytes} bytes, "
-        f"{info['iterations']} iterations in {info['seconds']:.1f} s"
-    )
-    print(
-        f"next: distill eval {out / 'summary.safetensors'}  |  distill show "
-        f"{out / 'summary.safetensors'}"
-    )
-    return summary
 
 
 def cmd_eval(args) -> None:
@@ -328,7 +217,8 @@ def cmd_generator(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from datadistill import sweep, sweep_config
+    from datadistill.bench import config as sweep_config
+    from datadistill.bench import sweep
 
     outcome = sweep.run_sweep(
         sweep_config.load(args.config),
@@ -348,7 +238,7 @@ def cmd_sweep(args) -> None:
 
 COMMANDS = {
     "list": cmd_list,
-    "run": cmd_run,
+    "run": run_method,
     "eval": cmd_eval,
     "show": cmd_show,
     "export": cmd_export,

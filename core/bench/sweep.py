@@ -1,9 +1,9 @@
 """`distill sweep`: run a sweep's cells in parallel through Ray, resumable at every cell.
 
-Each cell is one `datadistill.bench.run_cell` (distil or select -> save -> evaluate -> append
+Each cell is one `datadistill.bench.cells.run_cell` (distil or select -> save -> evaluate -> append
 rows). Rows are appended atomically the moment a cell finishes, so killing a sweep loses
 only the cells in flight; starting it again skips every cell whose rows are in the results
-(`datadistill.bench.done_rows`) and resumes interrupted distillations from their checkpoints.
+(`datadistill.bench.cells.done_rows`) and resumes interrupted distillations from their checkpoints.
 
 Ray runs the cells as tasks: on this machine (`ray.init(num_cpus=workers)`, torch using
 cpus / workers threads in each) or on a running cluster (`address`). Rows always travel
@@ -25,12 +25,12 @@ import torch
 
 from datadistill import data as datasets
 from datadistill import methods
-from datadistill.bench import done_rows, run_cell
+from datadistill.bench.cells import done_rows, run_cell
+from datadistill.bench.config import SweepCell, SweepConfig
 from datadistill.distill import resolve_device
 from datadistill.errors import DistillError
 from datadistill.experts import ExpertBank, ExpertConfig, train_experts
 from datadistill.results import append_rows, command_line, set_command_line
-from datadistill.sweep_config import SweepCell, SweepConfig
 
 Log = Callable[[str], None]
 
