@@ -5,9 +5,9 @@ DEVICE  ?= auto
 
 .PHONY: demo test test-slow data clean bench bench-quick
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## distil digits with DM at IPC 1 and 10, run the baselines, evaluate, draw
