@@ -72,6 +72,18 @@ class RunState:
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)
 
+    def made(self) -> dict:
+        """How the summary was made, as every summary class takes it: method, objective,
+        parameterisation, stored_bytes, config, seed."""
+        return {
+            "method": self.method.name,
+            "objective": self.objective.name,
+            "parameterisation": self.param.name,
+            "stored_bytes": self.param.stored_bytes(),
+            "config": self.config_dict(),
+            "seed": self.seed,
+        }
+
 
 def _a(word: str) -> str:
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"

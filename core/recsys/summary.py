@@ -94,12 +94,7 @@ def summarise(state) -> RecSummary:
     return RecSummary(
         interactions=x.cpu(),
         spec=state.data.spec,
-        method=state.method.name,
-        objective=state.objective.name,
-        parameterisation=state.param.name,
-        stored_bytes=state.param.stored_bytes(),
-        config=state.config_dict(),
-        seed=state.seed,
+        **state.made(),
         extra={**state.objective.summary_extra(), "run": state.run_info()},
         params={k: v.cpu() for k, v in state.param.tensors().items()},
     )
