@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from datadistill.cli.main import main
+from datadistill.errors import DistillError
 
 
 def _err(capsys):
@@ -107,3 +108,17 @@ def test_corrupt_and_truncated_summary(summary_file, tmp_path, capsys):
 def test_unknown_architecture(summary_file, capsys):
     assert main(["eval", str(summary_file), "--arch", "convnet,vit"]) == 2
     assert "unknown architecture 'vit'" in _err(capsys)
+
+
+def test_parse_settings_is_the_one_set_parser():
+    """`--set` for every modality and for apps' commands (`distill continual --set`)."""
+    from datadistill.cli.options import parse_settings
+
+    assert parse_settings(["lr_img=0.1", " users = 4 ", "path=a=b"]) == {
+        "lr_img": "0.1",
+        "users": "4",
+        "path": "a=b",
+    }
+    with pytest.raises(DistillError, match="--set expects KEY=VALUE, got 'lr_img'"):
+        parse_settings(["lr_img"])
+    assert main(["run", "--method", "dm", "--set", "lr_img", "--quiet"]) == 2
