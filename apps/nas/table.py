@@ -32,6 +32,13 @@ def learning_rate(row: dict) -> str:
     return part[2:] if part else "-"
 
 
+def augmentation(row: dict) -> str:
+    """dsa or none for a proxy that trains; '-' for one that does not."""
+    if kind(row) in ("zero-cost", "truth-seed"):
+        return "-"
+    return "dsa" if row.get("setting", "").endswith("-dsa") else "none"
+
+
 def run_on(row: dict) -> str:
     device = str(row.get("device", "cpu"))
     return device[device.find("NVIDIA ") + 7 : -1] if "NVIDIA " in device else device
@@ -46,7 +53,7 @@ COLUMNS = [
     ("kind", kind),
     ("IPC", lambda r: str(r["ipc"]) if r["ipc"] else "-"),
     ("lr", learning_rate),
-    ("aug", lambda r: "dsa" if r.get("setting", "").endswith("-dsa") else "none"),
+    ("aug", augmentation),
     ("Spearman [95% CI]", lambda r: _with_interval(r, "spearman")),
     ("Kendall [95% CI]", lambda r: _with_interval(r, "kendall")),
     ("top-5 [95% CI]", lambda r: _with_interval(r, "top5", 1)),
@@ -55,7 +62,7 @@ COLUMNS = [
     ("cost / truth", lambda r: _ratio(r.get("cost_ratio"))),
     ("seen / truth", lambda r: _ratio(r.get("images_seen_ratio"))),
 ]
-ORDER = {"zero-cost": 0, "cheap-train": 1, "random-subset": 2, "summary": 3}
+ORDER = {"truth-seed": 0, "zero-cost": 1, "cheap-train": 2, "random-subset": 3, "summary": 4}
 
 
 def markdown(rows: list[dict]) -> str:
