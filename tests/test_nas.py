@@ -371,8 +371,12 @@ def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path
     out = subprocess.run(args, env=env, check=True, timeout=600, capture_output=True, text=True)
     assert len(load_rows(cache)) == cached
     rows = json.loads((tmp_path / "n.json").read_text())
-    assert sorted(r["method"] for r in rows) == ["cheap-train", "random"]
-    assert all(r["cells_scored"] == 4 for r in rows) and "Spearman" in out.stdout
+    # zero-cost proxies score the cells at initialisation: they add rows, not cells
+    assert sorted(r["method"] for r in rows) == [
+        "cheap-train", "grad-norm", "naswot", "random", "synflow",
+    ]  # fmt: skip
+    assert all(r["cells_scored"] == 4 and len(r["spearman_ci"]) == 2 for r in rows)
+    assert "Spearman" in out.stdout
 
 
 def test_scatter_frames_the_cells_that_learn(tmp_path):
@@ -433,3 +437,27 @@ def test_proxy_without_augmentation_trains_as_the_truth_does(digits):
     assert not plain.train.dsa and plain.label().endswith("-noaug")
     assert proxy_setting(subset, width=2, cells=1, steps=20).train.dsa
     assert ProxyPlan(lr=0.1, dsa=False).tag() == "-lr0.1-noaug" and ProxyPlan().tag() == ""
+
+
+def test_truth_seeds_record_their_agreement_and_average_the_truth(tmp_path):
+    """`--truth-seeds 0 1` trains the same cells from two inits: one row says how well
+    seed 1 ranks them as seed 0 does, and proxies are scored against the mean."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "DATADISTILL_COMPILE": "0",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    args = [sys.executable, str(root / "experiments" / "nas_fmnist.py"), "--dataset", "digits",
+            "--archs", "4", "--truth-epochs", "1", "--width", "2", "--quiet", "--device", "cpu",
+            "--methods", "--baselines", "--zero-cost", "naswot", "--zero-cost-batch", "8",
+            "--truth-seeds", "0", "1", "--results", str(tmp_path / "n.json")]  # fmt: skip
+    subprocess.run(args, env=env, check=True, timeout=600, capture_output=True)
+    rows = {r["method"]: r for r in load_rows(tmp_path / "n.json")}
+    assert set(rows) == {"truth-seed1", "naswot"}
+    cells = {r["seed"]: r for r in load_rows(tmp_path / "n_cells.json")}
+    assert set(cells) == {0, 1}
+    assert rows["truth-seed1"]["variant"] == "proxy=truth-seed" and rows["truth-seed1"]["seed"] == 0
+    assert rows["naswot"]["truth"].endswith("mean of seeds 0,1")
+    assert (tmp_path / "n_rho_cost.png").exists() and (tmp_path / "n_zero_cost.png").exists()
