@@ -279,10 +279,16 @@ def test_cli_rank_writes_rows_and_a_plot(nas_cli, tmp_path, capsys):
             "--device", "cpu"]  # fmt: skip
     assert cli.main(argv) == 0
     rows = json.loads(results.read_text())
-    assert {r["variant"] for r in rows} == {"proxy=random-subset", "proxy=cheap-train"}
+    assert {r["variant"] for r in rows} == {
+        "proxy=random-subset", "proxy=cheap-train", "proxy=zero-cost",
+    }  # fmt: skip
+    assert sorted(r["method"] for r in rows if r["variant"] == "proxy=zero-cost") == [
+        "grad-norm", "naswot", "synflow",
+    ]  # fmt: skip
     for r in rows:
         assert set(ROW_KEYS) <= r.keys()
         assert {"spearman", "kendall", "top5", "proxy_seconds", "cost_ratio"} <= r.keys()
+        assert {"spearman_ci", "kendall_ci", "top5_ci"} <= r.keys()
         assert r["cells_scored"] == 4
     assert results.with_suffix(".png").stat().st_size > 0
     assert len(load_rows(tmp_path / "nas_cells.json")) == 4 * 3  # truth + 2 proxies
@@ -422,7 +428,8 @@ def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
     results = tmp_path / "nas.json"
     argv = ["nas", "rank", "--dataset", "digits", "--archs", "3", "--truth-epochs", "1",
             "--steps", "2", "--width", "2", "--results", str(results), "--quiet",
-            "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05"]  # fmt: skip
+            "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05",
+            "--zero-cost", ""]  # fmt: skip
     assert cli.main(argv) == 0
     (row,) = json.loads(results.read_text())
     assert row["variant"] == "proxy=random-subset-lr0.05" and "-lr0.05-" in row["setting"]

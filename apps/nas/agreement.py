@@ -62,7 +62,8 @@ class Intervals:
     """Percentile bootstrap intervals of `agreement`'s three figures.
 
     `undefined` counts resamples whose figure is NaN (a side constant on the resampled
-    cells); the percentiles are taken over the others.
+    cells); the percentiles are taken over the others. `k` is the k asked for, which names
+    the row's key (top5) even when fewer cells were scored.
     """
 
     spearman: tuple[float, float]
@@ -150,7 +151,7 @@ def bootstrap(
         raise DistillError(f"need at least 2 cells scored by both, got {len(common)}")
     t = np.array([truth[a] for a in common], dtype=float)
     p = np.array([proxy[a] for a in common], dtype=float)
-    k = min(k, len(common))
+    requested, k = k, min(k, len(common))
     idx = np.random.default_rng(seed).integers(0, len(common), size=(resamples, len(common)))
     tie = idx  # `common` is sorted by name: a cell's index is its rank by name
     figures = {
@@ -170,6 +171,6 @@ def bootstrap(
 
     return Intervals(
         spearman=interval(figures["spearman"]), kendall=interval(figures["kendall"]),
-        top_k=interval(figures["top_k"]), k=k, n=len(common), resamples=resamples,
+        top_k=interval(figures["top_k"]), k=requested, n=len(common), resamples=resamples,
         level=level, seed=seed, undefined=int(bad.sum()),
     )  # fmt: skip
