@@ -280,10 +280,16 @@ def test_cli_rank_writes_rows_and_a_plot(nas_cli, tmp_path, capsys):
             "--device", "cpu"]  # fmt: skip
     assert cli.main(argv) == 0
     rows = json.loads(results.read_text())
-    assert {r["variant"] for r in rows} == {"proxy=random-subset", "proxy=cheap-train"}
+    assert {r["variant"] for r in rows} == {
+        "proxy=random-subset", "proxy=cheap-train", "proxy=zero-cost",
+    }  # fmt: skip
+    assert sorted(r["method"] for r in rows if r["variant"] == "proxy=zero-cost") == [
+        "grad-norm", "naswot", "synflow",
+    ]  # fmt: skip
     for r in rows:
         assert set(ROW_KEYS) <= r.keys()
         assert {"spearman", "kendall", "top5", "proxy_seconds", "cost_ratio"} <= r.keys()
+        assert {"spearman_ci", "kendall_ci", "top5_ci"} <= r.keys()
         assert r["cells_scored"] == 4
     assert results.with_suffix(".png").stat().st_size > 0
     assert len(load_rows(tmp_path / "nas_cells.json")) == 4 * 3  # truth + 2 proxies
@@ -372,8 +378,12 @@ def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path
     out = subprocess.run(args, env=env, check=True, timeout=600, capture_output=True, text=True)
     assert len(load_rows(cache)) == cached
     rows = json.loads((tmp_path / "n.json").read_text())
-    assert sorted(r["method"] for r in rows) == ["cheap-train", "random"]
-    assert all(r["cells_scored"] == 4 for r in rows) and "Spearman" in out.stdout
+    # zero-cost proxies score the cells at initialisation: they add rows, not cells
+    assert sorted(r["method"] for r in rows) == [
+        "cheap-train", "grad-norm", "naswot", "random", "synflow",
+    ]  # fmt: skip
+    assert all(r["cells_scored"] == 4 and len(r["spearman_ci"]) == 2 for r in rows)
+    assert "Spearman" in out.stdout
 
 
 def test_scatter_frames_the_cells_that_learn(tmp_path):
@@ -419,7 +429,8 @@ def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
     results = tmp_path / "nas.json"
     argv = ["nas", "rank", "--dataset", "digits", "--archs", "3", "--truth-epochs", "1",
             "--steps", "2", "--width", "2", "--results", str(results), "--quiet",
-            "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05"]  # fmt: skip
+            "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05",
+            "--zero-cost", ""]  # fmt: skip
     assert cli.main(argv) == 0
     (row,) = json.loads(results.read_text())
     assert row["variant"] == "proxy=random-subset-lr0.05" and "-lr0.05-" in row["setting"]
@@ -434,3 +445,27 @@ def test_proxy_without_augmentation_trains_as_the_truth_does(digits):
     assert not plain.train.dsa and plain.label().endswith("-noaug")
     assert proxy_setting(subset, width=2, cells=1, steps=20).train.dsa
     assert ProxyPlan(lr=0.1, dsa=False).tag() == "-lr0.1-noaug" and ProxyPlan().tag() == ""
+
+
+def test_truth_seeds_record_their_agreement_and_average_the_truth(tmp_path):
+    """`--truth-seeds 0 1` trains the same cells from two inits: one row says how well
+    seed 1 ranks them as seed 0 does, and proxies are scored against the mean."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "DATADISTILL_COMPILE": "0",
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    args = [sys.executable, str(root / "experiments" / "nas_fmnist.py"), "--dataset", "digits",
+            "--archs", "4", "--truth-epochs", "1", "--width", "2", "--quiet", "--device", "cpu",
+            "--methods", "--baselines", "--zero-cost", "naswot", "--zero-cost-batch", "8",
+            "--truth-seeds", "0", "1", "--results", str(tmp_path / "n.json")]  # fmt: skip
+    subprocess.run(args, env=env, check=True, timeout=600, capture_output=True)
+    rows = {r["method"]: r for r in load_rows(tmp_path / "n.json")}
+    assert set(rows) == {"truth-seed1", "naswot"}
+    cells = {r["seed"]: r for r in load_rows(tmp_path / "n_cells.json")}
+    assert set(cells) == {0, 1}
+    assert rows["truth-seed1"]["variant"] == "proxy=truth-seed" and rows["truth-seed1"]["seed"] == 0
+    assert rows["naswot"]["truth"].endswith("mean of seeds 0,1")
+    assert (tmp_path / "n_rho_cost.png").exists() and (tmp_path / "n_zero_cost.png").exists()

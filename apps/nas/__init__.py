@@ -8,5 +8,7 @@ which is what a summary must do to stand in for the data during architecture sea
 
 Modules: `space` (cells and their strings), `cell` and `network` (the model), `benchmark`
 (the real benchmark file through `nas_201_api`), `scoring` (train a sample of cells on a
-training set, cached), `agreement` (rank correlations), `plugin` (`distill nas rank`).
+training set, cached), `zero_cost` (NASWOT, synflow, grad-norm at initialisation),
+`agreement` (rank correlations and their bootstrap intervals), `pipeline` (one study),
+`plots`, `table` (the Markdown table the README shows), `plugin` (`distill nas rank`).
 """

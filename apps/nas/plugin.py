@@ -1,6 +1,6 @@
 """`distill nas ...`: rank NAS-Bench-201 cells by training them on a summary.
 
-distill nas rank --summary S --archs 40 --seed 0
+distill nas rank --summary S --archs 40 --seed 0   (+ NASWOT, synflow, grad-norm at init)
 distill nas rank --summary S --benchmark-file NAS-Bench-201-v1_1-096897.pth  (CIFAR-10)
 """
 
@@ -42,6 +42,10 @@ def add_commands(sub) -> dict:
     r.add_argument(
         "--baselines", default="random,cheap", help="comma list of random, cheap ('' for none)"
     )
+    r.add_argument(
+        "--zero-cost", default="naswot,synflow,grad-norm",
+        help="comma list of zero-cost proxies scored at initialisation ('' for none)",
+    )  # fmt: skip
     r.add_argument("--results", type=Path, default=RESULTS, help="proxy rows (JSON)")
     r.add_argument("--cache", type=Path, help="per-cell rows (default RESULTS_cells.json)")
     r.add_argument("--plot", type=Path, help="scatter PNG (default RESULTS.png)")
@@ -60,7 +64,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
     from datadistill import data as datasets
     from datadistill.distill import resolve_device
     from datadistill.errors import DistillError
-    from datadistill.results import append_rows, table
+    from datadistill.results import append_rows
     from datadistill.summary import Summary
     from datadistill_apps.nas.benchmark import benchmark_accuracies, load_benchmark
     from datadistill_apps.nas.pipeline import (
@@ -69,10 +73,13 @@ def cmd_rank(args: argparse.Namespace) -> None:
         proxy_sets,
         score_proxy,
         trained_truth,
+        zero_cost_row,
     )
     from datadistill_apps.nas.plots import proxy_scatter
     from datadistill_apps.nas.scoring import TRUTH_TRAIN, CellSetting
     from datadistill_apps.nas.space import sample_archs
+    from datadistill_apps.nas.table import markdown
+    from datadistill_apps.nas.zero_cost import zero_cost
 
     summaries = [(Summary.load(p), str(p)) for p in args.summary]
     name = args.dataset or (summaries[0][0].spec.name if summaries else None)
@@ -83,8 +90,13 @@ def cmd_rank(args: argparse.Namespace) -> None:
     if args.proxy_lr is not None and not args.proxy_lr > 0:  # NaN fails too
         raise DistillError(f"--proxy-lr must be a positive number, got {args.proxy_lr}")
     baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-    if not summaries and not baselines:
-        raise DistillError("nothing to rank: give --summary S or --baselines random,cheap")
+    zero = [z.strip() for z in args.zero_cost.split(",") if z.strip()]
+    for z in zero:
+        zero_cost(z)  # refuses an unknown name before any training
+    if not summaries and not baselines and not zero:
+        raise DistillError(
+            "nothing to rank: give --summary S, --baselines random,cheap or --zero-cost naswot"
+        )
     data = datasets.load(name, root=args.data_root, download=args.download)
     device = resolve_device(args.device)
     archs = sample_archs(args.archs, seed=args.seed)
@@ -117,28 +129,14 @@ def cmd_rank(args: argparse.Namespace) -> None:
             cache=cache, progress=progress,
         )  # fmt: skip
         rows.append(row)
+    for z in zero:
+        rows.append(zero_cost_row(
+            archs, data, name=z, truth=truth, width=args.width, cells=args.cells,
+            seed=args.seed, device=device, top_k=plan.top_k,
+        ))  # fmt: skip
     append_rows(args.results, rows)
-    print(table(rows, COLUMNS))
+    print(markdown(rows))
     print(f"ground truth: {truth.label}; {len(archs)} cells; rows in {args.results}")
     plot = args.plot or args.results.with_suffix(".png")
     proxy_scatter(rows, truth.acc, plot, title=f"{name}: proxy vs {truth.label}")
     print(f"wrote {plot}")
-
-
-def _f(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-COLUMNS = [
-    ("proxy", lambda r: f"{r['method']} ({r['variant'].split('=')[1]})"),
-    ("IPC", lambda r: str(r["ipc"])),
-    ("images", lambda r: str(r["images"])),
-    ("epochs", lambda r: str(r["eval_epochs"])),
-    ("mean acc %", lambda r: f"{100 * r['acc_mean']:.1f}"),
-    ("Spearman", lambda r: _f(r["spearman"])),
-    ("Kendall", lambda r: _f(r["kendall"])),
-    ("top-5", lambda r: _f(r.get("top5"))),
-    ("s/cell", lambda r: _f(r["proxy_seconds"])),
-    ("cost / truth", lambda r: _f(r["cost_ratio"])),
-    ("seen / truth", lambda r: _f(r.get("images_seen_ratio"))),
-]
