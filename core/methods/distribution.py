@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -29,11 +30,29 @@ class DMConfig(MethodConfig):
     # the real side's (ours): see datadistill.objectives.distribution
     target_precision: str = "auto"
     siamese: str = "batch"  # DSA draws: "batch" as DM's code, or "example" (datadistill.augment)
+    # ours: reuse N embedders and their real class means (datadistill.objectives.embedder_pool);
+    # 0 draws a fresh network every step, as DM does
+    pool: int = 0
+    pool_statistic: str = "batch"
 
 
 def mean_embedding(cfg: DMConfig | ITGANConfig, data: Dataset) -> MeanEmbedding:
-    """DM's loss with a preset's settings (DM, IT-GAN, KFS and HaBa-DM share it)."""
+    """DM's loss with a preset's settings (DM, IT-GAN, KFS and HaBa-DM share it).
+
+    A pool larger than the run is clamped to the iterations (its extra members would never
+    be drawn), with a warning that says so.
+    """
+    pool = cfg.pool
+    if pool > cfg.iterations:
+        warnings.warn(
+            f"pool={pool} is larger than the run's {cfg.iterations} iterations; using "
+            f"pool={cfg.iterations} (every step a new member, as fresh networks)",
+            stacklevel=2,
+        )
+        pool = cfg.iterations
     return MeanEmbedding(
+        pool=pool,
+        pool_statistic=cfg.pool_statistic,
         arch=cfg.arch,
         batch_real=cfg.batch_real,
         dsa_strategy=data.spec.dsa_strategy if cfg.dsa else None,
@@ -164,6 +183,8 @@ class ITGANConfig(MethodConfig):
     train_generator: bool = True
     target_precision: str = "auto"
     siamese: str = "batch"
+    pool: int = 0
+    pool_statistic: str = "batch"
 
 
 def _build_itgan(cfg: ITGANConfig, data: Dataset, ipc: int, generator: torch.Generator):
