@@ -113,3 +113,12 @@ def test_bad_pool_settings_are_refused_in_one_line(digits, bad):
     with pytest.raises(Exception, match="pool") as err:
         mean_embedding(DMConfig(iterations=5, **bad), digits)
     assert "\n" not in str(err.value)
+
+
+def test_dm_pools_by_default_and_its_clamp_is_silent_and_exact(digits, recwarn):
+    obj = mean_embedding(DMConfig(iterations=3), digits)
+    assert obj.pool.size == 3
+    assert not [w for w in recwarn.list if "pool" in str(w.message)]
+    fresh, _ = losses_and_grads(objective(0), digits, 3)
+    pooled, _ = losses_and_grads(objective(DMConfig().pool), digits, 3)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(fresh, pooled, strict=True))

@@ -222,6 +222,7 @@ class KFSConfig(DMConfig):
     decoder_width: int = 8
     downsample: int = 2
     lr_decoder: float = 0.001
+    pool: int = 0  # fresh networks: the embedder pool was measured for DM's images only
 
 
 def _latent_decoders(cfg, data: Dataset, ipc: int, generator, *, reserve: int):
@@ -284,6 +285,7 @@ class HaBaDMConfig(DMConfig):
     n_halluc: int = 5
     downsample: int = 0
     lr_halluc: float = 0.001
+    pool: int = 0  # as `kfs`
 
 
 def _build_haba_dm(cfg: HaBaDMConfig, data: Dataset, ipc: int, generator: torch.Generator):
