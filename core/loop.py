@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from datadistill import atomic, checkpoint
+from datadistill import atomic, checkpoint, evidence
 from datadistill.errors import DistillError, DivergenceWarning
 from datadistill.profile import measure
 
@@ -151,6 +151,7 @@ def optimise(
     summary = summarise(state)
     if out is not None:
         summary.save(out / SUMMARY_FILE)
+        evidence.keep(out / SUMMARY_FILE, state["iteration"])  # rows cite it: never replaced
     warn_if_runaway(summary, stepper)
     return summary
 
