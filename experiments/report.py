@@ -79,8 +79,31 @@ def _acc(row: dict) -> str:
     return fmt_acc(row)
 
 
-def results_table(rows: list[dict]) -> str:
-    """Every row of one results file, variants included, with its summary's hash."""
+# what a family's rows measure beyond accuracy: (column, row key), shown when present
+EXTRA = {
+    "privacy_fmnist": [("epsilon", "epsilon"), ("sigma", "noise_multiplier"),
+                       ("sample rate", "sample_rate")],
+    "privacy_audit": [("loss AUC", "loss_auc"), ("loss TPR@1%FPR", "loss_tpr_at_1pct_fpr"),
+                      ("LiRA AUC", "lira_auc"), ("LiRA TPR@1%FPR", "lira_tpr_at_1pct_fpr")],
+    "federated_fmnist": [("alpha", "alpha"), ("rounds", "rounds"), ("bytes", "bytes_total")],
+    "continual_fmnist": [("forgetting", "forgetting_mean")],
+    "recsys": [("metric", "metric"), ("NDCG@10", "ndcg@10"), ("AUC", "auc")],
+    "nas_fmnist": [("Spearman", "spearman"), ("Kendall", "kendall")],
+    "engine_speed": [("speed-up", "speedup_vs_per_class")],
+    "gradient_speed": [("speed-up", "speedup_vs_per_class")],
+    "graph": [("task", "task"), ("storage ratio", "storage_ratio")],
+}  # fmt: skip
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return _cell(v)
+
+
+def results_table(rows: list[dict], extra: list[tuple[str, str]] = ()) -> str:
+    """Every row of one results file, variants included, with its summary's hash and the
+    `extra` columns its family measures."""
     rows = [r for r in rows if isinstance(r, dict) and r.get("acc_mean") is not None]
     if not rows:
         return "_No rows._"
@@ -91,8 +114,9 @@ def results_table(rows: list[dict]) -> str:
     ))  # fmt: skip
     lines = [
         "| dataset | arch | IPC | method | variant | iterations | images | stored | accuracy % "
-        "| runs | epochs | run on | s/iter | peak MB | summary sha256 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| runs | epochs | run on | s/iter | peak MB | summary sha256 |"
+        + "".join(f" {title} |" for title, _ in extra),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra),
     ]
     for r in rows:
         mem = "-" if not r.get("peak_mem_mb") else f"{r['peak_mem_mb']:.0f}"
@@ -101,7 +125,7 @@ def results_table(rows: list[dict]) -> str:
             f"| {_cell(r.get('variant'))} | {_cell(r['iterations'])} | {_cell(r['images'])} "
             f"| {_bytes(r['stored_bytes'])} | {_acc(r)} | {_cell(r['runs'])} "
             f"| {_cell(r.get('eval_epochs'))} | {ran_on(r)} | {sec_per_iter(r)} | {mem} "
-            f"| {evidence_cell(r)} |"
+            f"| {evidence_cell(r)} |" + "".join(f" {_value(r.get(k))} |" for _, k in extra)
         )
     return "\n".join(lines)
 
@@ -129,7 +153,7 @@ def results_page(folder: Path = RESULTS) -> str:
         parts += [f"## {stem.replace('_', '-')}", "",
                   f"`experiments/results/{stem}.json`, {len(rows)} rows"
                   + (f"; written by `{command}`" if command else "") + ".", "",
-                  results_table(rows), ""]  # fmt: skip
+                  results_table(rows, EXTRA.get(stem, [])), ""]  # fmt: skip
     return "\n".join(parts)
 
 
