@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## distil digits with DM at IPC 1 and 10 beside random and herding, evaluate, say if DM beats random at IPC 1
+demo: $(STAMP)  ## distil digits with DM at IPC 1 beside random and herding, evaluate, say if DM beats random
 	$(PY) experiments/demo.py --device $(DEVICE)
 
 bench: $(STAMP)  ## the standard sweep (Fashion-MNIST, IPC 1/10/50; GPU-sized), then its tables
