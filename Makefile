@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## distil digits with DM at IPC 1 and 10, run the baselines, evaluate, draw
+demo: $(STAMP)  ## distil digits with DM at IPC 1 beside random and herding, evaluate, say if DM beats random
 	$(PY) experiments/demo.py --device $(DEVICE)
 
 bench: $(STAMP)  ## the standard sweep (Fashion-MNIST, IPC 1/10/50; GPU-sized), then its tables

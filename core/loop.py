@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from datadistill import atomic, checkpoint
+from datadistill import atomic, checkpoint, evidence
 from datadistill.errors import DistillError, DivergenceWarning
 from datadistill.profile import measure
 
 SUMMARY_FILE = "summary.safetensors"
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 RUNAWAY = 1e3  # |value| no normalised image set reaches (real pixels lie within about +-5)
 
@@ -95,8 +95,10 @@ def optimise(
     """
     state = {"iteration": 0, "step_seconds": 0.0, "peak_mem_mb": 0.0}
     pieces = dict(param=param, stepper=stepper, objective=objective, generator=generator)
-    if options.resume and out is not None and (out / CHECKPOINT_FILE).exists():
-        state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
+    if options.resume and out is not None:
+        checkpoint.refuse_pickled(out, CHECKPOINT_FILE)
+        if (out / CHECKPOINT_FILE).exists():
+            state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         keep_metrics_upto(out, state["iteration"])
@@ -148,6 +150,7 @@ def optimise(
     summary = summarise(state)
     if out is not None:
         summary.save(out / SUMMARY_FILE)
+        evidence.keep(out / SUMMARY_FILE, state["iteration"])  # rows cite it: never replaced
     warn_if_runaway(summary, stepper)
     return summary
 

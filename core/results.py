@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from datadistill import evidence
+
 ROW_KEYS = (
     "method", "dataset", "ipc", "iterations", "arch", "runs", "acc_mean", "acc_std",
     "images", "stored_bytes", "sec_per_iter", "peak_mem_mb", "command",
@@ -68,7 +70,7 @@ def load_rows(path: str | Path) -> list[dict]:
 def append_rows(path: str | Path, rows: Iterable[dict]) -> list[dict]:
     """Add `rows` to the JSON list at `path` (atomic), replacing rows with the same identity."""
     path = Path(path)
-    new = [check_row(dict(r)) for r in rows]
+    new = [evidence.with_hash(check_row(dict(r))) for r in rows]
     keys = {key_of(r) for r in new}
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:

@@ -20,7 +20,7 @@ KEEP=(  # what experiments/gpu_next.sh reads
     gradient_fmnist/dsa-fashion-mnist-ipc10-s0/summary.safetensors
     gradient_fmnist/dsa-fashion-mnist-ipc50-s0/summary.safetensors
     trajectory_fmnist/mtt-fashion-mnist-ipc10-s0/summary.safetensors
-    factorised_fmnist/linba-fashion-mnist-ipc10-s0/checkpoint.pt
+    factorised_fmnist/linba-fashion-mnist-ipc10-s0/checkpoint.safetensors
     factorised_fmnist/linba-fashion-mnist-ipc10-s0/metrics.jsonl
 )
 

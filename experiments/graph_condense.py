@@ -37,7 +37,7 @@ from datadistill.graph.evaluate import (
     evaluate_summary,
     evaluate_whole,
 )
-from datadistill.loop import SUMMARY_FILE, RunOptions
+from datadistill.loop import CHECKPOINT_FILE, SUMMARY_FILE, RunOptions
 from datadistill.results import append_rows, table
 
 RESULTS = Path("experiments/results/graph.json")
@@ -110,12 +110,12 @@ def run_dataset(name: str, methods: tuple[str, ...], sizes, protocol: dict, vari
         )
         for method in methods:
             out = RUNS_DIR / variant / f"{method}-{name}-ipc{ipc}-s0"
-            if not (out / "checkpoint.pt").exists():  # a fresh run: no stale metrics
+            if not (out / CHECKPOINT_FILE).exists():  # a fresh run: no stale metrics
                 (out / "metrics.jsonl").unlink(missing_ok=True)
             options = RunOptions(iterations=protocol[method], resume=True, progress=False)
             sets = protocol["gcond_sets"] if method == "gcond" else {}
             summary = run(method, data, ipc, options=options, overrides=sets, out_dir=out)
-            (out / "checkpoint.pt").unlink(missing_ok=True)  # the summary is what is kept
+            (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # the summary is what is kept
             assert (out / SUMMARY_FILE).exists()
             rows += with_ratios(evaluate_summary(summary, data, config=cfg), whole, variant)
     append_rows(RESULTS, rows)

@@ -227,7 +227,7 @@ def test_export_writes_the_files_tensors(name, request, tmp_path):
         np.testing.assert_array_equal(arrays[k], v.numpy())
     assert json.loads(str(arrays["metadata"]))["modality"] == name
     assert main(["export", str(path), "--format", "pt", "-o", str(tmp_path / "s.pt")]) == 0
-    saved = torch.load(tmp_path / "s.pt")
+    saved = torch.load(tmp_path / "s.pt", weights_only=True)
     assert saved["metadata"]["method"] == modality.get(name).load(path).method
     assert all(torch.equal(saved[k], v) for k, v in stored.items())
 

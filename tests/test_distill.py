@@ -138,7 +138,8 @@ def test_time_limit_stops_cleanly_with_a_checkpoint(digits, tmp_path):
         out_dir=tmp_path,
     )
     assert s.extra["run"]["iterations"] == 1
-    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "summary.safetensors").exists()
+    assert (tmp_path / "checkpoint.safetensors").exists()
+    assert (tmp_path / "summary.safetensors").exists()
 
 
 @pytest.mark.parametrize("ipc", [0, -1, 10_000])

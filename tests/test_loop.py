@@ -7,7 +7,7 @@ import pytest
 import torch
 from resume import full_and_resumed
 
-from datadistill import loop
+from datadistill import checkpoint, loop
 from datadistill.distill import ImageStepper, run
 from datadistill.errors import DistillError
 from datadistill.graph import data as gd
@@ -103,7 +103,7 @@ def test_interrupted_graph_condensation_resumes_to_the_same_summary(
 def test_doscond_rates_drop_tenfold_at_40_percent(families, tmp_path):
     run("doscond", families, 1, options=RunOptions(iterations=5, progress=False),
              overrides=DOSCOND_FAST, out_dir=tmp_path)  # fmt: skip
-    blob = torch.load(tmp_path / loop.CHECKPOINT_FILE, weights_only=False)
+    blob = checkpoint.load_state(tmp_path / loop.CHECKPOINT_FILE)
     rates = {k: o["param_groups"][0]["lr"] for k, o in blob["opts"].items()}
     assert rates == pytest.approx({"features": 0.001, "structure": 0.01})  # 0.01, 0.1 x 0.1
 

@@ -194,9 +194,11 @@ def test_benchmark_adapter_survives_weights_only_refusal(tmp_path):
     path = _synthetic_benchmark(tmp_path / "nb201.pth", archs, numpy_scalars=True)
     with pytest.raises(Exception, match="Weights only load failed"):
         torch.load(path, weights_only=True)
+    with pytest.raises(DistillError, match="needs full unpickling.*--trust-benchmark-file"):
+        load_benchmark(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        api = load_benchmark(path)
+        api = load_benchmark(path, trust=True)
     assert any("weights_only=False" in str(w.message) for w in caught)
     assert len(api) == 2
 

@@ -1,32 +1,68 @@
-"""The README's results table is generated from the committed result files, never typed."""
+"""README.md and docs/ tables come from the committed result rows, never typed by hand."""
 
 import importlib.util
+import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _report():
+@pytest.fixture(scope="module")
+def report():
     spec = importlib.util.spec_from_file_location("report", ROOT / "experiments" / "report.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_readme_table_matches_result_files():
-    report = _report()
-    readme = (ROOT / "README.md").read_text()
-    assert report.render(readme, report.results_table()) == readme, (
-        "README.md is out of date: run python experiments/report.py"
-    )
+def test_every_number_in_readme_and_docs_tables_matches_the_generator(report):
+    assert report.check() == [], "out of date: run python experiments/report.py"
 
 
-def test_readme_benchmark_table_matches_result_files():
-    report = _report()
+def _change_one_number(text: str, start: str, end: str | None = None) -> tuple[str, str]:
+    """`text` with the first table number after `start` (and before `end`) moved by 0.01."""
+    lo = text.index(start)
+    hi = text.index(end, lo) if end else len(text)
+    for line in text[lo:hi].splitlines():
+        numbers = re.findall(r"\b\d+\.\d\d\b", line) if line.startswith("|") else []
+        if numbers:
+            old = numbers[0]
+            new = f"{float(old) + 0.01:.2f}"
+            return text.replace(line, line.replace(old, new, 1), 1), new
+    raise AssertionError(f"no table number after {start!r}")
+
+
+def test_a_number_changed_by_hand_fails_the_check(report):
     readme = (ROOT / "README.md").read_text()
-    assert report.render_all(readme) == readme, (
-        "README.md's benchmark table is out of date: run python experiments/report.py"
+    altered, new = _change_one_number(readme, report.HEADLINE_START, report.HEADLINE_END)
+    problems = report.check({"README.md": altered})
+    assert len(problems) == 1 and f" {new} in a table, the generator says" in problems[0]
+    page = (ROOT / "docs" / "results.md").read_text()
+    altered, new = _change_one_number(page, "## ")
+    problems = report.check({"docs/results.md": altered})
+    assert len(problems) == 1 and problems[0].startswith("docs/results.md:")
+
+
+def test_a_hand_typed_table_outside_the_generated_blocks_fails(report):
+    readme = (ROOT / "README.md").read_text()
+    typed = readme.replace(
+        "## Results", "| method | acc |\n|---|---|\n| dm | 81.63 |\n\n## Results"
     )
+    problems = report.check({"README.md": typed})
+    assert any("81.63 in a table no generator writes" in p for p in problems)
+    words = readme.replace(
+        "## Results", "| dataset | source |\n|---|---|\n| cifar10 | 8x8 |\n\n## Results"
+    )
+    assert report.check({"README.md": words}) == []  # names like cifar10 hold no number
+
+
+def test_readme_is_the_front_door():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 260
+    for needed in ("make demo", "make test", "distill run", "<!-- headline:start -->"):
+        assert needed in readme
 
 
 def test_every_result_row_follows_the_schema():

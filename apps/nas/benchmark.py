@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from nas_201_api import NASBench201API
 
+from datadistill.checkpoint import is_pickle
 from datadistill.errors import DistillError
 from datadistill_apps.nas.space import Arch
 
@@ -26,11 +27,13 @@ DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "Ima
 REQUIRED = ("meta_archs", "arch2infos", "evaluated_indexes")
 
 
-def load_benchmark(path: str | Path) -> NASBench201API:
+def load_benchmark(path: str | Path, *, trust: bool = False) -> NASBench201API:
     """Open a NAS-Bench-201 file, whatever torch's `weights_only` default.
 
-    Tries the safe loader first; if the pickle holds objects it refuses, loads it fully,
-    which runs the file's pickle code: only use files from the benchmark's authors.
+    Tries the safe loader first. If the pickle holds objects it refuses, the file is loaded
+    fully only when `trust` is set (`--trust-benchmark-file`): that runs the file's pickle
+    code, so only for the file the user named and vouches for (the benchmark's authors'). It is
+    the one full unpickling in the project: the benchmark exists only as a pickle.
     """
     path = Path(path)
     if not path.is_file():
@@ -38,18 +41,27 @@ def load_benchmark(path: str | Path) -> NASBench201API:
             f"benchmark file {path} not found; download NAS-Bench-201-v1_1-096897.pth from "
             "the NAS-Bench-201 authors and pass its path to --benchmark-file"
         )
+    if not is_pickle(path):
+        raise DistillError(f"cannot read {path} as a torch file (not a pickle); re-download it")
     try:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as safe_error:
             if "Weights only load failed" not in str(safe_error):
                 raise
+            if not trust:
+                raise DistillError(
+                    f"{path.name} needs full unpickling, which can run any code; if it is the "
+                    "NAS-Bench-201 authors' file, pass --trust-benchmark-file"
+                ) from None
             warnings.warn(
                 f"{path.name} needs full unpickling (weights_only=False); trusting it as the "
                 "authors' file",
                 stacklevel=2,
             )
             raw = torch.load(path, map_location="cpu", weights_only=False)
+    except DistillError:
+        raise
     except Exception as e:  # truncated or foreign files
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DistillError(f"cannot read {path} as a torch file ({first}); re-download it") from e

@@ -27,6 +27,8 @@ def add_commands(sub) -> dict:
     r.add_argument("--seed", type=int, default=0, help="cell sample, subsets and inits")
     r.add_argument("--dataset", help="default: the summary's dataset")
     r.add_argument("--benchmark-file", type=Path, help="NAS-Bench-201 .pth: truth from it")
+    r.add_argument("--trust-benchmark-file", action="store_true",
+                   help="let the benchmark file be fully unpickled (runs its code)")  # fmt: skip
     r.add_argument("--benchmark-hp", choices=("12", "200"), default="200")
     r.add_argument("--width", type=int, default=8, help="C, channels of the first stage")
     r.add_argument("--cells", type=int, default=1, help="N, cells per stage")
@@ -103,7 +105,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
     cache = args.cache or args.results.with_name(args.results.stem + "_cells.json")
     progress = not args.quiet
     if args.benchmark_file:
-        api = load_benchmark(args.benchmark_file)
+        api = load_benchmark(args.benchmark_file, trust=args.trust_benchmark_file)
         acc = benchmark_accuracies(api, archs, dataset=name, hp=args.benchmark_hp)
         truth = Truth(acc, None, f"NAS-Bench-201 {name} hp={args.benchmark_hp}")
     else:

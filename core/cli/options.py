@@ -25,7 +25,7 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, help="outer iterations (default: the paper's)")
     p.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")

@@ -3,7 +3,8 @@
 Tensors are the conditional VAE's weights (``encoder.*``, ``decoder.*``); the metadata key
 ``datadistill_generator`` holds a JSON object with the dataset's spec, the architecture, the
 training config, the epochs trained so far and the target, and the mean loss of each epoch.
-The optimiser and RNG state needed to resume training live beside it in ``<stem>.state.pt``.
+The optimiser and RNG state needed to resume training live beside it in
+``<stem>.state.safetensors`` (no pickle: `datadistill.checkpoint`).
 Both are written atomically after every epoch, so an interrupted `distill generator`
 continues from its last finished epoch and a reader never sees a half-written file.
 """
@@ -11,7 +12,6 @@ continues from its last finished epoch and a reader never sees a half-written fi
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 from pathlib import Path
@@ -20,7 +20,7 @@ import safetensors
 import safetensors.torch as st
 import torch
 
-from datadistill import atomic
+from datadistill import atomic, checkpoint
 from datadistill.errors import DistillError
 from datadistill.generators.cvae import ConditionalVAE, GeneratorConfig
 from datadistill.spec import DataSpec
@@ -35,7 +35,7 @@ def default_path(dataset: str) -> Path:
 
 
 def state_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".state.pt")
+    return path.with_name(path.stem + ".state.safetensors")
 
 
 def generator_command(dataset: str, path: Path, epochs: int) -> str:
@@ -49,9 +49,7 @@ def save(path: Path, model: ConditionalVAE, meta: dict, train_state: dict | None
     header = {"format_version": FORMAT_VERSION, **meta}
     atomic.write_bytes(path, st.save(tensors, metadata={METADATA_KEY: json.dumps(header)}))
     if train_state is not None:
-        buffer = io.BytesIO()
-        torch.save(train_state, buffer)
-        atomic.write_bytes(state_path(path), buffer.getvalue())
+        checkpoint.save_state(state_path(path), train_state)
 
 
 def read_meta(path: Path) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadistill import checkpoint
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.generators import store
@@ -90,12 +91,15 @@ def _resume(path: Path, data: Dataset, config, model, opt, generator, device):
     done = meta["epochs_done"]
     state_file = store.state_path(path)
     if done < config.epochs:
+        pickled = path.with_name(path.stem + ".state.pt")  # written before state left pickle
+        if pickled.exists() and not state_file.exists():
+            raise checkpoint.pickle_refusal(pickled, state_file)
         if not state_file.exists():
             raise DistillError(
                 f"{state_file} is missing, so {path} cannot be trained further; delete "
                 f"{path} to start afresh"
             )
-        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        state = checkpoint.load_state(state_file)
         opt.load_state_dict(state["opt"])
         generator.set_state(state["generator"])
     model.load_state_dict(loaded.state_dict())
