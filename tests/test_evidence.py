@@ -5,17 +5,12 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from datadistill import evidence
 from datadistill.distill import RunOptions, run
 from datadistill.results import append_rows, load_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
-# Issue 43 rewrites the NAS rows at the same time; once merged, their hashes come from
-# `python -m datadistill.evidence experiments/results/nas_*.json` and this set is emptied.
-PENDING = {"nas_fmnist.json", "nas_fmnist_cells.json"}
 
 
 def _repository_hashes() -> dict:
@@ -35,8 +30,6 @@ def test_every_row_citing_a_summary_has_its_hash_and_the_file_exists():
     hashes = _repository_hashes()
     problems, cited, unhashed = [], 0, 0
     for path in sorted(RESULTS.glob("*.json")):
-        if path.name in PENDING:
-            continue
         rows = load_rows(path)
         for row in rows if isinstance(rows, list) else []:
             if not isinstance(row, dict) or evidence.cited(row) is None:
@@ -112,8 +105,3 @@ def test_keep_never_replaces_an_existing_copy(tmp_path):
     other = evidence.keep(latest, 3)
     assert other.name.startswith("summary-it3-") and other.read_bytes() == b"rerun"
     assert (tmp_path / "summary-it3.safetensors").read_bytes() == b"first"
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-def test_pending_files_are_the_nas_rows_only(name):
-    assert name.startswith("nas_") and (RESULTS / name).exists()
