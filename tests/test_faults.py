@@ -116,3 +116,75 @@ def test_a_sweep_killed_mid_cell_loses_no_finished_cell_and_runs_none_twice(tmp_
     # dm ran again from its last checkpoint (none before 100 here): one record per iteration
     records = [json.loads(s) for s in (dm / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == list(range(1, 41))
+
+
+# --- federated: Flower's deployment runtime and its simulation engine ---------------------------
+
+
+def _supernode(home: Path, partition: int):
+    """Our SuperNode process of `partition` (its FLWR_HOME is `home`), or None."""
+    import psutil
+
+    for p in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            env = p.info["environ"] or {}
+            if "flower-supernode" in cmd and f"partition-id={partition} " in cmd + " ":
+                if env.get("FLWR_HOME") == str(home.resolve()):
+                    return p
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return None
+
+
+def test_a_supernode_killed_mid_run_leaves_a_finished_deployment_without_it(tmp_path):
+    """Two SuperNodes on a loopback SuperLink; the second is SIGKILLed (with its ClientApp)
+    once it has started working on the server's query. The run ends with client 0's summary,
+    names client 1 missing, and leaves no Flower process behind."""
+    import threading
+
+    import psutil
+    from test_federated_flower import _flower_processes
+
+    from datadistill_apps.federated.config import FedConfig
+    from datadistill_apps.federated.deploy import deploy
+
+    home, logs = tmp_path / "flwr-home", tmp_path / "logs"
+    cfg = FedConfig(clients=2, ipc=1, iterations=2, epochs=1, timeout=150.0)
+    outcome = {}
+    run = threading.Thread(
+        target=lambda: outcome.update(report=deploy(cfg, home=home, logs=logs, timeout=240))
+    )
+    run.start()
+    deadline = time.monotonic() + 200
+    log = logs / "supernode-1.log"
+    while not (log.exists() and "Start `flwr-clientapp` process" in log.read_text()):
+        assert run.is_alive() and time.monotonic() < deadline, "node 1 never got to work"
+        time.sleep(0.1)
+    node = _supernode(home, 1)
+    victims = [node, *node.children(recursive=True)]
+    for p in victims:
+        p.kill()
+    psutil.wait_procs(victims, timeout=10)
+    run.join(timeout=260)
+    report = outcome["report"]
+    assert report["received"] == [0] and report["missing_clients"] == [1]
+    assert report["nodes"] == 2 and len(report["failed_nodes"]) == 1
+    assert report["bytes_up_per_client"]["0"] > 0 and 0.0 <= report["accuracy"] <= 1.0
+    assert _flower_processes(str(home)) == []
+
+
+def test_a_simulated_client_that_fails_leaves_a_finished_run_without_it():
+    """Flower's simulation engine (Ray), two clients, one raising: one summary arrives."""
+    from test_federated_flower import _flower_processes
+
+    from datadistill_apps.federated.config import FedConfig
+    from datadistill_apps.federated.simulate import simulate
+
+    others = {p.pid for p in _flower_processes("ray::")}  # another run's Ray, if any
+    cfg = FedConfig(clients=2, ipc=1, iterations=2, epochs=1, fail_clients="1")
+    report = simulate(cfg)
+    assert report["received"] == [0] and report["missing_clients"] == [1]
+    assert len(report["failed_nodes"]) == 1 and report["bytes_up_per_client"]["0"] > 0
+    assert 0.0 <= report["accuracy"] <= 1.0
+    assert [p for p in _flower_processes("ray::") if p.pid not in others] == []

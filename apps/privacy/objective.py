@@ -191,12 +191,13 @@ class DPGradientMatching(GradientMatching):
 
     def load_state_dict(self, state: dict) -> None:
         private = state["privacy"]
-        written = private.get("noise_seed", "the run's seed")  # older checkpoints: the run's
+        written = private.get("noise_seed")  # None: written when the run's seed drew the noise
         if written != self.noise_seed:
+            drew = "from the run's seed" if written is None else f"with noise_seed={written}"
             raise DistillError(
-                f"this checkpoint drew its noise with noise_seed={written}, this run with "
-                f"noise_seed={self.noise_seed}; resume with the same setting, or delete the "
-                "checkpoint to start afresh"
+                f"this checkpoint drew its noise {drew}, this run with noise_seed="
+                f"{self.noise_seed}; resume with the same setting, or delete the checkpoint "
+                "to start afresh"
             )
         super().load_state_dict(state)
         self.steps = private["steps"]
