@@ -28,6 +28,7 @@ from datadistill.spec import DataSpec
 NO_FLIP = "color_crop_cutout_scale_rotate"  # DSA drops flips for digit-like data
 WITH_FLIP = "color_crop_cutout_flip_scale_rotate"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_ROOT = Path("data")  # when no folder is named (--data-root, $DATADISTILL_DATA)
 
 
 @dataclass
@@ -83,6 +84,8 @@ _LOADERS: dict[str, tuple[DataSpec, Callable[[Path | None, bool], tuple]]] = {}
 def register(spec: DataSpec):
     """Register a loader `fn(root, download) -> (x_train, y_train, x_test, y_test)`.
 
+    `root` is the folder the user named (None: none named; the loader picks its default).
+
     Loaders return uint8 or [0, 1] float arrays [N, C, H, W] (or [N, H, W]) and int labels;
     normalisation happens once, in `load`.
     """
@@ -114,12 +117,14 @@ def load(name: str, *, root: str | Path | None = None, download: bool = False) -
 
     Args:
         name: a registry name (`distill list` shows them).
-        root: folder holding the dataset's files; default `$DATADISTILL_DATA` or ./data.
+        root: folder holding the dataset's files; default `$DATADISTILL_DATA` or ./data. A
+            folder named here or by `$DATADISTILL_DATA` is used or refused: a copy installed
+            elsewhere (Fashion-MNIST's Debian package) is read only when none is named.
         download: let torchvision fetch missing files (needs internet).
     """
     spec = get_spec(name)
-    root = Path(root or os.environ.get("DATADISTILL_DATA", "data"))
-    xtr, ytr, xte, yte = _LOADERS[name][1](root, download)
+    named = root or os.environ.get("DATADISTILL_DATA")
+    xtr, ytr, xte, yte = _LOADERS[name][1](Path(named) if named else None, download)
     return Dataset(spec, _normalise(xtr, spec), _labels(ytr), _normalise(xte, spec), _labels(yte))
 
 
@@ -223,6 +228,8 @@ def _find_idx(folder: Path) -> dict[str, Path] | None:
 def _idx_dataset(
     name: str, tv_class: str, folders: list[Path], root: Path, download: bool, hint: str
 ):
+    if root.exists() and not root.is_dir():
+        raise DistillError(f"--data-root {root} is a file; pass the folder holding the files")
     looked = list(folders)
     for folder in folders:
         files = _find_idx(folder)
@@ -260,21 +267,31 @@ def _missing(name: str, looked: list[Path], hint: str) -> DistillError:
 
 
 @register(DataSpec("fashion-mnist", 1, 28, 10, (0.2861,), (0.3530,), NO_FLIP))
-def _fashion_mnist(root: Path, download: bool):
-    """Fashion-MNIST (Xiao et al., 2017): --data-root, then the Debian package, then torchvision.
+def _fashion_mnist(root: Path | None, download: bool):
+    """Fashion-MNIST (Xiao et al., 2017): the named folder, or else ./data, the Debian package,
+    then torchvision. A named folder is never bypassed for another copy: a user who names
+    one means that data (a modified copy, say), and silently reading another would mislead.
 
     DSA's reference code drops flips for every MNIST-like set, Fashion-MNIST included.
     """
-    folders = [root, root / "FashionMNIST" / "raw", DEBIAN_FMNIST]
+    if root is not None:
+        hint = (
+            "copy its IDX files there, pass --download to fetch them there, or leave out "
+            f"--data-root (and $DATADISTILL_DATA) to use the installed copy in {DEBIAN_FMNIST}"
+        )
+        folders = [root, root / "FashionMNIST" / "raw"]
+        return _idx_dataset("fashion-mnist", "FashionMNIST", folders, root, download, hint)
+    folders = [DEFAULT_ROOT, DEFAULT_ROOT / "FashionMNIST" / "raw", DEBIAN_FMNIST]
     hint = (
         "run `make data` (apt-get install dataset-fashion-mnist, needs root) or pass "
         "--download to fetch it with torchvision"
     )
-    return _idx_dataset("fashion-mnist", "FashionMNIST", folders, root, download, hint)
+    return _idx_dataset("fashion-mnist", "FashionMNIST", folders, DEFAULT_ROOT, download, hint)
 
 
 @register(DataSpec("mnist", 1, 28, 10, (0.1307,), (0.3081,), NO_FLIP))
-def _mnist(root: Path, download: bool):
+def _mnist(root: Path | None, download: bool):
+    root = root or DEFAULT_ROOT
     folders = [root, root / "MNIST" / "raw"]
     hint = "pass --download to fetch it with torchvision, or copy the IDX files there"
     return _idx_dataset("mnist", "MNIST", folders, root, download, hint)
@@ -297,6 +314,7 @@ def _read_cifar(folder: Path, train_files: list[str], test_files: list[str], lab
 
 
 def _cifar(name, tv_class, sub, train_files, test_files, label_key, root, download):
+    root = root or DEFAULT_ROOT
     folder = root / sub
     need = [folder / n for n in train_files + test_files]
     if not all(p.exists() for p in need) and download:
@@ -309,7 +327,7 @@ def _cifar(name, tv_class, sub, train_files, test_files, label_key, root, downlo
 @register(
     DataSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), WITH_FLIP)
 )
-def _cifar10(root: Path, download: bool):
+def _cifar10(root: Path | None, download: bool):
     train = [f"data_batch_{i}" for i in range(1, 6)]
     return _cifar(
         "cifar10",
@@ -326,7 +344,7 @@ def _cifar10(root: Path, download: bool):
 @register(
     DataSpec("cifar100", 3, 32, 100, (0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762), WITH_FLIP)
 )
-def _cifar100(root: Path, download: bool):
+def _cifar100(root: Path | None, download: bool):
     return _cifar(
         "cifar100",
         "CIFAR100",
@@ -343,10 +361,11 @@ def _cifar100(root: Path, download: bool):
 
 
 @register(DataSpec("svhn", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), NO_FLIP))
-def _svhn(root: Path, download: bool):
+def _svhn(root: Path | None, download: bool):
     """SVHN (Netzer et al., 2011); digits, so no flips. Label 10 in the files means digit 0."""
     from scipy.io import loadmat
 
+    root = root or DEFAULT_ROOT
     folder = root / "svhn"
     need = [folder / "train_32x32.mat", folder / "test_32x32.mat"]
     if not all(p.exists() for p in need) and download:

@@ -42,6 +42,21 @@ class RunOptions:
     resume: bool = False
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """Refuse impossible settings here, below every front door (CLI, sweeps, apps), before
+        anything is written."""
+        checks = (
+            ("--iterations", self.iterations, self.iterations is None or self.iterations >= 0,
+             ">= 0 (0 saves the initial summary)"),
+            ("--checkpoint-every", self.checkpoint_every, self.checkpoint_every >= 1, ">= 1"),
+            ("--time-limit", self.time_limit, self.time_limit is None or self.time_limit >= 0,
+             ">= 0 seconds"),
+            ("--eval-every", self.eval_every, self.eval_every >= 0, ">= 0 (0: never)"),
+        )  # fmt: skip
+        for flag, value, ok, want in checks:
+            if not ok:
+                raise DistillError(f"{flag} must be {want}, got {value}; pass e.g. {flag} 100")
+
 
 class Stepper:
     """Owns the summary's optimiser(s): the one thing methods' outer loops really differ in."""

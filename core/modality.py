@@ -194,7 +194,23 @@ def describe(summary) -> list[str]:
         f"n:             {meta['n']} (ipc {meta['ipc']})",
         f"stored bytes:  {meta['stored_bytes']} ({fmt_bytes(meta['stored_bytes'])})",
         f"made:          {', '.join(made)}",
+        *_privacy_line((meta.get("extra") or {}).get("privacy")),
     ]
+
+
+def _privacy_line(privacy) -> list[str]:
+    """A DP release's budget and where its noise came from (apps/privacy records both);
+    releases written before the noise had a secret seed drew it from the recorded one."""
+    if not isinstance(privacy, dict):
+        return []
+    eps = privacy.get("epsilon")
+    spent = f"{eps:.4g}" if isinstance(eps, int | float) else "inf"
+    noise = privacy.get("noise") or (
+        "none (no noise: not a private release)"
+        if privacy.get("private") is False
+        else "drawn from the recorded seed: reproducible, not a private release"
+    )
+    return [f"privacy:       epsilon {spent} at delta {privacy.get('delta')}; noise: {noise}"]
 
 
 def shapes(tensors: dict) -> str:

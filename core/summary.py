@@ -133,7 +133,7 @@ class Summary:
                 std=tuple(meta["std"]),
                 **spec_kw,
             )
-            return cls(
+            summary = cls(
                 images=tensors["images"],
                 labels=tensors["labels"],
                 spec=spec,
@@ -149,6 +149,12 @@ class Summary:
                 preprocess=strip(PREPROCESS_PREFIX),
                 created=meta.get("created", ""),
             )
+            if meta.get("n", summary.n) != summary.n:
+                raise SummaryFormatError(
+                    f"summary file '{path}' says it holds {meta['n']} images but has "
+                    f"{summary.n}; {summary_file.RERUN}"
+                )
+            return summary
         except KeyError as e:
             raise SummaryFormatError(
                 f"summary file '{path}' metadata lacks key {e}; {summary_file.RERUN}"

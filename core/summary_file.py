@@ -32,6 +32,22 @@ from datadistill.errors import DistillError, SummaryFormatError
 FORMAT_VERSION = 1
 METADATA_KEY = "datadistill"
 RERUN = "re-run `distill run` or restore the file"
+# A header (tensor entries + metadata) of the largest committed summary is 17 KB and its
+# metadata 3 levels deep; the bounds leave room for thousands of tensors and nested configs
+# while refusing a crafted file before it costs memory or overflows the JSON parser's stack.
+MAX_HEADER_BYTES = 1 << 20
+MAX_METADATA_DEPTH = 16
+# The types of the metadata keys every modality shares (present keys only: a graph summary
+# has no image_shape); anything else is refused before a loader or `show` trips on it.
+METADATA_TYPES = {
+    "dataset": str, "method": str, "objective": str, "parameterisation": str,
+    "modality": str, "dsa_strategy": str, "library_version": str, "created": str,
+    "num_classes": int, "ipc": int, "n": int, "seed": int, "soft_labels": bool,
+    "stored_bytes": int | None, "config": dict, "extra": dict,
+    "image_shape": list, "mean": list, "std": list,
+}  # fmt: skip
+NUMBER = int | float | None  # JSON has one number type; None where nothing was measured
+RUN_TYPES = {"iterations": int, "sec_per_iter": NUMBER, "seconds": NUMBER, "peak_mem_mb": NUMBER}
 
 
 def library_version() -> str:
@@ -153,6 +169,11 @@ def check_header(path: Path) -> None:
             f"safetensors header); {RERUN}"
         )
     (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > MAX_HEADER_BYTES and header_len <= size - 8:
+        raise SummaryFormatError(
+            f"summary file '{path}' has a {header_len:,}-byte header, more than any summary "
+            f"writes ({MAX_HEADER_BYTES:,}); refused as crafted or corrupt, {RERUN}"
+        )
     if header_len > size - 8 or head[8:9] != b"{":
         raise SummaryFormatError(
             f"summary file '{path}' is truncated or corrupt (safetensors header unreadable); "
@@ -173,12 +194,21 @@ def infinities_as_strings(obj):
 
 
 def parse_metadata(raw: str, path: Path) -> dict:
+    if len(raw) > MAX_HEADER_BYTES:  # the header check bounds it already; a direct caller
+        raise SummaryFormatError(
+            f"summary file '{path}' has {len(raw):,} bytes of metadata, more than any summary "
+            f"writes; refused as crafted or corrupt, {RERUN}"
+        )
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise SummaryFormatError(
             f"summary file '{path}' has unreadable '{METADATA_KEY}' metadata (invalid JSON: "
             f"{e.msg}); {RERUN}"
+        ) from None
+    except RecursionError:
+        raise SummaryFormatError(
+            f"summary file '{path}' has malformed metadata (nested too deep to parse); {RERUN}"
         ) from None
     if not isinstance(meta, dict):
         raise SummaryFormatError(
@@ -195,7 +225,54 @@ def parse_metadata(raw: str, path: Path) -> dict:
             f"summary file '{path}' uses format version {version}, newer than this library "
             f"supports ({FORMAT_VERSION}); upgrade datadistill"
         )
+    check_metadata_types(meta, path)
     return meta
+
+
+def json_depth(obj) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, todo = 0, [(obj, 0)]
+    while todo:
+        value, depth = todo.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth + 1)
+            todo.extend((v, depth + 1) for v in children)
+    return deepest
+
+
+def check_metadata_types(meta: dict, path: Path) -> None:
+    """Refuse metadata nested too deep or whose shared keys have the wrong types."""
+
+    def refuse(what: str):
+        return SummaryFormatError(f"summary file '{path}' has malformed metadata ({what}); {RERUN}")
+
+    if json_depth(meta) > MAX_METADATA_DEPTH:
+        raise refuse(f"nested deeper than {MAX_METADATA_DEPTH} levels")
+    blocks = [(meta, METADATA_TYPES, "")]
+    if isinstance(meta.get("extra"), dict) and "run" in meta["extra"]:
+        run = meta["extra"]["run"]
+        if not isinstance(run, dict):
+            raise refuse(f"extra.run is {type(run).__name__}, expected an object")
+        blocks.append((run, RUN_TYPES, "extra.run."))
+    for block, types, prefix in blocks:
+        for key, kind in types.items():
+            if key not in block:
+                continue
+            value = block[key]
+            # bool is an int to Python, never to this format
+            ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+            if not ok:
+                raise refuse(f"{prefix}{key} is {type(value).__name__} {clip(value)}")
+    for key in ("image_shape", "mean", "std"):
+        if any(not isinstance(v, int | float) or isinstance(v, bool) for v in meta.get(key, [])):
+            raise refuse(f"{key} holds non-numbers {clip(meta[key])}")
+
+
+def clip(value, limit: int = 40) -> str:
+    """A value's repr cut to `limit` characters, so a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def first_line(e: BaseException) -> str:

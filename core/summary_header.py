@@ -28,7 +28,7 @@ def read_header(path: str | os.PathLike) -> dict:
         raw = f.read(length)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise SummaryFormatError(
             f"summary file '{path}' is truncated or corrupt (its safetensors header is not "
             f"valid JSON); {RERUN}"

@@ -9,7 +9,9 @@ audit   membership inference (loss threshold, offline LiRA) against a model trai
         non-DP models again with their summaries' initial images as members (those that
         started from real images: DM; the committed DC summary started from noise)
         -> privacy_audit.json
-report  the table (privacy_fmnist.md) and the plot (privacy_fmnist.png) from those files
+report  the table (privacy_fmnist.md) and the plot (privacy_fmnist.png) from those files;
+        its noise column says which rows are private releases (a secret noise seed) and which
+        are reproducible experiments (rows made before the noise had its own generator)
 
 Every part is resumable (finished cells are read back, distillations resume from their
 checkpoints, trained audit models are cached under runs/privacy_audit) and parts can run
@@ -37,7 +39,7 @@ from datadistill.evaluate import EvalConfig
 from datadistill.results import append_rows, load_rows
 from datadistill.summary import Summary
 from datadistill.train import QUICK, test
-from datadistill_apps.privacy import audit
+from datadistill_apps.privacy import audit, noise
 from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
 
 RESULTS = Path("experiments/results/privacy_fmnist.json")
@@ -216,8 +218,8 @@ def report(args, data, device) -> None:
     rows = sorted(load_rows(RESULTS), key=lambda r: (r["method"], _eps(r)))
     lines = [
         "| method | epsilon budget | epsilon spent | sigma | sample rate | steps | accuracy % "
-        "| runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| runs | noise |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         p = _privacy(r, data)
@@ -225,18 +227,21 @@ def report(args, data, device) -> None:
         lines.append(
             f"| {r['method']} | {_eps(r):g} | {spent} | {p.get('noise_multiplier') or 0:.3g} "
             f"| {p.get('sample_rate') or 0:.3g} | {p.get('steps', r['iterations'])} "
-            f"| {100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | {r['runs']} |"
+            f"| {100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | {r['runs']} "
+            f"| {_noise(r, p)} |"
         )
     lines += [
         "",
-        "| target | test accuracy % | loss AUC | loss TPR@1%FPR | LiRA AUC | LiRA TPR@1%FPR |",
-        "|---|---|---|---|---|---|",
+        "| target | test accuracy % | loss AUC | loss TPR@1%FPR | LiRA AUC | LiRA TPR@1%FPR "
+        "| noise |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in load_rows(AUDIT):
         lines.append(
             f"| {r['target']} | {100 * r['acc_mean']:.2f} | {r['loss_auc']:.3f} "
             f"| {r['loss_tpr_at_1pct_fpr']:.3f} | {r.get('lira_auc', math.nan):.3f} "
-            f"| {r.get('lira_tpr_at_1pct_fpr', math.nan):.3f} |"
+            f"| {r.get('lira_tpr_at_1pct_fpr', math.nan):.3f} "
+            f"| {_noise(r, r.get('privacy') or {})} |"
         )
     text = "\n".join(lines) + "\n"
     RESULTS.with_suffix(".md").write_text(text)
@@ -272,6 +277,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def _eps(row: dict) -> float:
     return float(row["variant"].split("=", 1)[1])
+
+
+def _noise(row: dict, privacy: dict) -> str:
+    """Where a row's noise came from: its own "noise" field (rows marked after the fact), else
+    its summary's metadata; "-" for a target that is not a DP release."""
+    return (noise.marker({**privacy, **row}) if privacy else None) or "-"
 
 
 def _privacy(row: dict, data) -> dict:

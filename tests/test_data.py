@@ -133,5 +133,24 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name):
 
 def test_missing_fashion_mnist_points_to_make_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_FMNIST", tmp_path / "nowhere")
+    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path / "data")
+    monkeypatch.delenv("DATADISTILL_DATA", raising=False)
     with pytest.raises(DistillError, match="make data"):
-        data.load("fashion-mnist", root=tmp_path)
+        data.load("fashion-mnist")
+
+
+def test_a_named_empty_folder_is_refused_not_bypassed(tmp_path, monkeypatch):
+    """Another copy (the Debian package's, here a fake one) must not stand in for it."""
+    _fake_idx_folder(tmp_path / "installed")
+    monkeypatch.setattr(data, "DEBIAN_FMNIST", tmp_path / "installed")
+    monkeypatch.delenv("DATADISTILL_DATA", raising=False)
+    assert len(data.load("fashion-mnist").y_train) == 40  # none named: the installed copy
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DistillError, match=f"not found \\(looked in: {empty}, .*leave out"):
+        data.load("fashion-mnist", root=empty)
+    monkeypatch.setenv("DATADISTILL_DATA", str(empty))  # named by the environment: the same
+    with pytest.raises(DistillError, match="--download to fetch them there"):
+        data.load("fashion-mnist")
+    _fake_idx_folder(empty, n_train=30)  # once there, the named copy is the one read
+    assert len(data.load("fashion-mnist", root=empty).y_train) == 30

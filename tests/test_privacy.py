@@ -19,7 +19,7 @@ from datadistill.objectives.gradient import GradientMatching
 from datadistill.params.images import FreeImages
 from datadistill.results import check_row
 from datadistill.summary import Summary
-from datadistill_apps.privacy import accounting, audit, mechanism
+from datadistill_apps.privacy import accounting, audit, mechanism, noise
 from datadistill_apps.privacy.objective import DPGradientMatching
 
 # a small matching network and short loops keep every run here to seconds on a CPU
@@ -222,7 +222,13 @@ def _dc_loss_at(images, digits, width=16):
 
 
 def test_a_few_dp_iterations_lower_the_matching_loss(digits):
-    kw = {"epsilon": "10", "sample_rate": "0.4", "lr_img": "1", "net_width": "16"}
+    kw = {
+        "epsilon": "10",
+        "sample_rate": "0.4",
+        "lr_img": "1",
+        "net_width": "16",
+        "noise_seed": "0",
+    }
     after = _run(digits, kw, iterations=8, ipc=2)
     p = after.extra["privacy"]
     assert p["epsilon"] <= 10 and p["noise_multiplier"] > 0.5
@@ -232,10 +238,80 @@ def test_a_few_dp_iterations_lower_the_matching_loss(digits):
 
 
 def test_interrupted_dp_run_resumes_with_its_accountant(digits, tmp_path):
-    full, resumed = full_and_resumed("dp-dsa", digits, tmp_path, {**SMALL, "epsilon": "5"})
+    kw = {**SMALL, "epsilon": "5", "noise_seed": "3"}  # reproducible noise: bit for bit
+    full, resumed = full_and_resumed("dp-dsa", digits, tmp_path, kw)
     assert torch.equal(full.images, resumed.images)
     assert full.extra["privacy"] == resumed.extra["privacy"]
     assert full.extra["privacy"]["steps"] == 6
+
+
+def test_a_resumed_secure_run_draws_fresh_noise_and_keeps_its_accountant(digits, tmp_path):
+    full, resumed = full_and_resumed("dp-dsa", digits, tmp_path, {**SMALL, "epsilon": "5"})
+    # the steps redone after the checkpoint got new noise, never the noise drawn before
+    assert not torch.equal(full.images, resumed.images)
+    assert full.extra["privacy"] == resumed.extra["privacy"]
+    assert resumed.extra["privacy"]["noise"] == noise.SECURE
+    # the checkpoint holds no state of the secret generator
+    blob = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert "mechanism_rng" not in blob["objective"]["privacy"]
+
+
+def test_a_checkpoint_is_refused_by_a_run_with_the_other_noise_setting(digits, tmp_path):
+    _run(digits, {"epsilon": "5"}, iterations=2, out=tmp_path)
+    with pytest.raises(DistillError, match="noise_seed=-1.*noise_seed=4; resume with the same"):
+        opts = RunOptions(iterations=3, progress=False, resume=True)
+        overrides = {**SMALL, "epsilon": "5", "noise_seed": "4"}
+        run("dp-dsa", digits, 1, options=opts, overrides=overrides, out_dir=tmp_path)
+
+
+# --- the noise's source -------------------------------------------------------------------------
+
+
+def test_same_seed_private_runs_draw_different_noise_unless_it_is_seeded(digits):
+    """The run's seed (recorded in the summary) must not replay the mechanism's draws."""
+    a, b = (_run(digits, {"epsilon": "8"}, iterations=2) for _ in range(2))
+    assert a.seed == b.seed == 0 and not torch.equal(a.images, b.images)
+    for s in (a, b):
+        assert s.extra["privacy"]["noise"] == noise.SECURE and noise.is_private_release(
+            s.extra["privacy"]
+        )
+        assert "noise_seed" not in s.extra["privacy"]
+    c, d = (_run(digits, {"epsilon": "8", "noise_seed": "7"}, iterations=2) for _ in range(2))
+    assert torch.equal(c.images, d.images)
+    p = c.extra["privacy"]
+    assert p["noise"] == "reproducible, not a private release" and p["noise_seed"] == 7
+    assert not noise.is_private_release(p)
+
+
+def test_the_noiseless_limit_and_older_summaries_say_they_are_not_private():
+    assert noise.mode(-1, private=False) == noise.NONE
+    assert noise.marker({"private": False}) == noise.NONE
+    # written before the noise had its own generator: drawn from the recorded seed
+    assert noise.marker({"private": True, "epsilon": 1.0}) == noise.REPRODUCIBLE
+    assert noise.marker(None) is None
+    with pytest.raises(DistillError, match="noise_seed must be -1"):
+        noise.generator(-2)
+
+
+def test_show_says_where_the_noise_came_from(digits, tmp_path, capsys):
+    _run(digits, {"epsilon": "8", "noise_seed": "1"}, iterations=1, out=tmp_path)
+    cli.main(["show", str(tmp_path / "summary.safetensors"), "-o", str(tmp_path / "g.png")])
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("privacy:")]
+    assert line and line[0].endswith("noise: reproducible, not a private release")
+
+
+def test_dpsgd_noise_is_secret_unless_seeded(digits):
+    from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
+
+    def weights(**kw):
+        cfg = DPSGDConfig(epsilon=3, delta=1e-4, epochs=1, batch_size=512, net_width=8, **kw)
+        net, row = train_dpsgd(digits, config=cfg, progress=False)
+        return torch.cat([p.detach().flatten() for p in net.parameters()]), row["noise"]
+
+    (a, ma), (b, _) = weights(), weights()
+    assert ma == noise.SECURE and not torch.equal(a, b)
+    (c, mc), (d, _) = weights(noise_seed=5), weights(noise_seed=5)
+    assert mc == noise.REPRODUCIBLE and torch.equal(c, d)
 
 
 # --- DP-SGD and the audit -----------------------------------------------------------------------

@@ -126,9 +126,12 @@ class CountingGrid:
         for m in messages:
             self.accounting.add(m.metadata.dst_node_id, down=records.payload_bytes(m.content))
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        sent = {m.metadata.dst_node_id for m in messages}
         answered, good = set(), set()
         for r in replies:
             node = r.metadata.src_node_id
+            if node not in sent:  # the SuperLink answering for a node it lost (a killed
+                continue  # SuperNode): the node is counted below, as one that did not answer
             answered.add(node)
             if r.has_error():
                 self.failed_nodes.add(node)

@@ -38,6 +38,7 @@ def add_commands(sub) -> dict:
     r.add_argument("--clip", type=float, help="per-example gradient norm bound C (0.1)")
     r.add_argument("--sample-rate", type=float, help="Poisson sampling rate q of real examples")
     r.add_argument("--backend", choices=BACKENDS, help="per-example gradients (opacus)")
+    _noise_seed_option(r)
 
     a = cmds.add_parser("audit", help="membership inference against a model trained on a summary")
     a.add_argument("summary", type=Path, nargs="?", help="the summary (or --real N)")
@@ -66,6 +67,7 @@ def add_commands(sub) -> dict:
     d.add_argument("--clip", type=float, default=0.1)
     d.add_argument("--width", type=int, default=32, help="ConvNet width")
     d.add_argument("--seed", type=int, default=0)
+    _noise_seed_option(d)
     d.add_argument("--results", type=Path, help="append the result row to this JSON file")
     options.common_options(d)
 
@@ -84,6 +86,15 @@ def _budget_options(p, *, epsilon: float | None) -> None:
     p.add_argument("--accountant", choices=ACCOUNTANTS, default=None if epsilon is None else "rdp")
 
 
+def _noise_seed_option(p) -> None:
+    p.add_argument(
+        "--noise-seed",
+        type=int,
+        help="reproducible noise and sampling for experiments: the result is NOT a private "
+        "release (default: a secret seed per run)",
+    )
+
+
 def cmd_run(args) -> None:
     from datadistill.cli.run import run_method
 
@@ -95,6 +106,7 @@ def cmd_run(args) -> None:
         "sample_rate": args.sample_rate,
         "accountant": args.accountant,
         "backend": args.backend,
+        "noise_seed": args.noise_seed,
     }
     if args.noise is not None and args.epsilon is None:
         flags["epsilon"] = math.inf  # a fixed sigma and no budget: report the epsilon spent
@@ -107,6 +119,7 @@ def cmd_run(args) -> None:
         f"sigma {p['noise_multiplier']:.4g}, clip {p['clip']:g}, Poisson rate "
         f"{p['sample_rate']:g}, {p['steps']} steps"
         + (" - stopped by the budget" if p["stopped_by_budget"] else "")
+        + f"; noise: {p['noise']}"
     )
 
 
@@ -201,6 +214,7 @@ def cmd_dpsgd(args) -> None:
         net_width=args.width,
         accountant=args.accountant,
         seed=args.seed,
+        noise_seed=-1 if args.noise_seed is None else args.noise_seed,
     )
     _, row = train_dpsgd(
         data, config=cfg, device=resolve_device(args.device), progress=not args.quiet
@@ -208,7 +222,8 @@ def cmd_dpsgd(args) -> None:
     eps = "inf" if row["epsilon"] is None else f"{row['epsilon']:.4g}"
     print(
         f"dp-sgd {data.spec.name}: test accuracy {100 * row['acc_mean']:.2f}% at epsilon {eps}, "
-        f"delta {cfg.delta:g} (sigma {row['noise_multiplier']:.4g}, {row['iterations']} steps)"
+        f"delta {cfg.delta:g} (sigma {row['noise_multiplier']:.4g}, {row['iterations']} steps); "
+        f"noise: {row['noise']}"
     )
     if args.results:
         append_rows(args.results, [row])

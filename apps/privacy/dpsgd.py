@@ -5,7 +5,9 @@ delta) it trains the final model directly instead of releasing a synthetic set. 
 `make_private_with_epsilon` calibrates sigma for the planned epochs, samples batches by
 Poisson sampling and clips per-example gradients (defaults after Tramer & Boneh, ICLR
 2021: clip 0.1, large batches, a large learning rate with momentum). Epsilon infinity is
-the same recipe with clipping and no noise, as for `dp-dsa`.
+the same recipe with clipping and no noise, as for `dp-dsa`. The Poisson batches and the
+noise come from `noise.generator` (a secret seed unless `noise_seed` >= 0), the network's
+initialisation from `seed`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from datadistill.errors import DistillError
 from datadistill.evaluate import device_name
 from datadistill.results import command_line
 from datadistill.train import test
+from datadistill_apps.privacy import noise
 from datadistill_apps.privacy.accounting import ACCOUNTANTS, check_request
 from datadistill_apps.privacy.mechanism import quiet_opacus
 
@@ -43,6 +46,7 @@ class DPSGDConfig:
     net_depth: int = 0  # 0: the architecture's default
     accountant: str = "rdp"
     seed: int = 0
+    noise_seed: int = -1  # -1: secret (a private release); >= 0: reproducible, not private
 
 
 def train_dpsgd(
@@ -66,7 +70,7 @@ def train_dpsgd(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         net = nets.build(config.arch, data.spec, **net_config).to(device)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = noise.generator(config.noise_seed)  # Opacus's Poisson sampler and noise draw from it
     loader = DataLoader(
         TensorDataset(data.x_train, data.y_train), batch_size=config.batch_size, generator=gen
     )
@@ -112,6 +116,7 @@ def train_dpsgd(
         "noise_multiplier": opt.noise_multiplier,
         "sample_rate": q,
         "accountant": config.accountant,
+        "noise": noise.mode(config.noise_seed, private=private),
         "config": {k: (None if v == math.inf else v) for k, v in asdict(config).items()},
         "distill_seconds": seconds,
         "device": device_name(device),

@@ -71,9 +71,10 @@ def _opacus_grads(net, x, y):
 
 @contextlib.contextmanager
 def quiet_opacus():
-    """Silence Opacus's warnings that do not apply here: its non-secure RNG (noise comes
-    from the run's generator), its RDP orders, and PyTorch's note that the backward hooks
-    fire on inputs that need no gradient (images are data, not parameters)."""
+    """Silence Opacus's warnings that do not apply here: its non-secure RNG (the noise comes
+    from `noise.generator`, secretly seeded; that module says what it does not defend), its
+    RDP orders, and PyTorch's note that the backward hooks fire on inputs that need no
+    gradient (images are data, not parameters)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
         warnings.filterwarnings("ignore", message="Full backward hook", category=UserWarning)
@@ -122,8 +123,8 @@ def add_noise(
 ) -> list[torch.Tensor]:
     """(sum + N(0, (sigma C)^2 I)) / normaliser; the noise is drawn on the CPU from `generator`.
 
-    Drawing from the run's generator keeps runs reproducible and resumable, as Opacus does
-    outside its `secure_mode`; it is not a cryptographically secure source.
+    `generator` is the mechanism's own (`noise.generator`: a secret seed unless the run asked
+    for reproducible noise), never the run's, whose seed the summary records.
     """
     out = []
     for s in summed:

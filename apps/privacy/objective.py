@@ -20,6 +20,15 @@ post-processing: nothing else may depend on the private data, hence one augmenta
 per class and step whatever the drawn batch size, and synthetic images that start from
 noise, never from real images. The dataset size and class counts are treated as public,
 as Opacus does with its expected batch size.
+
+The Poisson draws and the noise come from the mechanism's own generator (`noise.generator`):
+secret by default, so nobody holding the summary (whose metadata records the run's seed) can
+replay them; `noise_seed` makes them reproducible and the release is then marked as not
+private. A checkpoint of a secure run holds no state of that generator: a resumed run draws
+from a fresh secret seed, so the steps redone after the last checkpoint get new noise (their
+first outputs were never released, and the accountant restarts from the checkpoint's count)
+and no noise is ever replayed. A reproducible run checkpoints its generator, so it resumes
+bit for bit. A checkpoint written in one mode is refused by a run in the other.
 """
 
 from __future__ import annotations
@@ -29,8 +38,9 @@ import math
 import torch
 
 from datadistill.data import Dataset
+from datadistill.errors import DistillError
 from datadistill.objectives.gradient import GradientMatching
-from datadistill_apps.privacy import accounting, mechanism
+from datadistill_apps.privacy import accounting, mechanism, noise
 from datadistill_apps.privacy.accounting import Plan
 
 
@@ -44,6 +54,8 @@ class DPGradientMatching(GradientMatching):
             next step would exceed it.
         backend: per-example gradients by "func" (torch.func) or "opacus" (GradSampleModule).
         chunk: examples per per-example-gradient pass (bounds memory).
+        noise_seed: -1 (default) draws the Poisson samples and the noise from a secret
+            per-run seed; a seed >= 0 makes them reproducible (not a private release).
         **kwargs: `GradientMatching`'s (arch, metric, dsa_strategy, loops, ...);
             `batch_real` is unused: the batch is Poisson-sampled.
     """
@@ -58,6 +70,7 @@ class DPGradientMatching(GradientMatching):
         planned_steps: int,
         backend: str = "opacus",
         chunk: int = 512,
+        noise_seed: int = -1,
         **kwargs,
     ):
         # one augmentation draw per class and step, shared by its real and synthetic images
@@ -78,6 +91,8 @@ class DPGradientMatching(GradientMatching):
         self.planned_steps = planned_steps
         self.backend = backend
         self.chunk = chunk
+        self.noise_seed = noise_seed
+        self.mechanism_rng = noise.generator(noise_seed)  # the Poisson draws and the noise
         self.accountant = accounting.accountant_for(plan.accountant, [])
         self.steps = 0  # mechanism releases so far (also counted when sigma = 0)
         self._allowed: int | None = None  # steps the budget allows, computed once
@@ -86,9 +101,12 @@ class DPGradientMatching(GradientMatching):
     # --- the real side ----------------------------------------------------------------------
 
     def _real_batches(self, data: Dataset, generator, device) -> list[torch.Tensor]:
-        """Poisson sampling: each example joins with probability q, independently."""
+        """Poisson sampling: each example joins with probability q, independently (drawn from
+        the mechanism's generator, not the run's `generator`: see the module's docstring)."""
         q = self.plan.sample_rate
-        take = (torch.rand(len(data.y_train), generator=generator) < q).to(data.y_train.device)
+        take = (torch.rand(len(data.y_train), generator=self.mechanism_rng) < q).to(
+            data.y_train.device
+        )
         if self._normaliser is None:
             self._normaliser = [q * n for n in data.class_counts()]
         k = data.spec.num_classes
@@ -104,7 +122,7 @@ class DPGradientMatching(GradientMatching):
             clip=self.clip,
             noise_multiplier=self.plan.noise_multiplier,
             normaliser=self._normaliser[c],
-            generator=generator,
+            generator=self.mechanism_rng,
         )
 
     def _match(self, net, x_syn, y_syn, m, data, generator):
@@ -131,6 +149,10 @@ class DPGradientMatching(GradientMatching):
             return math.inf if self.steps else 0.0
         return float(self.accountant.get_epsilon(delta=self.plan.delta))
 
+    @property
+    def noise_mode(self) -> str:
+        return noise.mode(self.noise_seed, private=self.plan.private)
+
     def summary_extra(self) -> dict:
         """The mechanism, in the summary's metadata: enough to recompute epsilon."""
         from opacus.version import __version__ as opacus_version
@@ -153,19 +175,35 @@ class DPGradientMatching(GradientMatching):
                 "history": [list(h) for h in self.accountant.history],
                 "stopped_by_budget": self.steps < self.planned_steps and not self.can_step(),
                 "opacus": opacus_version,
+                "noise": self.noise_mode,
+                **({"noise_seed": self.noise_seed} if self.noise_seed >= 0 else {}),
             }
         }
 
     # --- inner state: the network (core's) plus the accountant's history ---------------------
 
     def state_dict(self) -> dict:
-        return {
-            **super().state_dict(),
-            "privacy": {"steps": self.steps, "accountant": self.accountant.state_dict()},
-        }
+        private = {"steps": self.steps, "accountant": self.accountant.state_dict()}
+        private["noise_seed"] = self.noise_seed
+        if self.noise_seed >= 0:  # only reproducible noise may be replayed from a checkpoint
+            private["mechanism_rng"] = self.mechanism_rng.get_state()
+        return {**super().state_dict(), "privacy": private}
 
     def load_state_dict(self, state: dict) -> None:
+        private = state["privacy"]
+        written = private.get("noise_seed")  # None: written when the run's seed drew the noise
+        if written != self.noise_seed:
+            drew = "from the run's seed" if written is None else f"with noise_seed={written}"
+            raise DistillError(
+                f"this checkpoint drew its noise {drew}, this run with noise_seed="
+                f"{self.noise_seed}; resume with the same setting, or delete the checkpoint "
+                "to start afresh"
+            )
         super().load_state_dict(state)
-        self.steps = state["privacy"]["steps"]
-        self.accountant.load_state_dict(state["privacy"]["accountant"])
+        self.steps = private["steps"]
+        self.accountant.load_state_dict(private["accountant"])
+        if self.noise_seed >= 0:
+            self.mechanism_rng.set_state(private["mechanism_rng"])
+        else:  # a fresh secret seed: steps redone after the checkpoint get new noise
+            self.mechanism_rng = noise.generator(-1)
         self._allowed = None
