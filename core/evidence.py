@@ -140,16 +140,17 @@ def backfill(row: dict, root: str | Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from datadistill.results import load_rows, write_json
-
+    """Backfill hashes in the results files named (the format `datadistill.results` writes;
+    read here without it, since the results module calls this one)."""
     counts: dict[str, int] = {}
     for name in argv:
-        rows = load_rows(name)
+        path = Path(name)
+        rows = json.loads(path.read_text()) if path.exists() else []
         classes = [backfill(r, ".") if isinstance(r, dict) else "none" for r in rows]
         for c in classes:
             counts[c] = counts.get(c, 0) + 1
         if {"backfilled", "overwritten", "missing"} & set(classes):
-            write_json(Path(name), rows)
+            atomic.write_bytes(path, (json.dumps(rows, indent=1) + "\n").encode())
     print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     return 0
 

@@ -14,15 +14,17 @@ import pytest
 import safetensors.torch as st
 import torch
 
-from datadistill import cli, data
-from datadistill.summary import METADATA_KEY, Summary
+from datadistill import data
+from datadistill.cli import main as cli_main
+from datadistill.summary import Summary
+from datadistill.summary_file import METADATA_KEY
 
 DISTILL = str(Path(sys.executable).parent / "distill")  # the console script a user runs
 
 
 def _refused(argv, capsys) -> str:
     """Run `distill argv`; assert the one-line refusal and return it."""
-    assert cli.main(argv) == 2
+    assert cli_main.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: "), err
     assert "Traceback" not in err

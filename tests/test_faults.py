@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from datadistill import checkpoint
+from datadistill.loop import CHECKPOINT_FILE
 from datadistill.results import load_rows
 from datadistill.summary import Summary
 
@@ -59,7 +61,7 @@ def test_a_run_killed_between_checkpoints_resumes_to_the_uninterrupted_result(tm
     # past the checkpoint at 10 and short of the next: the steps after it are lost
     _kill_when(proc, lambda: _last_iteration(cut) >= 13)
     assert not (cut / "summary.safetensors").exists()
-    saved = torch.load(cut / "checkpoint.pt", weights_only=False)["state"]["iteration"]
+    saved = checkpoint.load_state(cut / CHECKPOINT_FILE)["state"]["iteration"]
     assert saved % 10 == 0 and saved < _last_iteration(cut)  # work after it was lost
     subprocess.run([DISTILL, *RUN, "--out", str(cut), "--resume"], env=ENV, check=True,
                    timeout=300)  # fmt: skip

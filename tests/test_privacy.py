@@ -10,11 +10,11 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from resume import full_and_resumed
 
-from datadistill import nets
+from datadistill import checkpoint, nets
 from datadistill.cli import main as cli
 from datadistill.distill import run
 from datadistill.errors import DistillError
-from datadistill.loop import RunOptions
+from datadistill.loop import CHECKPOINT_FILE, RunOptions
 from datadistill.objectives.gradient import GradientMatching
 from datadistill.params.images import FreeImages
 from datadistill.results import check_row
@@ -252,7 +252,7 @@ def test_a_resumed_secure_run_draws_fresh_noise_and_keeps_its_accountant(digits,
     assert full.extra["privacy"] == resumed.extra["privacy"]
     assert resumed.extra["privacy"]["noise"] == noise.SECURE
     # the checkpoint holds no state of the secret generator
-    blob = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    blob = checkpoint.load_state(tmp_path / CHECKPOINT_FILE)
     assert "mechanism_rng" not in blob["objective"]["privacy"]
 
 
