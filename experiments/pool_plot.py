@@ -2,7 +2,7 @@
 
 Reads the pool cells (experiments/results/pool_fmnist.json, `bash experiments/pool_cells.sh
 sizes`) and fresh-network DM's row at the same dataset, IPC, seed and iterations
-(experiments/results/engine_fmnist.json), and draws experiments/results/pool_fmnist.png:
+(experiments/results/engine_fmnist.json), and draws experiments/results/pool_size_fmnist.png:
 mean +- std over the protocol's runs per pool size, fresh networks as a band.
 
     python experiments/pool_plot.py
@@ -60,7 +60,7 @@ def main() -> None:
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.minorticks_off()
     ax.legend(loc="lower right")
-    save(fig, RESULTS / "pool_fmnist.png")
+    save(fig, RESULTS / "pool_size_fmnist.png")
     for r in rows:
         print(f"pool {r['variant'][4:]:>5}: {100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f}")
     if fresh is not None:
