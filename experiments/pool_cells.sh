@@ -22,12 +22,12 @@ extra=()
 [ -n "$limit" ] && extra=(--time-limit "$limit")
 
 if [ "$what" = sizes ] || [ "$what" = all ]; then
-  for n in 50 200 1000; do
+  for n in 50 200 1000; do  # done here: 50 and 200 (rows in pool_fmnist.json)
     "$py" experiments/cells.py --name pool_fmnist --methods dm --ipc 10 --iterations 2000 \
       --seed 1 --set "pool=$n" --variant "pool$n" "${extra[@]}"
   done
   "$py" experiments/cells.py --name pool_fmnist --methods dm --ipc 10 --iterations 2000 \
-    --seed 1 --variant fresh "${extra[@]}"
+    --seed 1 --set pool=0 --variant fresh "${extra[@]}"
 fi
 if [ "$what" = budget ] || [ "$what" = all ]; then
   "$py" experiments/cells.py --name dm_budget --methods dm --ipc 1 10 50 --iterations 20000 \
