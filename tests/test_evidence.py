@@ -105,3 +105,10 @@ def test_keep_never_replaces_an_existing_copy(tmp_path):
     other = evidence.keep(latest, 3)
     assert other.name.startswith("summary-it3-") and other.read_bytes() == b"rerun"
     assert (tmp_path / "summary-it3.safetensors").read_bytes() == b"first"
+
+
+def test_a_hashed_summary_too_large_to_track_passes_only_when_marked_rebuilt(tmp_path):
+    row = {"summary": "big.safetensors", evidence.HASH_KEY: "ab" * 32}
+    assert "no file in the repository has" in evidence.verify(row, tmp_path, {})
+    row[evidence.NOTE_KEY] = evidence.REBUILT
+    assert evidence.verify(row, tmp_path, {}) is None

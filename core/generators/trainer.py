@@ -16,10 +16,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+import datadistill.generators.store as store
 from datadistill import checkpoint
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.generators import store
 from datadistill.generators.cvae import ConditionalVAE, GeneratorConfig
 
 # our settings: the loss flattens by then on digits (~1,400 images an epoch, ~30 s for 100
