@@ -159,9 +159,9 @@ class MeanEmbedding(Objective):
             p.requires_grad_(False)
         return net.to(memory_format=fmt)
 
-    def _new_member(self, data: Dataset, generator, device, m: int, fmt):
-        """Draw a step's network, real batch and augmentation (fresh DM's order) and compute
-        the real class means; returns the member and its network."""
+    def _draw(self, data: Dataset, generator, device, fmt):
+        """A step's network, real batch and per-class augmentation draws, in fresh DM's order
+        (network seed, real batch, augmentation)."""
         k, n = data.spec.num_classes, self.batch_real
         seed = draw_seed(generator)
         net = self._network(data, seed, device, fmt)
@@ -172,6 +172,13 @@ class MeanEmbedding(Objective):
             # same parameters for the class's whole real and synthetic batches
             shared = self.siamese == "batch"
             draws = [self.aug.draw(n, generator, shared) for _ in range(k)]
+        return seed, net, x_real, draws
+
+    def _new_member(self, data: Dataset, generator, device, m: int, fmt):
+        """Draw a step (`_draw`) and compute its real class means; returns the member and its
+        network."""
+        k, n = data.spec.num_classes, self.batch_real
+        seed, net, x_real, draws = self._draw(data, generator, device, fmt)
         if self.pool is not None and self.pool.statistic == "class":
             means = torch.stack(
                 [
@@ -207,14 +214,9 @@ class MeanEmbedding(Objective):
 
     def _reference_step(self, data, generator, x_syn, k, m):
         """DM's reference step, one class at a time in float32 (for the speed benchmark)."""
-        net = fresh_network(self.arch, data, generator, x_syn.device, **self.net_config)
-        for p in net.parameters():
-            p.requires_grad_(False)
+        _, net, x_real, draws = self._draw(data, generator, x_syn.device, torch.contiguous_format)
         n = self.batch_real
-        x_real = data.sample_per_class(n, generator).to(x_syn.device)
-        if self.aug is not None:
-            shared = self.siamese == "batch"
-            draws = [self.aug.draw(n, generator, shared) for _ in range(k)]
+        if draws is not None:
             x_real = self.aug.apply_groups(x_real, draws)
             x_syn = self.aug.apply_groups(x_syn, draws, index=torch.arange(m).remainder(n))
         return self._per_class(net, x_real, x_syn, k, n, m)
