@@ -148,8 +148,7 @@ def main() -> None:
                     )
 
     per_seed = [r for r in load_rows(results) if r.get("runs") == 1 and "seed" in r]
-    means = aggregate(per_seed)
-    append_rows(results, means)
+    means = aggregate(per_seed)  # derived from the rows, printed and plotted, not stored
     print(table(sorted(means, key=lambda r: (r["ipc"], -r["acc_mean"])), COLUMNS))
     for memory in sorted({r["ipc"] for r in means}):
         out = results.with_name(f"continual_{args.tag}_m{memory}.png")

@@ -35,7 +35,8 @@ GENERATED = (
 )
 STD_NOTE = (
     "Accuracy is the mean ± standard deviation over the `runs` fresh models trained on a "
-    "summary, as its row records it (core's evaluation: the population standard deviation)."
+    "summary, as its row records it; every standard deviation here is the population one "
+    "(divided by n, not n - 1), as core's evaluation and the apps compute it."
 )
 CACHES = {"nas_fmnist_cells"}  # per-cell caches of a study whose rows are in nas_fmnist.json
 METHOD_ORDER = ["random", "herding", "kcenter", "dm"]

@@ -112,3 +112,22 @@ def test_a_hashed_summary_too_large_to_track_passes_only_when_marked_rebuilt(tmp
     assert "no file in the repository has" in evidence.verify(row, tmp_path, {})
     row[evidence.NOTE_KEY] = evidence.REBUILT
     assert evidence.verify(row, tmp_path, {}) is None
+
+
+def test_a_cell_row_with_a_variant_has_a_command_that_makes_that_variant():
+    """A variant is a change of settings: a row whose command lacks `--variant` would be
+    rerun at the defaults (a byte budget or a validation split name their own variants)."""
+    import re
+
+    wrong = []
+    for path in sorted(RESULTS.glob("*.json")):
+        rows = load_rows(path)
+        for row in rows if isinstance(rows, list) else []:
+            command, variant = str(row.get("command") or ""), row.get("variant")
+            if "experiments/cells.py" not in command or not variant:
+                continue
+            named = re.search(r"--variant (\S+)", command)
+            implied = re.fullmatch(r"(val\d+-?)?(\d+B)?", variant)
+            if not (named and named.group(1) in variant) and not implied:
+                wrong.append(f"{path.name} {row['method']} IPC {row['ipc']} {variant}")
+    assert not wrong, wrong

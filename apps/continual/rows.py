@@ -15,7 +15,8 @@ from datadistill_apps.continual.strategies import DISTILLED, RECALL
 
 
 def _std(xs: list[float]) -> float:
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+    """The population standard deviation, the convention of every row (core's evaluation)."""
+    return statistics.pstdev(xs) if xs else 0.0
 
 
 def _base(r: StreamResult, *, dataset: str, method: str, iterations: int, arch: str) -> dict:
@@ -80,7 +81,8 @@ GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iteration
 
 
 def aggregate(seed_rows: list[dict]) -> list[dict]:
-    """Mean +- std over class orders, one row per (method, strategy, memory, ...)."""
+    """Mean +- std over class orders, one row per (method, strategy, memory, ...); its command
+    runs the commands that made its orders' rows, in turn."""
     groups: dict[tuple, list[dict]] = {}
     for r in seed_rows:
         if "seed" in r and r["runs"] == 1:
@@ -101,7 +103,7 @@ def aggregate(seed_rows: list[dict]) -> list[dict]:
             curve_mean=[statistics.fmean(c) for c in curves],
             curve_std=[_std(list(c)) for c in curves],
             seconds=round(sum(r["seconds"] for r in rs), 1),
-            command=command_line(),
+            command=" && ".join(dict.fromkeys(r["command"] for r in rs)),
         )
         out.append(row)
     return out
