@@ -91,10 +91,21 @@ def evaluate(
     rows = fresh_models(summary, summary.images, data, dataset=summary.spec.name, config=config,
                         tcfg=tcfg, build=build, dsa_strategy=data.spec.dsa_strategy,
                         device=device, progress=progress, on_model=on_model)  # fmt: skip
-    for row in rows:
-        if "decoder_bytes" in summary.extra:  # a decoder every summary of the dataset shares
-            row["decoder_bytes"] = summary.extra["decoder_bytes"]  # (IT-GAN): shown, not charged
-    return rows
+    decoder = decoder_columns(summary.extra)
+    return [{**row, **decoder} for row in rows]
+
+
+def decoder_columns(extra: dict) -> dict:
+    """A shared decoder's bytes, hash and training data (IT-GAN): shown beside the summary's
+    own bytes, not charged to them, so a reader can compare at either accounting."""
+    if "decoder_bytes" not in extra:
+        return {}
+    generator = extra.get("generator") or {}
+    return {
+        "decoder_bytes": extra["decoder_bytes"],
+        "decoder_sha256": generator.get("sha256"),
+        "decoder_trained_on": generator.get("trained_on"),
+    }
 
 
 def fresh_models(

@@ -10,7 +10,7 @@ import pytest
 import torch
 from resume import full_and_resumed
 
-from datadistill import nets
+from datadistill import evidence, nets
 from datadistill.cli import main as cli
 from datadistill.data import Dataset
 from datadistill.distill import run
@@ -317,3 +317,6 @@ def test_presets_run_through_cells(method, tiny_generator, tmp_path, monkeypatch
     assert [(r["method"], r["ipc"], r["iterations"]) for r in rows] == [(method, 1, 2)]
     assert rows[0]["images"] == 10 and rows[0]["stored_bytes"] > 0
     assert ("decoder_bytes" in rows[0]) == (method == "itgan")
+    if method == "itgan":  # the decoder named by content, and what it learnt from
+        assert rows[0]["decoder_sha256"] == evidence.sha256(tiny_generator)
+        assert rows[0]["decoder_trained_on"] == "digits training split, 1,437 images"

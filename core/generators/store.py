@@ -91,10 +91,21 @@ def load(path: Path, spec: DataSpec | None = None) -> tuple[ConditionalVAE, dict
     return model, meta
 
 
-def describe(config: GeneratorConfig, spec: DataSpec, *, epochs_done: int, losses: list) -> dict:
+def trained_on(meta: dict) -> str:
+    """What the generator learnt from, in words (files from before the count say less)."""
+    count = meta.get("train_images")
+    split = f"{meta.get('dataset', '?')} training split"
+    return f"{split}, {count:,} images" if isinstance(count, int) else split
+
+
+def describe(
+    config: GeneratorConfig, spec: DataSpec, *, epochs_done: int, losses: list, train_images: int
+) -> dict:
+    """The generator's metadata; `train_images` says what a summary decoded by it leans on."""
     return {
         "kind": "conditional_vae",
         "dataset": spec.name,
+        "train_images": train_images,
         "spec": spec.to_dict(),
         "config": dataclasses.asdict(config),
         "epochs_done": epochs_done,

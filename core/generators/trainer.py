@@ -70,7 +70,9 @@ def train_generator(
                 opt.step()
                 total += float(loss.detach()) * len(rows)
             losses.append(total / len(x_all))
-            meta = store.describe(config, data.spec, epochs_done=epoch + 1, losses=losses)
+            meta = store.describe(
+                config, data.spec, epochs_done=epoch + 1, losses=losses, train_images=len(x_all)
+            )
             state = {"opt": opt.state_dict(), "generator": generator.get_state()}
             store.save(path, model, meta, state)
             bar.update(1)

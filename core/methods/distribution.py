@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
+from datadistill import evidence
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.generators.store import read_meta
+from datadistill.generators.store import read_meta, trained_on
 from datadistill.generators.trainer import ensure_generator
 from datadistill.methods.registry import Method, MethodConfig, register
 from datadistill.objectives.distribution import MeanEmbedding
@@ -199,7 +200,13 @@ def _build_itgan(cfg: ITGANConfig, data: Dataset, ipc: int, generator: torch.Gen
         epochs=cfg.generator_epochs or None,
         train=cfg.train_generator,
     )
-    info = {"path": str(path), "epochs": read_meta(path)["epochs_done"]}
+    meta = read_meta(path)
+    info = {
+        "path": str(path),
+        "sha256": evidence.sha256(path),
+        "epochs": meta["epochs_done"],
+        "trained_on": trained_on(meta),
+    }
     param = GeneratorLatents(
         data,
         ipc,
