@@ -107,13 +107,6 @@ def test_keep_never_replaces_an_existing_copy(tmp_path):
     assert (tmp_path / "summary-it3.safetensors").read_bytes() == b"first"
 
 
-def test_a_hashed_summary_too_large_to_track_passes_only_when_marked_rebuilt(tmp_path):
-    row = {"summary": "big.safetensors", evidence.HASH_KEY: "ab" * 32}
-    assert "no file in the repository has" in evidence.verify(row, tmp_path, {})
-    row[evidence.NOTE_KEY] = evidence.REBUILT
-    assert evidence.verify(row, tmp_path, {}) is None
-
-
 def test_a_cell_row_with_a_variant_has_a_command_that_makes_that_variant():
     """A variant is a change of settings: a row whose command lacks `--variant` would be
     rerun at the defaults (a byte budget or a validation split name their own variants)."""
