@@ -1,7 +1,10 @@
 """`distill sweep`: config validation, expansion, skipping finished cells, resuming, Ray."""
 
+from pathlib import Path
+
 import pytest
 
+from datadistill import evidence
 from datadistill.bench import cells as bench
 from datadistill.bench import config as sweep_config
 from datadistill.bench import sweep
@@ -138,6 +141,9 @@ def test_serial_sweep_writes_rows_and_skips_finished_cells(tmp_path, monkeypatch
         ("random", 1, "convnet", 0),
         ("dm", 1, "convnet", 2),
     }
+    for r in rows:  # each row cites the immutable copy it evaluated, with its hash
+        assert Path(r["summary"]).name == f"summary-it{r['iterations']}.safetensors"
+        assert evidence.verify(r, "/") is None and r[evidence.HASH_KEY]
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished cell ran again")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from datadistill import methods
+from datadistill import evidence, methods
 from datadistill.data import Dataset
 from datadistill.distill import run
 from datadistill.evaluate import EvalConfig, evaluate
@@ -79,7 +79,8 @@ def run_cell(
     progress: bool = True,
     evaluate_partial: bool = False,
 ) -> list[dict]:
-    """Produce (or reuse) the summary of `cell`, evaluate it, append its rows to `results`.
+    """Produce (or reuse) the summary of `cell`, evaluate it, append its rows to `results`;
+    each row cites the immutable copy of the summary it evaluated (`datadistill.evidence`).
 
     A run stopped by `time_limit` is left to resume, unevaluated; with `evaluate_partial`
     it is evaluated as it stands (its rows record the iterations reached, so a later call
@@ -118,7 +119,9 @@ def run_cell(
         if cell.iterations is not None and reached < cell.iterations and not evaluate_partial:
             return []  # stopped by the time limit; the next call resumes it
     rows = evaluate(summary, data, config=config, device=device, progress=progress)
+    cited = {"summary": str(evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0)))}
     if cell.variant:
-        rows = [{**r, "variant": cell.variant} for r in rows]
-    append_rows(results, rows)
+        cited["variant"] = cell.variant
+    rows = [{**r, **cited} for r in rows]
+    append_rows(results, rows)  # with the cited file's sha256 (datadistill.evidence.with_hash)
     return rows
