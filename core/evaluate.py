@@ -91,8 +91,21 @@ def evaluate(
     rows = fresh_models(summary, summary.images, data, dataset=summary.spec.name, config=config,
                         tcfg=tcfg, build=build, dsa_strategy=data.spec.dsa_strategy,
                         device=device, progress=progress, on_model=on_model)  # fmt: skip
-    decoder = decoder_columns(summary.extra)
-    return [{**row, **decoder} for row in rows]
+    costs = decoder_columns(summary.extra) | one_off_columns(summary.extra)
+    return [{**row, **costs} for row in rows]
+
+
+def one_off_columns(extra: dict) -> dict:
+    """What a method needed before it started (experts, a generator): shown beside its
+    result, since distillation seconds alone would hide it."""
+    one_off = extra.get("one_off")
+    if not isinstance(one_off, dict):
+        return {}
+    return {
+        "one_off": one_off.get("kind"),
+        "one_off_seconds": one_off.get("seconds"),
+        "one_off_bytes": one_off.get("bytes"),
+    }
 
 
 def decoder_columns(extra: dict) -> dict:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,9 +233,11 @@ def train_experts(
                 bar.update(1)
                 bar.set_postfix(expert=i, loss=f"{loss:.3f}")
 
+            start = time.monotonic()
             trajectory, meta = train_expert(
                 data, config=config, index=i, device=device, on_epoch=tick
             )
+            meta["train_seconds"] = round(time.monotonic() - start, 1)  # a one-off cost
             save_trajectory(path, trajectory, meta)
     finally:
         bar.close()
@@ -331,6 +334,17 @@ class ExpertBank:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def one_off(self) -> dict:
+        """What the experts cost before distillation starts (`datadistill.evaluate` shows it
+        beside the result): their count, training seconds (None when a file predates the
+        record) and bytes on disk."""
+        seconds = [m.get("train_seconds") for m in self.meta]
+        return {
+            "kind": f"{len(self)} experts",
+            "seconds": None if None in seconds else round(sum(seconds), 1),
+            "bytes": sum(p.stat().st_size for p in self.paths),
+        }
 
     @property
     def epochs(self) -> int:

@@ -320,3 +320,5 @@ def test_presets_run_through_cells(method, tiny_generator, tmp_path, monkeypatch
     if method == "itgan":  # the decoder named by content, and what it learnt from
         assert rows[0]["decoder_sha256"] == evidence.sha256(tiny_generator)
         assert rows[0]["decoder_trained_on"] == "digits training split, 1,437 images"
+        assert rows[0]["one_off"] == "generator" and rows[0]["one_off_seconds"] > 0
+        assert rows[0]["one_off_bytes"] == tiny_generator.stat().st_size

@@ -494,6 +494,16 @@ def test_run_stores_the_learnt_step_size(experts, digits, tmp_path):
     loaded = Summary.load(tmp_path / "summary.safetensors")
     assert loaded.extra["syn_lr"] == pytest.approx(s.extra["syn_lr"])
     assert 0.005 < loaded.extra["syn_lr"] < 0.02 and loaded.extra["syn_lr"] != 0.01
+    one_off = loaded.extra["one_off"]  # the experts' cost, recorded when they were trained
+    files = sorted(experts.glob("*.safetensors"))
+    assert one_off["kind"] == "2 experts" and one_off["bytes"] == sum(
+        p.stat().st_size for p in files
+    )
+    assert (
+        one_off["seconds"]
+        == pytest.approx(sum(read_metadata(p)["train_seconds"] for p in files), abs=0.11)
+        and one_off["seconds"] > 0
+    )
 
 
 def test_experts_folder_env(monkeypatch, tmp_path):

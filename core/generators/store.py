@@ -99,13 +99,21 @@ def trained_on(meta: dict) -> str:
 
 
 def describe(
-    config: GeneratorConfig, spec: DataSpec, *, epochs_done: int, losses: list, train_images: int
+    config: GeneratorConfig,
+    spec: DataSpec,
+    *,
+    epochs_done: int,
+    losses: list,
+    train_images: int,
+    train_seconds: float | None,
 ) -> dict:
-    """The generator's metadata; `train_images` says what a summary decoded by it leans on."""
+    """The generator's metadata; `train_images` says what a summary decoded by it leans on,
+    `train_seconds` what it cost before any distillation (None when not recorded)."""
     return {
         "kind": "conditional_vae",
         "dataset": spec.name,
         "train_images": train_images,
+        "train_seconds": train_seconds,
         "spec": spec.to_dict(),
         "config": dataclasses.asdict(config),
         "epochs_done": epochs_done,

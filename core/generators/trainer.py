@@ -10,6 +10,7 @@ generator, or trains one (saying so) when there is none.
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from pathlib import Path
 
@@ -46,9 +47,10 @@ def train_generator(
     model = store.new_model(data.spec, config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
-    done, losses = 0, []
+    done, losses, seconds = 0, [], 0.0
     if path.exists():
         model, done, losses = _resume(path, data, config, model, opt, generator, device)
+        seconds = store.read_meta(path).get("train_seconds")  # None: an older file
     x_all, y_all = data.x_train, data.y_train
     bar = tqdm(
         total=config.epochs,
@@ -60,6 +62,7 @@ def train_generator(
     model.train()
     try:
         for epoch in range(done, config.epochs):
+            start = time.monotonic()
             order = torch.randperm(len(x_all), generator=generator)
             total = 0.0
             for rows in order.split(config.batch_size):
@@ -70,9 +73,10 @@ def train_generator(
                 opt.step()
                 total += float(loss.detach()) * len(rows)
             losses.append(total / len(x_all))
-            meta = store.describe(
-                config, data.spec, epochs_done=epoch + 1, losses=losses, train_images=len(x_all)
-            )
+            if seconds is not None:
+                seconds = round(seconds + time.monotonic() - start, 1)
+            meta = store.describe(config, data.spec, epochs_done=epoch + 1, losses=losses,
+                                  train_images=len(x_all), train_seconds=seconds)  # fmt: skip
             state = {"opt": opt.state_dict(), "generator": generator.get_state()}
             store.save(path, model, meta, state)
             bar.update(1)

@@ -206,6 +206,8 @@ def _build_itgan(cfg: ITGANConfig, data: Dataset, ipc: int, generator: torch.Gen
         "sha256": evidence.sha256(path),
         "epochs": meta["epochs_done"],
         "trained_on": trained_on(meta),
+        "train_seconds": meta.get("train_seconds"),
+        "file_bytes": path.stat().st_size,
     }
     param = GeneratorLatents(
         data,

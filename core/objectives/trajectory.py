@@ -107,6 +107,9 @@ class TrajectoryMatching(Objective):
         self.aug = DSA(dsa_strategy) if dsa_strategy else None
         self._net: torch.nn.Module | None = None
 
+    def summary_extra(self) -> dict:
+        return {"one_off": self.experts.one_off()}
+
     # --- the template ----------------------------------------------------------------------
 
     def loss(self, param: Parameterisation, data: Dataset, generator, step):

@@ -91,9 +91,15 @@ class GeneratorLatents(Parameterisation):
         return count_bytes(*self.decoder.state_dict().values())
 
     def summary_extra(self) -> dict:
+        info = self.generator_info
         return {
             "decoder_bytes": self.decoder_bytes(),
-            "generator": {**self.generator_info, "latent_dim": int(self.latents.shape[1])},
+            "generator": {**info, "latent_dim": int(self.latents.shape[1])},
+            "one_off": {
+                "kind": "generator",
+                "seconds": info.get("train_seconds"),
+                "bytes": info.get("file_bytes"),
+            },
         }
 
     def tensors(self) -> dict[str, torch.Tensor]:
