@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 STAMP   := .venv/.installed
 DEVICE  ?= auto
 
-.PHONY: demo test test-slow data clean bench bench-quick
+.PHONY: demo test test-slow data clean bench bench-quick bench-budget
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -21,6 +21,10 @@ bench: $(STAMP)  ## the standard sweep (Fashion-MNIST, IPC 1/10/50; GPU-sized), 
 bench-quick: $(STAMP)  ## every method on digits at IPC 1 and 10 (< 30 min on 2 cores), tables
 	DATADISTILL_COMPILE=0 .venv/bin/distill sweep experiments/sweeps/quick.yaml --workers 2 $(SWEEP_ARGS)
 	$(PY) experiments/report_bench.py experiments/results/quick_digits.json
+	$(PY) experiments/report.py
+
+bench-budget: $(STAMP)  ## every image method, IPC 1 and 10, 15 min of distillation each on one core (hours)
+	.venv/bin/distill sweep experiments/sweeps/fmnist_budget.yaml --workers 2 --threads 1 $(SWEEP_ARGS)
 	$(PY) experiments/report.py
 
 test: $(STAMP)  ## lint, then the fast test suite

@@ -8,6 +8,7 @@ on several architectures (`archs`), one row each.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import warnings
 from collections.abc import Callable
@@ -28,10 +29,14 @@ from datadistill.train import QUICK, TrainConfig, test, train
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """`hard_labels`: train on the argmax of learnt (soft) labels with cross-entropy, as
+    DD-Ranking's hard-label scores do, so methods that learn labels compare with the rest."""
+
     archs: tuple[str, ...] = ("convnet",)
     runs: int = 5
     train: TrainConfig = field(default_factory=lambda: QUICK)
     seed: int = 0
+    hard_labels: bool = False
 
 
 def device_name(device) -> str:
@@ -82,6 +87,10 @@ def evaluate(
             stacklevel=2,
         )
     tcfg = train_config_for(summary, config.train)
+    replaced = config.hard_labels and summary.soft_labels
+    if replaced:
+        summary = dataclasses.replace(summary, labels=summary.hard_labels())
+        tcfg = tcfg.with_(label_loss="ce")
 
     def build(arch: str, seed: int) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
@@ -92,7 +101,9 @@ def evaluate(
                         tcfg=tcfg, build=build, dsa_strategy=data.spec.dsa_strategy,
                         device=device, progress=progress, on_model=on_model)  # fmt: skip
     costs = decoder_columns(summary.extra) | one_off_columns(summary.extra)
-    return [{**row, **costs} for row in rows]
+    labels = {"labels": "hard, argmax of learnt" if replaced else
+              "soft" if summary.soft_labels else "hard"}  # fmt: skip
+    return [{**row, **costs, **labels} for row in rows]
 
 
 def one_off_columns(extra: dict) -> dict:

@@ -38,6 +38,7 @@ class RunOptions:
     iterations: int | None = None  # None: the method's default
     checkpoint_every: int = 100
     time_limit: float | None = None  # seconds of optimisation before stopping cleanly
+    budget: float | None = None  # seconds of steps in all, across resumes (equal-compute runs)
     eval_every: int = 0  # 0: never; needs `evaluator`
     resume: bool = False
     progress: bool = True
@@ -52,6 +53,7 @@ class RunOptions:
             ("--time-limit", self.time_limit, self.time_limit is None or self.time_limit >= 0,
              ">= 0 seconds"),
             ("--eval-every", self.eval_every, self.eval_every >= 0, ">= 0 (0: never)"),
+            ("budget", self.budget, self.budget is None or self.budget > 0, "> 0 seconds"),
         )  # fmt: skip
         for flag, value, ok, want in checks:
             if not ok:
@@ -149,7 +151,7 @@ def optimise(
             bar.set_postfix(loss=f"{record['loss']:.4g}", **shown)
             out_of_time = (
                 options.time_limit is not None and time.monotonic() - started > options.time_limit
-            )
+            ) or (options.budget is not None and state["step_seconds"] >= options.budget)
             if out is not None and (
                 it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
             ):

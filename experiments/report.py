@@ -18,7 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from datadistill import atomic, evidence
+from datadistill import atomic, evidence, methods
+from datadistill.bench import fairness
 from datadistill.bench import tables as bench_tables
 from datadistill.results import fmt_acc, fmt_bytes, load_rows, table
 from datadistill_apps.nas.table import markdown as nas_markdown
@@ -244,6 +245,44 @@ def headline_table(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def _bench_rows(folder: Path) -> list[dict]:
+    return [
+        r for p in sorted(folder.glob("*.json")) for r in load_rows(p)
+        if isinstance(r, dict) and r.get("dataset") == BENCH_DATASET
+    ]  # fmt: skip
+
+
+def fairness_table(folder: Path = RESULTS, budget: float | None = None) -> str:
+    """DD-Ranking's IOR / HLR / LRS per method and IPC (`datadistill.bench.fairness`), from
+    the main-protocol rows (of the equal-budget sweep when `budget`)."""
+    rows = _bench_rows(folder)
+    cells = bench_tables.main_rows(rows, budget=budget)
+    if not cells:
+        return "_No results yet._"
+    full = [r for (m, _), r in bench_tables.main_rows(rows).items() if m == fairness.FULL_DATA]
+    learnt = frozenset(
+        m for m, _ in cells
+        if m in methods.available() and getattr(methods.get(m).config_cls(), "learn_labels", False)
+    )  # fmt: skip
+    return fairness.table(cells, full[0] if full else None, [1, 10], learnt)
+
+
+def budget_table(folder: Path = RESULTS, budget: float = 900) -> str:
+    """The equal-compute sweep (`make bench-budget`): accuracy, iterations reached and the
+    one-off costs per method and IPC."""
+    cells = bench_tables.main_rows(_bench_rows(folder), budget=budget)
+    if not cells:
+        return "_No results yet: `make bench-budget` writes them._"
+    lines = ["| method | IPC | accuracy % | iterations | s/iter | one-off | one-off s |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (m, i), r in sorted(cells.items(), key=lambda kv: (kv[0][1], -kv[1]["acc_mean"])):
+        lines.append(
+            f"| {m} | {i} | {fmt_acc(r)} | {_cell(r['iterations'])} | {sec_per_iter(r)} "
+            f"| {_cell(r.get('one_off'))} | {_cell(r.get('one_off_seconds'))} |"
+        )
+    return "\n".join(lines)
+
+
 def _published() -> dict:
     spec = importlib.util.spec_from_file_location("report_bench", Path(__file__).with_name(
         "report_bench.py"))  # fmt: skip
@@ -269,6 +308,18 @@ def benchmark_page(folder: Path = RESULTS) -> str:
         "with.", "",
         transfer_table(folder), "",
         "![transferability on Fashion-MNIST](../experiments/results/fmnist_transfer.png)", "",
+        "## Fairness after DD-Ranking", "",
+        "On the rows above, in points: IOR = accuracy minus random real images' of the same "
+        "number and evaluation; HLR = the full-data ConvNet's accuracy under the same protocol "
+        "minus the summary's (lower is better; `-` until the full-data row is committed); LRS "
+        "= their combined score in [0, 100] with w = 0.5 (Li et al., 2025; "
+        "`datadistill.bench.fairness`). Methods marked with learnt labels are scored on them.",
+        "", fairness_table(folder), "",
+        "## Equal compute: 15 minutes of distillation on one core", "",
+        "`make bench-budget` (`experiments/sweeps/fmnist_budget.yaml`): every method given "
+        "the same 900 seconds of distillation steps on one core of this 2-core CPU, then the "
+        "quick protocol. One-off costs (experts, a generator) are in their own columns.", "",
+        budget_table(folder), "",
     ])  # fmt: skip
 
 

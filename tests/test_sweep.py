@@ -12,6 +12,7 @@ from datadistill.errors import DistillError
 from datadistill.methods import registry
 from datadistill.methods.registry import Method
 from datadistill.results import load_rows
+from datadistill.summary import Summary
 
 
 def tiny(tmp_path, **changes) -> dict:
@@ -53,6 +54,7 @@ def quiet(_line: str) -> None:
         ({"overrides": {"mtt": {"syn_steps": 1}}}, ["overrides", "'mtt'", "not a method"]),
         ({"iterations": {"dc": 5}}, ["iterations", "'dc'", "default"]),
         ({"iterations": -3}, ["iterations", "positive"]),
+        ({"budget": 0}, ["budget", "positive number of seconds"]),
         ({"exclude": ["dmm"]}, ["exclude", "'dmm'"]),
         ({"results": "r_{seed}.json"}, ["results", "{name}"]),
     ],
@@ -151,6 +153,18 @@ def test_serial_sweep_writes_rows_and_skips_finished_cells(tmp_path, monkeypatch
     monkeypatch.setattr(sweep, "run_cell", must_not_run)
     again = sweep.run_sweep(config, workers=0, log=quiet)
     assert again.skipped == 2 and not again.finished and not again.failed
+
+
+def test_an_equal_budget_sweep_stops_each_cell_at_its_seconds_and_evaluates_it(tmp_path):
+    config = sweep_config.parse(tiny(tmp_path, methods=["dm"], iterations=100000, budget=0.5))
+    outcome = sweep.run_sweep(config, workers=0, log=quiet)
+    assert len(outcome.finished) == 1 and not outcome.stopped
+    (row,) = load_rows(tmp_path / "tiny_digits.json")
+    assert row["budget_seconds"] == 0.5 and 0 < row["iterations"] < 100000
+    summary = Summary.load(row["summary"])
+    assert summary.extra["run"]["seconds"] >= 0.5  # steps ran until the budget was spent
+    again = sweep.run_sweep(config, workers=0, log=quiet)
+    assert again.skipped == 1 and not again.finished
 
 
 def test_killed_sweep_loses_no_finished_cell_and_reruns_only_the_missing(tmp_path, monkeypatch):

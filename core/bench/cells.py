@@ -30,10 +30,12 @@ class Cell:
     seed: int = 0
     overrides: tuple[tuple[str, str], ...] = ()
     variant: str | None = None  # tells apart cells of one method that differ in `overrides`
+    budget: float | None = None  # seconds of distillation steps in all; see `run_cell`
 
     def folder(self, data: Dataset) -> str:
         name = f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
-        return f"{name}-{self.variant}" if self.variant else name
+        name = f"{name}-{self.variant}" if self.variant else name
+        return f"{name}-budget{self.budget:g}s" if self.budget is not None else name
 
 
 def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
@@ -60,7 +62,9 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             cell.variant,
         ) or r["arch"] not in config.archs:
             continue
-        if methods.get(cell.method).learnt and cell.iterations is not None:
+        if r.get("budget_seconds") != cell.budget:
+            continue
+        if cell.budget is None and methods.get(cell.method).learnt and cell.iterations is not None:
             if r["iterations"] != cell.iterations:
                 continue
         rows.append(r)
@@ -84,8 +88,12 @@ def run_cell(
 
     A run stopped by `time_limit` is left to resume, unevaluated; with `evaluate_partial`
     it is evaluated as it stands (its rows record the iterations reached, so a later call
-    that reaches `cell.iterations` adds a row instead of hiding this one).
+    that reaches `cell.iterations` adds a row instead of hiding this one). A cell with a
+    `budget` (seconds of distillation steps in all, across resumes) stops there and is
+    evaluated as it stands: an equal-compute comparison; its rows record `budget_seconds`.
     """
+    budget = cell.budget
+    evaluate_partial = evaluate_partial or budget is not None
     existing = done_rows(results, data, cell, config)
     if existing:
         return existing
@@ -96,6 +104,7 @@ def run_cell(
         not methods.get(cell.method).learnt
         or cell.iterations is None
         or summary.extra["run"]["iterations"] >= cell.iterations
+        or (budget is not None and summary.extra["run"].get("seconds", 0) >= budget)
     )
     if not finished:
         options = RunOptions(
@@ -103,6 +112,7 @@ def run_cell(
             iterations=cell.iterations,
             resume=True,
             time_limit=time_limit,
+            budget=budget,
             progress=progress,
         )
         summary = run(
@@ -122,6 +132,8 @@ def run_cell(
     cited = {"summary": str(evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0)))}
     if cell.variant:
         cited["variant"] = cell.variant
+    if budget is not None:
+        cited["budget_seconds"] = budget
     rows = [{**r, **cited} for r in rows]
     append_rows(results, rows)  # with the cited file's sha256 (datadistill.evidence.with_hash)
     return rows

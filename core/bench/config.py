@@ -24,6 +24,8 @@ raised before any work starts. Keys:
     runs: runs/sweep-{name}/{dataset}                    # summaries and checkpoints
     device: auto
     time_limit: null                  # seconds per distillation; a stopped cell resumes later
+    budget: null                      # seconds of distillation steps per cell in all (across
+                                      # resumes), then evaluated as it stands: equal compute
     env: {DATADISTILL_COMPILE: "0"}   # environment of every worker
 
 Paths are relative to the directory the sweep runs from (the repository root).
@@ -46,7 +48,7 @@ from datadistill.train import TrainConfig
 
 TOP_KEYS = (
     "name", "datasets", "methods", "exclude", "ipc", "seeds", "iterations", "overrides", "eval",
-    "experts", "results", "runs", "device", "time_limit", "env",
+    "experts", "results", "runs", "device", "time_limit", "budget", "env",
 )  # fmt: skip
 REQUIRED = ("datasets", "methods", "ipc")
 EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps")
@@ -137,6 +139,7 @@ class SweepConfig:
     runs: str = "runs/sweep-{name}/{dataset}"
     device: str = "auto"
     time_limit: float | None = None
+    budget: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
 
     def results_file(self, dataset: str) -> Path:
@@ -165,6 +168,7 @@ class SweepConfig:
                             iterations=self.iterations_of(method),
                             seed=seed,
                             overrides=overrides,
+                            budget=self.budget,
                         )
                         out.append(
                             SweepCell(
@@ -213,9 +217,10 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
     experts = raw.get("experts") or {}
     _mapping(experts, f"{where}: experts")
     _known(experts, EXPERT_KEYS, f"{where}: experts")
-    time_limit = raw.get("time_limit")
-    if time_limit is not None and (not isinstance(time_limit, int | float) or time_limit <= 0):
-        raise DistillError(f"{where}: time_limit must be a positive number of seconds or null")
+    time_limit, budget = raw.get("time_limit"), raw.get("budget")
+    for key, value in (("time_limit", time_limit), ("budget", budget)):
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise DistillError(f"{where}: {key} must be a positive number of seconds or null")
     env = raw.get("env") or {}
     _mapping(env, f"{where}: env")
     config = SweepConfig(
@@ -235,6 +240,7 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
         runs=str(raw.get("runs", SweepConfig.runs)),
         device=str(raw.get("device", "auto")),
         time_limit=time_limit,
+        budget=budget,
         env={str(k): str(v) for k, v in env.items()},
     )
     for key in ("results", "runs"):

@@ -41,10 +41,15 @@ def pooled(rows: list[dict]) -> dict:
     }
 
 
-def main_rows(rows: Iterable[dict], *, arch: str = "convnet") -> dict[tuple[str, int], dict]:
-    """(method, ipc) -> the pooled row of the main protocol on `arch` (see module doc)."""
+def main_rows(
+    rows: Iterable[dict], *, arch: str = "convnet", budget: float | None = None
+) -> dict[tuple[str, int], dict]:
+    """(method, ipc) -> the pooled row of the main protocol on `arch` (see module doc), among
+    the rows of an equal-compute sweep of `budget` seconds, or (None) outside any."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
+        if r.get("budget_seconds") != budget:
+            continue
         if r.get("variant") is None and r["arch"] == arch and r.get("acc_mean") is not None:
             protocol = (r["runs"], r.get("eval_epochs") or 0, r["iterations"])
             groups[r["method"], r["ipc"], protocol].append(r)
