@@ -11,6 +11,7 @@ whose state is checkpointed, so a stopped and resumed run ends where an uninterr
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ SUMMARY_FILE = "summary.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 RUNAWAY = 1e3  # |value| no normalised image set reaches (real pixels lie within about +-5)
+LONG_RUN = 600.0  # seconds: a projected run longer than this gets a one-line estimate
+TIMED_STEPS = 4  # steps measured for the estimate (the first, which warms up, is left out)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ def optimise(
         keep_metrics_upto(out, state["iteration"])
     log = open(out / METRICS_FILE, "a") if out is not None else None
     started = time.monotonic()
+    first = state["iteration"]
     bar = tqdm(total=iterations, initial=state["iteration"], disable=not options.progress,
                desc=describe, dynamic_ncols=True)  # fmt: skip
     try:
@@ -136,7 +140,12 @@ def optimise(
                 loss.backward()
                 extra = stepper.step(it)
             state["iteration"] = it + 1
+            if it == first:
+                timed_from = state["step_seconds"] + m.seconds
             state["step_seconds"] += m.seconds
+            if it == first + TIMED_STEPS:
+                per_step = (state["step_seconds"] - timed_from) / TIMED_STEPS
+                warn_if_long(per_step, iterations - it - 1, options, time.monotonic() - started)
             state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
@@ -168,6 +177,31 @@ def optimise(
         evidence.keep(out / SUMMARY_FILE, state["iteration"])  # rows cite it: never replaced
     warn_if_runaway(summary, stepper)
     return summary
+
+
+def warn_if_long(per_step: float, left: int, options: RunOptions, spent: float) -> None:
+    """One line before a long run goes on: its projected time and how to shorten it.
+
+    Defaults come from the papers, sized for a GPU; on a laptop they can take hours, which
+    a newcomer should learn in the first seconds rather than from a progress bar's ETA."""
+    seconds = per_step * left
+    if options.time_limit is not None:
+        seconds = min(seconds, max(options.time_limit - spent, 0.0))
+    if seconds <= LONG_RUN:
+        return
+    fits = max(int(LONG_RUN / per_step), 1) if per_step > 0 else left
+    tqdm.write(
+        f"about {duration(seconds)} on this machine; --iterations {fits} or --time-limit "
+        f"{int(LONG_RUN)} to shorten",
+        file=sys.stderr,
+    )
+
+
+def duration(seconds: float) -> str:
+    """`2 h 50 min`, `12 min`."""
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def run_metrics(folder: str | Path) -> list[dict]:

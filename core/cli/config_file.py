@@ -77,10 +77,17 @@ def typed(name: str, action: argparse.Action, value, path: Path):
         return value if action.const is True else not value
     if isinstance(action, argparse._AppendAction) or action.nargs in ("+", "*"):
         if isinstance(value, dict):
-            value = [f"{k}={'' if v is None else v}" for k, v in value.items()]
+            value = [f"{k}={scalar(v)}" for k, v in value.items()]
         items = value if isinstance(value, list) else [value]
         return [one(name, action, v, path) for v in items]
     return None if value is None else one(name, action, value, path)
+
+
+def scalar(value) -> str:
+    """A YAML value as its `--set` text (YAML's true is `--set k=true`)."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def one(name: str, action: argparse.Action, value, path: Path):
@@ -110,7 +117,7 @@ def effective(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         value = getattr(args, action.dest, None)
         if isinstance(value, Path):
             value = str(value)
-        if name == "set":
+        if name == "set" and all("=" in pair for pair in value or []):
             value = dict(pair.split("=", 1) for pair in value or [])
         out[name] = value
     return out

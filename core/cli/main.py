@@ -37,6 +37,13 @@ def build(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
 
     p = Parser(prog="distill", description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, help="torch threads, intra- and inter-op (default: all)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE|FILE.py",
+        help="import this first: it may register datasets, networks or methods (repeatable)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     core_commands(sub)
     handlers = dict(COMMANDS)
@@ -56,12 +63,12 @@ def build(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
 
 
 def first_command(argv: list[str]) -> str | None:
-    """The first word of `argv` that is not an option or the value of --threads."""
+    """The first word of `argv` that is not an option or the value of a global option."""
     skip = False
     for token in argv:
         if skip:
             skip = False
-        elif token == "--threads":
+        elif token in ("--threads", "--plugin"):
             skip = True
         elif not token.startswith("-"):
             return token
@@ -101,7 +108,11 @@ def core_commands(sub) -> None:
 
     x = sub.add_parser("export", help="write a summary as .npz, .pt or (images) a folder of PNGs")
     x.add_argument("summary", type=Path)
-    x.add_argument("--format", choices=("npz", "pt", "png"), default="npz")
+    x.add_argument(
+        "--format",
+        choices=("npz", "pt", "png"),
+        help="default: from -o (.pt: pt; an existing folder: png; else npz)",
+    )
     x.add_argument("-o", "--output", type=Path, required=True)
 
     t = sub.add_parser("experts", help="train expert trajectories for trajectory matching")
@@ -199,10 +210,21 @@ def cmd_show(args) -> None:
 def cmd_export(args) -> None:
     from datadistill import modality
 
+    fmt = args.format or format_of(args.output)
     kind = modality.for_file(args.summary)
-    kind.check_export(args.format)
-    kind.export(kind.load(args.summary), args.output, args.format)
-    print(f"wrote {args.output}")
+    kind.check_export(fmt)
+    written = kind.export(kind.load(args.summary), args.output, fmt)
+    print(f"wrote {written} ({fmt})")
+
+
+def format_of(output: Path) -> str:
+    """`distill export`'s format when --format is not given: the one -o's name asks for."""
+    suffix = output.suffix.lower()
+    if suffix == ".pt":
+        return "pt"
+    if output.is_dir():
+        return "png"
+    return "npz"
 
 
 def cmd_experts(args) -> None:
@@ -326,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, handlers = parse(argv)
         set_threads(args.threads)
+        if args.plugin:
+            from datadistill import plugins
+
+            for name in args.plugin:
+                plugins.import_user(name)
         from datadistill.results import set_command
 
         set_command(argv)
