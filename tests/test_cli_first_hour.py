@@ -308,14 +308,15 @@ def test_export_names_the_file_it_wrote(tmp_path, capsys):
 
 
 def test_show_gives_a_private_summary_its_epsilon(digits, tmp_path, capsys):
-    from datadistill.distill import run
+    """The keys apps/privacy's objective writes (`summary_extra`), read by core's `show`."""
+    from datadistill.summary import Summary
 
-    small = {"net_width": "8", "outer_loop": "2", "inner_loop": "2", "epsilon": "8"}
-    options = loop.RunOptions(iterations=1, progress=False)
-    run("dp-dsa", digits, 1, options=options, overrides=small, out_dir=tmp_path / "p")
-    assert (
-        main(["show", str(tmp_path / "p" / "summary.safetensors"), "-o", str(tmp_path / "g.png")])
-        == 0
+    privacy = {"private": True, "epsilon": 7.5, "delta": 1e-5, "noise": "secret seed"}
+    images = digits.x_train[:10].clone()
+    summary = Summary(
+        images, torch.arange(10), digits.spec, "dp-dsa", 1, extra={"privacy": privacy}
     )
+    summary.save(tmp_path / "s.safetensors")
+    assert main(["show", str(tmp_path / "s.safetensors"), "-o", str(tmp_path / "g.png")]) == 0
     line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("privacy:")]
-    assert line and "epsilon" in line[0] and "at delta" in line[0]
+    assert line == ["privacy:       epsilon 7.5 at delta 1e-05; noise: secret seed"]
