@@ -69,11 +69,18 @@ def check(out: Path, args: argparse.Namespace, method: str) -> None:
 def identity(args: argparse.Namespace, method: str) -> dict:
     return {
         "method": method,
-        "dataset": str(args.dataset),
+        "dataset": dataset_name(str(args.dataset)),
         "ipc": args.ipc,
         "bytes": getattr(args, "bytes", None),
         "seed": args.seed,
     }
+
+
+def dataset_name(dataset: str) -> str:
+    """A registered name as given; your own data by absolute path (as its spec names it)."""
+    from datadistill import own_data
+
+    return str(Path(dataset).resolve()) if own_data.is_own(dataset) else dataset
 
 
 def record(out: Path, args: argparse.Namespace, method: str) -> None:
