@@ -204,6 +204,20 @@ def test_long_run_prints_an_estimate(tmp_path, monkeypatch, capsys):
     assert "on this machine; --iterations" in err and "--time-limit 0 to shorten" in err
 
 
+def test_estimate_leaves_out_the_warm_up_and_respects_the_time_limit(capsys):
+    est = loop.Estimate(0, 3005, loop.RunOptions())
+    for it, seconds in enumerate([100.0, 1.0, 1.0, 1.0, 1.0]):  # step 0 warms up
+        est.step(it, seconds)
+    assert capsys.readouterr().err.strip() == (
+        "about 50 min on this machine; --iterations 600 or --time-limit 600 to shorten"
+    )
+    bounded = loop.Estimate(0, 3005, loop.RunOptions(time_limit=300))
+    for it in range(5):
+        bounded.step(it, 1.0)
+    assert capsys.readouterr().err == ""
+    assert loop.duration(10200) == "2 h 50 min"
+
+
 # --- your own data and network ------------------------------------------------------------
 
 
