@@ -10,6 +10,7 @@ distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
 distill generator --dataset fashion-mnist --epochs 10
 distill sweep experiments/sweeps/quick.yaml --workers 2 [--address ray://host:10001] [--dry-run]
+distill --threads 2 --plugin my_nets.py run --config exp.yaml --dataset my_images/
 """
 
 from __future__ import annotations
