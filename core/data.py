@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datadistill import own_data
 from datadistill.errors import DistillError
 from datadistill.spec import DataSpec
 
@@ -79,10 +80,18 @@ class Dataset:
 
 
 _LOADERS: dict[str, tuple[DataSpec, Callable[[Path | None, bool], tuple]]] = {}
+_OWN: dict[str, Dataset] = {}  # your own data by absolute path, read once
 
 
 def register(spec: DataSpec):
-    """Register a loader `fn(root, download) -> (x_train, y_train, x_test, y_test)`.
+    """Register a loader `fn(root, download) -> (x_train, y_train, x_test, y_test)`, e.g.
+
+        @register(DataSpec("my-scans", 1, 32, 4, mean=(0.41,), std=(0.22,)))
+        def my_scans(root, download):
+            f = np.load((root or Path("data")) / "scans.npz")
+            return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+
+    after which `load("my-scans")` (and `--dataset my-scans` from a plugin) finds it.
 
     `root` is the folder the user named (None: none named; the loader picks its default).
 
@@ -104,6 +113,9 @@ def available() -> list[str]:
 
 
 def get_spec(name: str) -> DataSpec:
+    """The spec of a registered dataset, or of your own data at a path (`own_data`)."""
+    if name not in _LOADERS and own_data.is_own(name):
+        return load(name).spec
     if name not in _LOADERS:
         raise DistillError(
             f"unknown dataset '{name}'; choose one of: {', '.join(available())} "
@@ -121,11 +133,23 @@ def load(name: str, *, root: str | Path | None = None, download: bool = False) -
             folder named here or by `$DATADISTILL_DATA` is used or refused: a copy installed
             elsewhere (Fashion-MNIST's Debian package) is read only when none is named.
         download: let torchvision fetch missing files (needs internet).
+
+    A `name` that is not registered but names a folder of class folders or an .npz loads
+    your own data (`datadistill.own_data`), read once per process.
     """
+    if name not in _LOADERS and own_data.is_own(name):
+        key = str(Path(name).resolve())
+        if key not in _OWN:
+            spec, xtr, ytr, xte, yte = own_data.read(key)
+            _OWN[key] = Dataset(spec, normalise(xtr, spec), labels_tensor(ytr),
+                                normalise(xte, spec), labels_tensor(yte))  # fmt: skip
+        return _OWN[key]
     spec = get_spec(name)
     named = root or os.environ.get("DATADISTILL_DATA")
     xtr, ytr, xte, yte = _LOADERS[name][1](Path(named) if named else None, download)
-    return Dataset(spec, _normalise(xtr, spec), _labels(ytr), _normalise(xte, spec), _labels(yte))
+    return Dataset(
+        spec, normalise(xtr, spec), labels_tensor(ytr), normalise(xte, spec), labels_tensor(yte)
+    )
 
 
 def holdout(data: Dataset, per_class: int, seed: int = 0) -> Dataset:
@@ -155,7 +179,7 @@ def holdout(data: Dataset, per_class: int, seed: int = 0) -> Dataset:
     )
 
 
-def _normalise(x, spec: DataSpec) -> torch.Tensor:
+def normalise(x, spec: DataSpec) -> torch.Tensor:
     x = torch.from_numpy(np.array(x, copy=True))
     if x.dtype == torch.uint8:
         x = x.float() / 255.0
@@ -167,7 +191,7 @@ def _normalise(x, spec: DataSpec) -> torch.Tensor:
     return ((x - mean) / std).contiguous()
 
 
-def _labels(y) -> torch.Tensor:
+def labels_tensor(y) -> torch.Tensor:
     return torch.from_numpy(np.array(y, dtype=np.int64))
 
 

@@ -17,6 +17,7 @@ def export(summary: Summary, path: str | Path, *, fmt: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     mean, std = np.array(summary.spec.mean), np.array(summary.spec.std)
     if fmt == "npz":
+        path = path.with_name(path.name.removesuffix(".npz") + ".npz")  # what np.savez writes
         np.savez(
             path, images=summary.images.numpy(), labels=summary.labels.numpy(), mean=mean, std=std
         )

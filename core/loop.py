@@ -11,6 +11,7 @@ whose state is checkpointed, so a stopped and resumed run ends where an uninterr
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,6 +29,9 @@ SUMMARY_FILE = "summary.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 METRICS_FILE = "metrics.jsonl"
 RUNAWAY = 1e3  # |value| no normalised image set reaches (real pixels lie within about +-5)
+LONG_RUN = 600.0  # seconds: a projected run longer than this gets a one-line estimate
+TIMED_STEPS = 4  # steps measured for the estimate (the first, which warms up, is left out)
+TIMED_SECONDS = 20.0  # or fewer steps, when they are this slow
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def optimise(
         keep_metrics_upto(out, state["iteration"])
     log = open(out / METRICS_FILE, "a") if out is not None else None
     started = time.monotonic()
+    estimate = Estimate(state["iteration"], iterations, options)
     bar = tqdm(total=iterations, initial=state["iteration"], disable=not options.progress,
                desc=describe, dynamic_ncols=True)  # fmt: skip
     try:
@@ -139,6 +144,7 @@ def optimise(
                 extra = stepper.step(it)
             state["iteration"] = it + 1
             state["step_seconds"] += m.seconds
+            estimate.step(it, m.seconds)
             state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
@@ -170,6 +176,50 @@ def optimise(
         evidence.keep(out / SUMMARY_FILE, state["iteration"])  # rows cite it: never replaced
     warn_if_runaway(summary, stepper)
     return summary
+
+
+class Estimate:
+    """One line before a long run goes on: its projected time and how to shorten it.
+
+    Defaults come from the papers, sized for a GPU; on a laptop they can take hours, which
+    a newcomer should learn in the first seconds rather than from a progress bar's ETA. The
+    first step (warm-up: pools, caches) is left out of the timing."""
+
+    def __init__(self, first: int, iterations: int, options: RunOptions) -> None:
+        self.first, self.iterations, self.options = first, iterations, options
+        self.started = time.monotonic()
+        self.timed = 0.0
+        self.done = False
+
+    def step(self, it: int, seconds: float) -> None:
+        if self.done or it == self.first:
+            return
+        self.timed += seconds
+        steps = it - self.first
+        if steps >= TIMED_STEPS or self.timed > TIMED_SECONDS:
+            self.done = True
+            self.report(self.timed / steps, self.iterations - it - 1)
+
+    def report(self, per_step: float, left: int) -> None:
+        seconds = per_step * left
+        if self.options.time_limit is not None:
+            spent = time.monotonic() - self.started
+            seconds = min(seconds, max(self.options.time_limit - spent, 0.0))
+        if seconds <= LONG_RUN:
+            return
+        fits = max(int(LONG_RUN / per_step), 1) if per_step > 0 else left
+        tqdm.write(
+            f"about {duration(seconds)} on this machine; --iterations {fits} or --time-limit "
+            f"{int(LONG_RUN)} to shorten",
+            file=sys.stderr,
+        )
+
+
+def duration(seconds: float) -> str:
+    """`2 h 50 min`, `12 min`."""
+    minutes = round(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def run_metrics(folder: str | Path) -> list[dict]:

@@ -233,6 +233,7 @@ def export_tensors(tensors: dict, metadata: dict, path: str | os.PathLike, *, fm
     tensors = {k: v.detach().cpu() for k, v in tensors.items()}
     if fmt == "npz":
         arrays = {k: v.numpy() for k, v in tensors.items()}
+        path = path.with_name(path.name.removesuffix(".npz") + ".npz")  # what np.savez writes
         np.savez(path, metadata=np.array(json.dumps(metadata)), **arrays)
     elif fmt == "pt":
         torch.save({**tensors, "metadata": metadata}, path)

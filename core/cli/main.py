@@ -10,6 +10,7 @@ distill export runs/x/summary.safetensors --format npz -o summary.npz
 distill experts --dataset cifar10 --arch convnet --num 20 --epochs 50
 distill generator --dataset fashion-mnist --epochs 10
 distill sweep experiments/sweeps/quick.yaml --workers 2 [--address ray://host:10001] [--dry-run]
+distill --threads 2 --plugin my_nets.py run --config exp.yaml --dataset my_images/
 """
 
 from __future__ import annotations
@@ -18,16 +19,64 @@ import argparse
 import sys
 from pathlib import Path
 
-from datadistill import data as datasets
-from datadistill import methods, nets, plugins
+from datadistill.cli import config_file
 from datadistill.cli.options import common_options, run_options, sweep_options
-from datadistill.cli.run import run_method
+from datadistill.cli.parser import Parser, add_shared, command_path, option_strings
+from datadistill.cli.quiet import silence_third_party
 from datadistill.errors import DistillError
 
+CORE = ("list", "run", "eval", "show", "export", "experts", "generator", "sweep")
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="distill", description=__doc__.split("\n\n")[0])
+
+def build(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser and {command: handler} for `argv`.
+
+    The apps' commands are imported only when `argv` names one that is not core's (they
+    import torch and their libraries at load); `distill --help` lists them from the catalogue.
+    """
+    from datadistill import catalog
+
+    p = Parser(prog="distill", description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, help="torch threads, intra- and inter-op (default: all)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE|FILE.py",
+        help="import this first: it may register datasets, networks or methods (repeatable)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
+    core_commands(sub)
+    handlers = dict(COMMANDS)
+    named = first_command(argv)
+    stored = catalog.stored()
+    if named is None and stored is not None:
+        for name, text in stored["commands"].items():
+            sub.add_parser(name, help=text, add_help=False)
+    elif named not in CORE:
+        from datadistill import plugins
+
+        for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
+            if hasattr(module, "add_commands"):
+                handlers.update(module.add_commands(sub))
+    add_shared(p)
+    return p, handlers
+
+
+def first_command(argv: list[str]) -> str | None:
+    """The first word of `argv` that is not an option or the value of a global option."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in ("--threads", "--plugin"):
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def core_commands(sub) -> None:
 
     sub.add_parser("list", help="methods, datasets and architectures")
 
@@ -60,7 +109,11 @@ def _parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a summary as .npz, .pt or (images) a folder of PNGs")
     x.add_argument("summary", type=Path)
-    x.add_argument("--format", choices=("npz", "pt", "png"), default="npz")
+    x.add_argument(
+        "--format",
+        choices=("npz", "pt", "png"),
+        help="default: from -o (.pt: pt; an existing folder: png; else npz)",
+    )
     x.add_argument("-o", "--output", type=Path, required=True)
 
     t = sub.add_parser("experts", help="train expert trajectories for trajectory matching")
@@ -95,28 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     common_options(g)
     sweep_options(sub.add_parser("sweep", help="methods x datasets x IPC x seeds, on Ray"))
 
-    for module in plugins.load().values():  # apps/: `distill privacy ...`, `distill nas ...`
-        if hasattr(module, "add_commands"):
-            COMMANDS.update(module.add_commands(sub))
-    return p
-
 
 def cmd_list(args) -> None:
-    from datadistill import modality
+    """From the catalogue (`datadistill.catalog`): no torch, no apps imported."""
+    from datadistill import catalog
 
+    c = catalog.current()
     print(f"methods:\n  {'name':10s} {'modality':8s} {'family':28s} paper")
-    for name in methods.available():
-        m = methods.get(name)
-        cfg = m.config_cls()
-        settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items())
-        print(f"  {name:10s} {m.modality:8s} {m.family:28s} {m.paper}")
-        print(f"  {'':10s} settings: {settings}")
-    print(f"modalities (eval, show, export read each): {', '.join(modality.available())}")
-    print("datasets:")
-    for name in datasets.available():
-        s = datasets.get_spec(name)
-        print(f"  {name:14s} {s.num_classes} classes, {s.channels}x{s.size}x{s.size}")
-    print("architectures:\n  " + ", ".join(nets.available()))
+    for m in c["methods"]:
+        print(f"  {m['name']:10s} {m['modality']:8s} {m['family']:28s} {m['paper']}")
+        print(f"  {'':10s} settings: {m['settings']}")
+    print(f"modalities (eval, show, export read each): {', '.join(c['modalities'])}")
+    print("datasets (or --dataset PATH: a folder of class folders of images, or an .npz):")
+    for s in c["datasets"]:
+        shape = "x".join(map(str, s["shape"]))
+        print(f"  {s['name']:14s} {s['classes']} classes, {shape}")
+    print("architectures:\n  " + ", ".join(c["architectures"]))
 
 
 def cmd_eval(args) -> None:
@@ -164,13 +211,26 @@ def cmd_show(args) -> None:
 def cmd_export(args) -> None:
     from datadistill import modality
 
+    fmt = args.format or format_of(args.output)
     kind = modality.for_file(args.summary)
-    kind.check_export(args.format)
-    kind.export(kind.load(args.summary), args.output, args.format)
-    print(f"wrote {args.output}")
+    kind.check_export(fmt)
+    written = kind.export(kind.load(args.summary), args.output, fmt)
+    print(f"wrote {written} ({fmt})")
+
+
+def format_of(output: Path) -> str:
+    """`distill export`'s format when --format is not given: the one -o's name asks for."""
+    suffix = output.suffix.lower()
+    if suffix == ".pt":
+        return "pt"
+    if output.is_dir():
+        return "png"
+    return "npz"
 
 
 def cmd_experts(args) -> None:
+    from datadistill import data as datasets
+    from datadistill import nets
     from datadistill.accel import check_precision
     from datadistill.distill import resolve_device
     from datadistill.experts import ExpertConfig, default_folder, train_experts
@@ -203,6 +263,7 @@ def cmd_experts(args) -> None:
 
 
 def cmd_generator(args) -> None:
+    from datadistill import data as datasets
     from datadistill.distill import resolve_device
     from datadistill.generators import default_path, train_generator
     from datadistill.generators.trainer import default_config
@@ -236,9 +297,15 @@ def cmd_sweep(args) -> None:
         )
 
 
+def cmd_run(args):
+    from datadistill.cli.run import run_method
+
+    return run_method(args)
+
+
 COMMANDS = {
     "list": cmd_list,
-    "run": run_method,
+    "run": cmd_run,
     "eval": cmd_eval,
     "show": cmd_show,
     "export": cmd_export,
@@ -248,14 +315,49 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from datadistill.results import set_command
+def parse(argv: list[str]) -> tuple[argparse.Namespace, dict]:
+    """`argv` -> (arguments, handlers); `--config FILE` fills the command's defaults first."""
+    parser, handlers = build(argv)
+    _, leaf = command_path(parser, argv)
+    path = config_file.find(argv)
+    if path is not None and leaf is not None and "--config" in option_strings(leaf):
+        config_file.apply(leaf, path)
+    args = parser.parse_args(argv)
+    if leaf is not None:
+        args.effective_options = config_file.effective(args, leaf)
+    return args, handlers
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser().parse_args(argv)
-    set_command(argv)
+
+def set_threads(n: int | None) -> None:
+    """--threads: a fair share of a shared machine (torch's own default is every core)."""
+    if n is None:
+        return
+    if n < 1:
+        raise DistillError(f"--threads must be >= 1, got {n}; e.g. --threads 2")
+    import torch
+
+    torch.set_num_threads(n)
     try:
-        COMMANDS[args.command](args)
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already set in this process (tests call main twice)
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    silence_third_party()
+    try:
+        args, handlers = parse(argv)
+        set_threads(args.threads)
+        if args.plugin:
+            from datadistill import plugins
+
+            for name in args.plugin:
+                plugins.import_user(name)
+        from datadistill.results import set_command
+
+        set_command(argv)
+        handlers[args.command](args)
     except DistillError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,7 +15,12 @@ from datadistill.errors import DistillError
 def run_options(p: argparse.ArgumentParser) -> None:
     """`distill run`'s options but --method: apps' run commands (`distill privacy run`) reuse
     them and hand the parsed arguments to `datadistill.cli.run.run_method`."""
-    p.add_argument("--dataset", default="digits")
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="a name (`distill list`), a folder of class folders of images, or an .npz with x, "
+        "y (and x_test, y_test; else 20%% of each class, seed 0, is the test split)",
+    )
     p.add_argument("--ipc", type=int, default=10, help="images per class")
     p.add_argument(
         "--bytes",
@@ -26,8 +31,11 @@ def run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run folder (default runs/METHOD-DATASET-ipcN-sS)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--force", action="store_true", help="overwrite another run in --out")
     p.add_argument("--time-limit", type=float, help="stop cleanly after this many seconds")
-    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, help="iterations between checkpoints"
+    )
     p.add_argument("--eval-every", type=int, default=0, help="quick 1-model eval every N iters")
     p.add_argument(
         "--set",

@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from datadistill import methods
+from datadistill.cli import run_folder
 from datadistill.cli.options import parse_settings
-from datadistill.distill import resolve_device, run
+from datadistill.distill import resolve_device
+from datadistill.distill import run as distill_run
 from datadistill.loop import SUMMARY_FILE, RunOptions
 
 
@@ -33,9 +35,19 @@ def run_options(args) -> RunOptions:
 def out_dir(args, method: str, dataset: str, size: str, *, safe: bool = False) -> Path:
     """--out, or runs/METHOD-DATASET-SIZE-sSEED (`safe`: a dataset given as a path, as
     recommender and text data may be, is flattened into the folder's name)."""
+    if args.out is not None:
+        return args.out
+    if not safe and (Path(dataset).suffix == ".npz" or Path(dataset).is_dir()):
+        dataset = Path(dataset).stem  # your own data: --dataset my/images or data.npz
     if safe:
         dataset = dataset.replace(":", "-").replace("/", "-")
-    return args.out or Path("runs") / f"{method}-{dataset}-{size}-s{args.seed}"
+    return Path("runs") / f"{method}-{dataset}-{size}-s{args.seed}"
+
+
+def checked(out: Path, args, method) -> Path:
+    """`out`, unless it holds another run (`run_folder`); `run` records this one in it."""
+    run_folder.check(out, args, method.name)
+    return out
 
 
 def run_method(args):
@@ -44,6 +56,12 @@ def run_method(args):
     method = methods.get(args.method)
     settings = parse_settings(args.set)
     return MODALITIES[method.modality](method, args, settings)
+
+
+def recorded_run(method, data, ipc, config, options, *, out_dir, args, **kw):
+    """The front door, once the folder holds this run's `run_config.yaml`."""
+    run_folder.record(out_dir, args, method.name)
+    return distill_run(method, data, ipc, config, options, out_dir=out_dir, **kw)
 
 
 def _image(method, args, settings: dict):
@@ -56,7 +74,7 @@ def _image(method, args, settings: dict):
         method, data.spec, ipc=args.ipc, nbytes=getattr(args, "bytes", None)
     )
     size = f"ipc{ipc}" if not budget else f"{budget['budget_bytes']}B"
-    out = out_dir(args, method.name, args.dataset, size)
+    out = checked(out_dir(args, method.name, args.dataset, size), args, method)
     evaluator = None
     if args.eval_every:
         from datadistill.evaluate import EvalConfig, evaluate
@@ -67,8 +85,8 @@ def _image(method, args, settings: dict):
             evaluate(s, data, config=quick, device=device, progress=False)[0]["acc_mean"], 4
         )
     config = method.config(data.spec.name, {**budget, **settings})
-    summary = run(method, data, ipc, config, run_options(args), device=device, out_dir=out,
-                  evaluator=evaluator)  # fmt: skip
+    summary = recorded_run(method, data, ipc, config, run_options(args), device=device,
+                           out_dir=out, args=args, evaluator=evaluator)  # fmt: skip
     info = summary.extra["run"]
     print(
         f"wrote {out / SUMMARY_FILE}: {summary.n} images, {summary.stored_bytes} bytes, "
@@ -89,9 +107,11 @@ def _graph(method, args, settings: dict):
 
     data = graph_data.load(args.dataset, root=args.data_root)
     device = resolve_device(args.device)
-    out = out_dir(args, method.name, args.dataset, f"ipc{args.ipc}")
+    out = checked(out_dir(args, method.name, args.dataset, f"ipc{args.ipc}"), args, method)
     config = method.config(data.name, settings)
-    summary = run(method, data, args.ipc, config, run_options(args), device=device, out_dir=out)
+    summary = recorded_run(
+        method, data, args.ipc, config, run_options(args), device=device, out_dir=out, args=args
+    )
     info = summary.extra["run"]
     unit = "nodes" if summary.task == "node" else "graphs"
     print(
@@ -114,10 +134,10 @@ def _recsys(method, args, settings: dict):
 
     users = int(settings.pop("users", args.ipc))
     data = recdata.load(args.dataset, root=args.data_root)
-    out = out_dir(args, method.name, args.dataset, f"u{users}", safe=True)
+    out = checked(out_dir(args, method.name, args.dataset, f"u{users}", safe=True), args, method)
     config = method.config(data.spec.name, settings)
-    summary = run(method, data, users, config, run_options(args),
-                  device=resolve_device(args.device), out_dir=out)  # fmt: skip
+    summary = recorded_run(method, data, users, config, run_options(args),
+                  device=resolve_device(args.device), out_dir=out, args=args)  # fmt: skip
     print(f"wrote {out / SUMMARY_FILE}: {summary.n} synthetic users x {data.spec.num_items} items")
     baseline = recdata.random_users(data, users, seed=args.seed).cpu()
     for model in MODELS:
@@ -141,9 +161,13 @@ def _text(method, args, settings: dict):
     config = method.config(args.dataset, settings)
     text = textdata.load(args.dataset, root=args.data_root, seq_len=config.seq_len,
                          dim=config.dim, max_train=config.max_train)  # fmt: skip
-    out = out_dir(args, method.name, args.dataset, f"ipc{args.ipc}", safe=True)
+    out = checked(
+        out_dir(args, method.name, args.dataset, f"ipc{args.ipc}", safe=True), args, method
+    )
     device = resolve_device(args.device)
-    summary = run(method, text, args.ipc, config, run_options(args), device=device, out_dir=out)
+    summary = recorded_run(
+        method, text, args.ipc, config, run_options(args), device=device, out_dir=out, args=args
+    )
     print(f"wrote {out / SUMMARY_FILE}: {summary.n} synthetic sentences")
     labels = summary.hard_labels().tolist()
     for i, sentence in enumerate(summary.sentences()[: 2 * text.spec.num_classes]):

@@ -10,6 +10,7 @@ front door (`datadistill.distill.run`). A preset never parses flags or runs a co
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -65,17 +66,52 @@ class Method:
                 f"method '{self.name}' has no setting {', '.join(unknown)}; "
                 f"its settings are: {', '.join(fields)}"
             )
-        typed = {k: coerce(v, type(getattr(self.config_cls(), k))) for k, v in values.items()}
+        hints = typing.get_type_hints(self.config_cls)
+        typed = {k: coerce(k, v, hints[k]) for k, v in values.items()}
         return dataclasses.replace(self.config_cls(), **typed)
 
 
-def coerce(value, kind):
-    """A `--set` string as the config field's type (bool accepts 1/true/yes/on)."""
-    if not isinstance(value, str) or kind is str:
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def coerce(key: str, value, kind):
+    """A `--set` string as its config field's declared type (`kind`, a dataclass annotation).
+
+    A typo is refused rather than guessed: `dsa=Ture` silently becoming False would run a
+    different method than the one asked for."""
+    if not isinstance(value, str):
         return value
-    if kind is bool:
-        return value.lower() in ("1", "true", "yes", "on")
-    return kind(value)
+    options = [t for t in typing.get_args(kind)] or [kind]
+    if type(None) in options and value.lower() in ("none", "null"):
+        return None
+    for t in options:
+        if t is str:
+            return value
+        if t is bool:
+            if value.lower() in TRUE + FALSE:
+                return value.lower() in TRUE
+            continue
+        if t in (int, float):
+            try:
+                return t(value)
+            except ValueError:
+                continue
+    names = " or ".join(
+        {
+            bool: "a boolean (true/false, yes/no, 1/0)",
+            int: "an integer",
+            float: "a number",
+            type(None): "none",
+        }.get(t, t.__name__)
+        for t in options
+    )
+    raise DistillError(f"--set {key}={value}: expected {names}; e.g. --set {key}={example(kind)}")
+
+
+def example(kind) -> str:
+    """A valid value of `kind`, for error messages."""
+    first = ([t for t in typing.get_args(kind) if t is not type(None)] or [kind])[0]
+    return {bool: "true", int: "10", float: "0.01"}.get(first, "none")
 
 
 REGISTRY: dict[str, Method] = {}  # filled by the preset modules (`datadistill.methods`)
