@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from datadistill import checkpoint
 from datadistill.distill import run
-from datadistill.loop import RunOptions
+from datadistill.loop import CHECKPOINT_FILE, RunOptions
 from datadistill.methods.distribution import DMConfig, mean_embedding
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.images import FreeImages
@@ -99,7 +100,12 @@ def test_a_resumed_pooled_run_is_bit_identical_and_names_its_pool(digits, tmp_pa
         out_dir=tmp_path,
     )  # fmt: skip
     assert torch.equal(full.images, resumed.images)
-    assert resumed.metadata()["extra"]["pool"] == {"size": 3, "statistic": "batch", "filled": 3}
+    pool = resumed.metadata()["extra"]["pool"]
+    # the checkpoint on disk holds the real class means the pool counts
+    stored = checkpoint.load_state(tmp_path / CHECKPOINT_FILE)["objective"]["pool_means"]
+    assert stored.shape[:2] == (3, 10)
+    assert pool == {"size": 3, "statistic": "batch", "filled": 3,
+                    "cache_bytes": stored.numel() * 4}  # fmt: skip
 
 
 def test_a_pool_larger_than_the_run_is_clamped_with_a_warning(digits):

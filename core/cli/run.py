@@ -92,6 +92,12 @@ def _image(method, args, settings: dict):
         f"wrote {out / SUMMARY_FILE}: {summary.n} images, {summary.stored_bytes} bytes, "
         f"{info['iterations']} iterations in {info['seconds']:.1f} s"
     )
+    pool = summary.extra.get("pool")
+    if pool:  # DM's reusable real-side statistics: kept in memory and in the checkpoint
+        print(
+            f"embedder pool: {pool['filled']} of {pool['size']} members filled, "
+            f"{pool['cache_bytes'] / 1e6:.1f} MB of real class means (in memory and on disk)"
+        )
     print(f"next: distill eval {out / SUMMARY_FILE}  |  distill show {out / SUMMARY_FILE}")
     return summary
 

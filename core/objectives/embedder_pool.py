@@ -65,7 +65,12 @@ class EmbedderPool:
 
     def describe(self) -> dict:
         """What the summary's metadata says of the pool."""
-        return {"size": self.size, "statistic": self.statistic, "filled": len(self.members)}
+        return {
+            "size": self.size,
+            "statistic": self.statistic,
+            "filled": len(self.members),
+            "cache_bytes": self.nbytes(),
+        }
 
     def nbytes(self) -> int:
         """Memory the cached statistics take (networks are rebuilt, not kept)."""
