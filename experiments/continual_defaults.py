@@ -1,4 +1,4 @@
-"""How `distill continual`'s stream defaults (epochs per experience, lr) were chosen.
+"""How `distill continual`'s stream defaults (epochs, batch size and lr per experience) were chosen.
 
 On a validation split of split-digits' *training* data (80% to train, the other 20% as the
 stream's test set; the real test set is never read), Naive and Replay at memory 10 for a
@@ -8,7 +8,7 @@ ceiling of a model that forgets everything else) and whose Replay is clearly abo
 The old defaults (5 epochs of batches of 128) gave about 15 SGD steps per experience: from
 the third experience on, the network learnt only one of its two new classes, so Naive ended
 at exactly 10% (half the last experience) and Replay near it. Rows in
-experiments/results/continual_defaults.json.
+experiments/results/stream_defaults_digits.json.
 
     python experiments/continual_defaults.py [--settings 5:128:0.01 20:32:0.01 ...]
 """
@@ -29,7 +29,7 @@ from datadistill_apps.continual.bench import split_benchmark
 from datadistill_apps.continual.loop import run_stream
 from datadistill_apps.continual.strategies import StrategyConfig
 
-RESULTS = Path("experiments/results/continual_defaults.json")
+RESULTS = Path("experiments/results/stream_defaults_digits.json")
 
 
 def validation_split(data: Dataset, *, fraction: float = 0.2, seed: int = 0) -> Dataset:

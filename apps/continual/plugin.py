@@ -25,10 +25,13 @@ def add_commands(subparsers) -> dict:
     p.add_argument("--strategies", default="all", help=STRATEGY_HELP)
     p.add_argument("--iterations", type=int, default=1000, help="distillation steps/experience")
     p.add_argument("--arch", default="convnet")
-    p.add_argument("--epochs", type=int, default=5, help="epochs per experience (stream)")
+    p.add_argument(
+        "--epochs", type=int,
+        help="epochs per experience (stream; default 20 on split-digits, 5 on split-fmnist)",
+    )  # fmt: skip
     p.add_argument("--recall-epochs", type=int, default=300, help="epochs on memory (recall)")
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, help="default 32 on split-digits, 128 on split-fmnist")
     p.add_argument("--experiences", type=int, default=5)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method setting")
     p.add_argument(
@@ -41,7 +44,10 @@ def add_commands(subparsers) -> dict:
     p.add_argument("--results", type=Path, help="also append the rows to this JSON file")
     p.add_argument("--log-dir", type=Path, help="Avalanche TextLogger files, one per run")
     common_options(p)
-    return {"continual": cmd_continual}
+    # `distill report` reads every app's rows; it rides on this plugin's entry point
+    from datadistill_apps import report
+
+    return {"continual": cmd_continual, **report.add_commands(subparsers)}
 
 
 def cmd_continual(args) -> list[dict]:
@@ -51,7 +57,7 @@ def cmd_continual(args) -> list[dict]:
     from datadistill.distill import resolve_device
     from datadistill.results import append_rows, table
     from datadistill_apps.continual import run_folder, strategies
-    from datadistill_apps.continual.bench import split_benchmark
+    from datadistill_apps.continual.bench import STREAM_DEFAULTS, split_benchmark
     from datadistill_apps.continual.loop import TimeLimitReached, run_stream
     from datadistill_apps.continual.memory import DistillMemoryConfig
     from datadistill_apps.continual.rows import COLUMNS, aggregate, seed_row
@@ -65,20 +71,26 @@ def cmd_continual(args) -> list[dict]:
         raise DistillError("--seeds must be at least 1")
     if args.time_limit is not None and not args.time_limit >= 0:
         raise DistillError(f"--time-limit must be >= 0 seconds, got {args.time_limit}")
+    if args.benchmark not in STREAM_DEFAULTS:
+        raise DistillError(f"unknown benchmark '{args.benchmark}'; choose one of: "
+                           f"{', '.join(STREAM_DEFAULTS)}")  # fmt: skip
+    epochs, batch_size = STREAM_DEFAULTS[args.benchmark]
+    epochs = epochs if args.epochs is None else args.epochs
+    batch_size = batch_size if args.batch_size is None else args.batch_size
     config = strategies.StrategyConfig(
         arch=args.arch,
-        epochs=args.epochs,
+        epochs=epochs,
         recall_epochs=args.recall_epochs,
         lr=args.lr,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
     )
     overrides = parse_settings(args.set)
     out = args.out or run_folder.default_out(args.benchmark, args.memory)
     settings = {
         "benchmark": args.benchmark, "method": args.method, "memory": args.memory,
         "iterations": args.iterations, "experiences": args.experiences, "set": overrides,
-        "arch": args.arch, "epochs": args.epochs, "recall_epochs": args.recall_epochs,
-        "lr": args.lr, "batch_size": args.batch_size,
+        "arch": args.arch, "epochs": epochs, "recall_epochs": args.recall_epochs,
+        "lr": args.lr, "batch_size": batch_size,
     }  # fmt: skip
     run_folder.claim(out, settings)
     distill = DistillMemoryConfig(
@@ -126,7 +138,7 @@ def cmd_continual(args) -> list[dict]:
             r, dataset=data.spec.name, method=args.method, iterations=args.iterations,
             arch=args.arch,
         )  # fmt: skip
-        row.update(epochs=args.epochs, recall_epochs=args.recall_epochs, lr=args.lr)
+        row.update(epochs=epochs, recall_epochs=args.recall_epochs, lr=args.lr, batch=batch_size)
         run_folder.record(out, [row])
         done[(name, seed)] = row
         if not args.quiet:
