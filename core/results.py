@@ -73,10 +73,15 @@ def append_rows(path: str | Path, rows: Iterable[dict]) -> list[dict]:
     new = [evidence.with_hash(check_row(dict(r))) for r in rows]
     keys = {key_of(r) for r in new}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers append to one file safely
+    # parallel workers append to one file safely; the lock is the folder's, held on an open
+    # descriptor, so the kernel releases it when the process ends and no lock file is left
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         kept = [r for r in load_rows(path) if key_of(r) not in keys]
         write_json(path, kept + new)
+    finally:
+        os.close(folder)
     return kept + new
 
 

@@ -31,6 +31,7 @@ from datadistill.distill import resolve_device
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.rows import rows_from_report
 from datadistill_apps.federated.simulate import simulate
+from datadistill_apps.federated.table import alphas, comparison, complete_rounds, shown_rounds
 
 RESULTS = Path(__file__).parent / "results" / "federated_fmnist.json"
 CACHE = Path(__file__).parents[1] / "runs" / "federated_fmnist"  # git-ignored
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append_rows(args.results, rows_from_report(report))  # every round
     rows = [r for r in results.load_rows(args.results) if r["dataset"] == args.dataset]
     plot(rows, args.results.with_suffix(".png"), title=f"{args.dataset}, {args.clients} clients")
-    note = verdict(rows)
+    note = comparison(rows)
     args.results.with_suffix(".md").write_text(note)
     print(note)
 
@@ -117,61 +118,18 @@ def done(path: Path, cfg: FedConfig) -> bool:
     return False
 
 
-def _alphas(rows):
-    return sorted({r["alpha"] for r in rows})
-
-
-def _fedavg(rows: list[dict], alpha: float) -> list[dict]:
-    """FedAvg's rounds at `alpha` up to the first that lacked a client's update.
-
-    A round without every update is not the baseline any more (after a lost client the
-    model may not move at all), so neither the table nor the verdict reads past it.
-    """
-    fed = sorted(
-        (r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
-        key=lambda r: r["rounds"],
-    )
-    cut = next((i for i, r in enumerate(fed) if r["missing_clients"]), len(fed))
-    return fed[:cut]
-
-
-def _shown(fed: list[dict]) -> set[int]:
-    """The rounds the table and plot label: 1, 5 and the last."""
-    return {1, 5, max((r["rounds"] for r in fed), default=1)}
-
-
-def _matching_round(fed: list[dict], one: dict) -> str:
-    """Where FedAvg first reaches the one-shot accuracy, and its bytes there."""
-    fed = sorted(fed, key=lambda r: r["rounds"])
-    hit = next((r for r in fed if r["acc_mean"] >= one["acc_mean"]), None)
-    if hit is None:
-        return f"FedAvg never reaches {100 * one['acc_mean']:.2f}% in {fed[-1]['rounds']} rounds."
-    before = [r["rounds"] for r in fed if r["rounds"] < hit["rounds"]]
-    gap = before and before[-1] != hit["rounds"] - 1  # rounds in between were not recorded
-    where = (
-        f"between rounds {before[-1] + 1} and {hit['rounds']}"
-        if gap
-        else f"at round {hit['rounds']}"
-    )
-    ratio = hit["bytes_total"] / max(one["bytes_total"], 1)
-    return (
-        f"FedAvg first reaches it {where} ({100 * hit['acc_mean']:.2f}%, "
-        f"{results.fmt_bytes(hit['bytes_total'])}: {ratio:.0f}x the one-shot's bytes)."
-    )
-
-
 def plot(rows: list[dict], path: Path, *, title: str) -> Path:
     """Accuracy against total bytes communicated (log scale), one panel per alpha."""
-    alphas = _alphas(rows)
+    seen = alphas(rows)
     methods = sorted({r["method"] for r in rows if r["method"] != "fedavg"})
     colour = {m: f"C{i + 1}" for i, m in enumerate(methods)}  # the same in every panel
-    fig, axes = plt.subplots(1, len(alphas), figsize=(5 * len(alphas), 4), squeeze=False)
-    for ax, alpha in zip(axes[0], alphas, strict=True):
-        fed = _fedavg(rows, alpha)
+    fig, axes = plt.subplots(1, len(seen), figsize=(5 * len(seen), 4), squeeze=False)
+    for ax, alpha in zip(axes[0], seen, strict=True):
+        fed = complete_rounds(rows, alpha)
         ax.plot([r["bytes_total"] for r in fed], [100 * r["acc_mean"] for r in fed], "o-",
                 label="FedAvg")  # fmt: skip
         for r in fed:
-            if r["rounds"] in _shown(fed):
+            if r["rounds"] in shown_rounds(fed):
                 ax.annotate(f"{r['rounds']} rnd", (r["bytes_total"], 100 * r["acc_mean"]))
         for r in sorted(rows, key=lambda r: r["method"]):
             if r["alpha"] == alpha and r["method"] != "fedavg":
@@ -185,54 +143,6 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
         ax.legend()
     fig.suptitle(title)
     return plots.save(fig, path)
-
-
-def verdict(rows: list[dict]) -> str:
-    """Does the one-shot summary reach FedAvg's last-round accuracy with >= 10x fewer bytes?"""
-    lines = ["# One-shot summary upload vs FedAvg", ""]
-    lines.append("| alpha | run | rounds | accuracy | total bytes | missing |")
-    lines.append("|---|---|---|---|---|---|")
-    complete = {a: _fedavg(rows, a) for a in _alphas(rows)}
-    # the rounds to show, only from the complete prefix
-    shown = {a: _shown(fed) & {r["rounds"] for r in fed} for a, fed in complete.items()}
-    for r in sorted(rows, key=lambda r: (r["alpha"], r["method"] != "fedavg", r["rounds"])):
-        if r["method"] == "fedavg" and r["rounds"] not in shown[r["alpha"]]:
-            continue
-        name = "FedAvg" if r["method"] == "fedavg" else f"{r['method']} IPC {r['ipc']}"
-        lines.append(
-            f"| {r['alpha']:g} | {name} | {r['rounds']} | {100 * r['acc_mean']:.2f} | "
-            f"{results.fmt_bytes(r['bytes_total'])} | {r['missing_clients'] or '-'} |"
-        )
-    lines.append("")
-    for alpha in _alphas(rows):
-        fed = complete[alpha]
-        every = sorted(
-            (r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
-            key=lambda r: r["rounds"],
-        )  # every[len(fed)] is the first lossy round
-        if len(fed) < len(every):
-            lines.append(
-                f"- alpha={alpha:g}: FedAvg lost client updates from round "
-                f"{every[len(fed)]['rounds']} on; read up to round "
-                f"{fed[-1]['rounds'] if fed else 0} only."
-            )
-        one = [r for r in rows if r["alpha"] == alpha and r["method"] != "fedavg"]
-        if not fed:
-            continue
-        last = fed[-1]
-        for s in one:
-            head = f"- alpha={alpha:g}, one-shot {s['method']}: {100 * s['acc_mean']:.2f}%"
-            if s["missing_clients"]:
-                lines.append(f"{head} without clients {s['missing_clients']}: incomplete, rerun.")
-                continue
-            ratio = last["bytes_total"] / max(s["bytes_total"], 1)
-            ok = s["acc_mean"] >= last["acc_mean"] and ratio >= 10
-            lines.append(
-                f"{head} with {ratio:.1f}x fewer bytes than FedAvg at {last['rounds']} rounds "
-                f"({100 * last['acc_mean']:.2f}%): {'reached' if ok else 'not reached'}."
-            )
-            lines.append(f"  {_matching_round(fed, s)}")
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

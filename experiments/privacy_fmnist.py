@@ -39,8 +39,9 @@ from datadistill.evaluate import EvalConfig
 from datadistill.results import append_rows, load_rows
 from datadistill.summary import Summary
 from datadistill.train import QUICK, test
-from datadistill_apps.privacy import audit, noise
+from datadistill_apps.privacy import audit
 from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
+from datadistill_apps.privacy.table import audits, training
 
 RESULTS = Path("experiments/results/privacy_fmnist.json")
 RUNS = Path("experiments/results/privacy_fmnist")  # summaries, grids, checkpoints (committed)
@@ -215,35 +216,9 @@ def _append_audit(label, acc, result, cands, refs, tcfg, data, **target) -> None
 
 
 def report(args, data, device) -> None:
-    rows = sorted(load_rows(RESULTS), key=lambda r: (r["method"], _eps(r)))
-    lines = [
-        "| method | epsilon budget | epsilon spent | sigma | sample rate | steps | accuracy % "
-        "| runs | noise |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        p = _privacy(r, data)
-        spent = "inf" if p.get("epsilon") is None else f"{p['epsilon']:.3f}"
-        lines.append(
-            f"| {r['method']} | {_eps(r):g} | {spent} | {p.get('noise_multiplier') or 0:.3g} "
-            f"| {p.get('sample_rate') or 0:.3g} | {p.get('steps', r['iterations'])} "
-            f"| {100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | {r['runs']} "
-            f"| {_noise(r, p)} |"
-        )
-    lines += [
-        "",
-        "| target | test accuracy % | loss AUC | loss TPR@1%FPR | LiRA AUC | LiRA TPR@1%FPR "
-        "| noise |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in load_rows(AUDIT):
-        lines.append(
-            f"| {r['target']} | {100 * r['acc_mean']:.2f} | {r['loss_auc']:.3f} "
-            f"| {r['loss_tpr_at_1pct_fpr']:.3f} | {r.get('lira_auc', math.nan):.3f} "
-            f"| {r.get('lira_tpr_at_1pct_fpr', math.nan):.3f} "
-            f"| {_noise(r, r.get('privacy') or {})} |"
-        )
-    text = "\n".join(lines) + "\n"
+    rows = [r if r["method"] == "dp-sgd" else r | {"privacy": _privacy(r, data)}
+            for r in sorted(load_rows(RESULTS), key=lambda r: (r["method"], _eps(r)))]  # fmt: skip
+    text = training(rows) + "\n\n" + audits(load_rows(AUDIT)) + "\n"
     RESULTS.with_suffix(".md").write_text(text)
     print(text)
     plot(rows, RESULTS.with_suffix(".png"))
@@ -279,18 +254,8 @@ def _eps(row: dict) -> float:
     return float(row["variant"].split("=", 1)[1])
 
 
-def _noise(row: dict, privacy: dict) -> str:
-    """Where a row's noise came from: its own "noise" field (rows marked after the fact), else
-    its summary's metadata; "-" for a target that is not a DP release."""
-    return (noise.marker({**privacy, **row}) if privacy else None) or "-"
-
-
 def _privacy(row: dict, data) -> dict:
-    """dp-dsa rows: the mechanism recorded in the summary; dp-sgd rows carry their own."""
-    if row["method"] == "dp-sgd":
-        return {k: row.get(k) for k in ("epsilon", "noise_multiplier", "sample_rate")} | {
-            "steps": row["iterations"]
-        }
+    """The mechanism recorded in the summary of a dp-dsa row."""
     path = RUNS / dp_cell(_eps(row), 0).folder(data) / "summary.safetensors"
     return Summary.load(path).extra.get("privacy", {}) if path.exists() else {}
 

@@ -163,6 +163,7 @@ def test_cli_runs_and_writes_rows(monkeypatch, tmp_path, digits, capsys):
         "continual", "--benchmark", "split-digits", "--method", "dm", "--memory", "2",
         "--seeds", "2", "--strategies", "naive,distill-replay", "--iterations", "2",
         "--arch", "mlp", "--epochs", "1", "--device", "cpu", "--quiet", "--results", str(out),
+        "--out", str(tmp_path / "run"),
     ]  # fmt: skip
     assert cli.main(argv) == 0
     rows = json.loads(out.read_text())

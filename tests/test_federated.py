@@ -251,9 +251,10 @@ def test_fedavg_rows_one_per_round():
 # -- CLI --------------------------------------------------------------------------------
 
 
-def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
+def test_cli_simulate_writes_rows(monkeypatch, tmp_path, capsys):
     from datadistill import plugins
     from datadistill.cli import main as cli
+    from datadistill.results import load_rows
 
     monkeypatch.setattr(
         plugins,
@@ -278,11 +279,12 @@ def test_cli_simulate_writes_rows(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "datadistill_apps.federated.simulate", fake)
     out = tmp_path / "r.json"
     argv = ["federated", "simulate", "--clients", "4", "--alpha", "0.1", "--device", "cpu"]
+    argv += ["--out", str(tmp_path / "run")]
     assert cli.main([*argv, "--results", str(out), "--cache", str(tmp_path / "c")]) == 0
+    assert "| one-shot dm | digits | alpha=0.1 | 4 |" in capsys.readouterr().out
+    assert load_rows(tmp_path / "run" / "rows.json") == load_rows(out)
     assert seen["cfg"].clients == 4 and seen["cfg"].alpha == 0.1 and seen["cfg"].method == "dm"
     assert seen["cfg"].cache == str((tmp_path / "c").resolve())
-    from datadistill.results import load_rows
-
     (row,) = load_rows(out)
     assert row["acc_mean"] == 0.5 and row["missing_clients"] == [3]
 
@@ -294,6 +296,8 @@ def test_experiment_script_resumes_per_alpha_and_side(monkeypatch, tmp_path):
     spec = importlib.util.spec_from_file_location("federated_fmnist", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    from datadistill_apps.federated import table
+
     ran = []
 
     def fake_simulate(cfg):
@@ -324,8 +328,8 @@ def test_experiment_script_resumes_per_alpha_and_side(monkeypatch, tmp_path):
     assert "FedAvg never reaches 50.00% in 2 rounds" in note  # FedAvg's rows: 10%, 20%
     fed = [{"rounds": r, "acc_mean": a, "bytes_total": 100 * r} for r, a in [(1, 0.4), (5, 0.6)]]
     one = {"acc_mean": 0.5, "bytes_total": 10}
-    assert "between rounds 2 and 5" in script._matching_round(fed, one)
-    assert "at round 1 (40.00%, 100 B: 10x" in script._matching_round(fed, one | {"acc_mean": 0.4})
+    assert "between rounds 2 and 5" in table.matching_round(fed, one)
+    assert "at round 1 (40.00%, 100 B: 10x" in table.matching_round(fed, one | {"acc_mean": 0.4})
     lost = [r | {"alpha": 0.5, "method": "fedavg", "missing_clients": m}
             for r, m in zip(fed, ([], [2]), strict=True)]  # fmt: skip
-    assert script._fedavg(lost, 0.5) == lost[:1]  # read only up to the first lossy round
+    assert table.complete_rounds(lost, 0.5) == lost[:1]  # read only up to the first lossy round

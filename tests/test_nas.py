@@ -279,7 +279,7 @@ def test_cli_rank_writes_rows_and_a_plot(nas_cli, tmp_path, capsys):
     results = tmp_path / "nas.json"
     argv = ["nas", "rank", "--dataset", "digits", "--archs", "4", "--truth-epochs", "1",
             "--steps", "2", "--width", "2", "--results", str(results), "--quiet",
-            "--device", "cpu"]  # fmt: skip
+            "--device", "cpu", "--out", str(tmp_path / "out")]  # fmt: skip
     assert cli.main(argv) == 0
     rows = json.loads(results.read_text())
     assert {r["variant"] for r in rows} == {
@@ -293,8 +293,11 @@ def test_cli_rank_writes_rows_and_a_plot(nas_cli, tmp_path, capsys):
         assert {"spearman", "kendall", "top5", "proxy_seconds", "cost_ratio"} <= r.keys()
         assert {"spearman_ci", "kendall_ci", "top5_ci"} <= r.keys()
         assert r["cells_scored"] == 4
-    assert results.with_suffix(".png").stat().st_size > 0
-    assert len(load_rows(tmp_path / "nas_cells.json")) == 4 * 3  # truth + 2 proxies
+    out = tmp_path / "out"
+    assert (out / "proxies.png").stat().st_size > 0
+    assert len(load_rows(out / "cells.json")) == 4 * 3  # truth + 2 proxies
+    assert load_rows(out / "rows.json") == rows
+    assert not [f for f in tmp_path.rglob("*") if "lock" in f.name]  # no stale lock files
     assert "Spearman" in capsys.readouterr().out
 
 
@@ -432,7 +435,7 @@ def test_cli_rank_trains_proxies_at_the_given_lr(nas_cli, tmp_path):
     argv = ["nas", "rank", "--dataset", "digits", "--archs", "3", "--truth-epochs", "1",
             "--steps", "2", "--width", "2", "--results", str(results), "--quiet",
             "--device", "cpu", "--baselines", "random", "--proxy-lr", "0.05",
-            "--zero-cost", ""]  # fmt: skip
+            "--zero-cost", "", "--out", str(tmp_path / "out")]  # fmt: skip
     assert cli.main(argv) == 0
     (row,) = json.loads(results.read_text())
     assert row["variant"] == "proxy=random-subset-lr0.05" and "-lr0.05-" in row["setting"]

@@ -412,6 +412,7 @@ def test_cli_audit_of_a_summarys_initial_images(digits, tmp_path, capsys):
     results = tmp_path / "audit.json"
     args = ["privacy", "audit", str(out / "summary.safetensors"), "--members", "init"]
     args += ["--references", "0", "--epochs", "2", "--quiet", "--results", str(results)]
+    args += ["--out", str(tmp_path / "audit")]
     assert cli.main(args) == 0
     (row,) = json.loads(results.read_text())
     check_row(row)
@@ -444,8 +445,11 @@ def test_cli_privacy_run_reports_the_mechanism(tmp_path, capsys):
 def test_cli_audit_of_a_real_model_writes_a_row(tmp_path, capsys):
     results = tmp_path / "audit.json"
     args = ["privacy", "audit", "--real", "40", "--references", "1", "--epochs", "3"]
-    assert cli.main([*args, "--quiet", "--results", str(results)]) == 0
+    argv = [*args, "--quiet", "--results", str(results), "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 0
     (row,) = json.loads(results.read_text())
+    assert json.loads((tmp_path / "run" / "rows.json").read_text()) == [row]
+    assert "| real (40 images) |" in capsys.readouterr().out  # one table, in percent
     check_row(row)  # the results schema: one script tabulates audits with everything else
     assert row["target"] == "real (40 images)" and row["candidates"] == 40
     assert row["method"] == "real" and row["images"] == 40 and row["variant"].startswith("audit")

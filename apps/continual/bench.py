@@ -18,6 +18,13 @@ from datadistill.data import Dataset
 from datadistill.errors import DistillError
 
 BENCHMARKS = {"split-digits": "digits", "split-fmnist": "fashion-mnist"}
+# (epochs, batch size) per experience for the stream strategies, at lr 0.01. An experience of
+# digits holds about 290 images: 5 epochs of batches of 128 are 15 SGD steps, too few for the
+# network to learn two new classes once it has learnt others, so every stream strategy ended
+# near chance. Chosen on a validation split of the training data by
+# experiments/continual_defaults.py (rows in experiments/results/stream_defaults_digits.json);
+# Fashion-MNIST's 12,000 images per experience give hundreds of steps at 5 x 128.
+STREAM_DEFAULTS = {"split-digits": (20, 32), "split-fmnist": (5, 128)}
 
 
 class _Tensors(TensorDataset):

@@ -26,6 +26,11 @@ ACC_STREAM = "Top1_Acc_Stream/eval_phase/test_stream/Task000"
 FORGETTING = "StreamForgetting/eval_phase/test_stream"
 
 
+class TimeLimitReached(Exception):
+    """The deadline passed between two experiences; the stream's finished distillations are
+    on disk (when cached), its training is not, so a rerun starts this stream again."""
+
+
 @dataclass
 class StreamResult:
     """What one strategy did on one class order."""
@@ -54,8 +59,13 @@ def run_stream(
     device: torch.device | str = "cpu",
     progress: bool = False,
     log_file: str | Path | None = None,
+    deadline: float | None = None,
 ) -> StreamResult:
-    """Train `strategy` through `bench`'s experiences with Avalanche and measure it."""
+    """Train `strategy` through `bench`'s experiences with Avalanche and measure it.
+
+    `deadline` (a `time.monotonic()` value) is checked before each experience; past it,
+    `TimeLimitReached` is raised.
+    """
     loggers = [InteractiveLogger()] if progress else []
     handle = open(log_file, "a") if log_file else None
     if handle:
@@ -82,6 +92,8 @@ def run_stream(
     matrix, sizes, metrics = [], [], {}
     try:
         for exp in bench.scenario.train_stream:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeLimitReached(f"{strategy}, order {seed}")
             built.strategy.train(exp)
             metrics = built.strategy.eval(bench.scenario.test_stream)
             matrix.append([metrics[ACC_EXP.format(j)] for j in range(bench.num_experiences)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from datadistill.cli.options import common_options
@@ -25,11 +24,15 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for clients")
     p.add_argument("--fail-clients", default="", help="partition ids that fail (testing)")
-    p.add_argument("--results", type=Path, help="append result rows to this JSON file")
-    p.add_argument("--report", type=Path, help="write the server's full report (JSON) here")
     p.add_argument(
-        "--cache", type=Path, help="keep each client's summary here; a rerun skips finished ones"
+        "--out",
+        type=Path,
+        help="folder for rows.json, report.json and the clients' cache (a rerun skips finished "
+        "clients; default runs/federated-DATASET-MODE-cCLIENTS-PARTITION-sSEED)",
     )
+    p.add_argument("--results", type=Path, help="also append the result rows to this JSON file")
+    p.add_argument("--report", type=Path, help="the server's full report (default OUT/report.json)")
+    p.add_argument("--cache", type=Path, help="each client's summary (default OUT/cache)")
     common_options(p)
 
 
@@ -43,9 +46,19 @@ def add_commands(subparsers) -> dict:
     return {"federated": cmd_federated}
 
 
+def out_folder(args) -> Path:
+    part = f"a{args.alpha:g}" if args.alpha > 0 else "iid"
+    name = f"federated-{args.dataset}-{args.mode}-c{args.clients}-{part}-s{args.seed}"
+    return args.out or Path("runs") / name
+
+
 def config_from_args(args):
     from datadistill.distill import resolve_device
     from datadistill_apps.federated.config import FedConfig
+
+    out = out_folder(args)
+    report = args.report or out / "report.json"
+    cache = args.cache or out / "cache"
 
     return FedConfig(
         dataset=args.dataset,
@@ -64,14 +77,15 @@ def config_from_args(args):
         device=str(resolve_device(args.device)),
         timeout=args.timeout,
         fail_clients=args.fail_clients,
-        report=str(args.report.resolve()) if args.report else "",
-        cache=str(args.cache.resolve()) if args.cache else "",
+        report=str(report.resolve()),
+        cache=str(cache.resolve()),
     )
 
 
 def cmd_federated(args) -> None:
     from datadistill import results
     from datadistill_apps.federated.rows import rows_from_report
+    from datadistill_apps.federated.table import runs
 
     cfg = config_from_args(args)
     if args.federated_command == "simulate":
@@ -83,8 +97,11 @@ def cmd_federated(args) -> None:
 
         report = deploy(cfg, logs=args.logs, timeout=cfg.timeout + 300)
     rows = rows_from_report(report)
+    out = out_folder(args) / "rows.json"
+    results.append_rows(out, rows)
     if args.results:
         results.append_rows(args.results, rows)
-    print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=1))
+    print(runs(rows))
+    print(f"rows in {out}; the server's report in {cfg.report}")
     if report["missing_clients"]:
         print(f"missing clients (no summary/update received): {report['missing_clients']}")

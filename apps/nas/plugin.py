@@ -13,8 +13,6 @@ from pathlib import Path
 # registers the `nas201` network with datadistill.nets as this plugin loads
 from datadistill_apps.nas import network  # noqa: F401
 
-RESULTS = Path("experiments/results/nas_rank.json")
-
 
 def add_commands(sub) -> dict:
     from datadistill.cli.options import common_options
@@ -48,9 +46,15 @@ def add_commands(sub) -> dict:
         "--zero-cost", default="naswot,synflow,grad-norm",
         help="comma list of zero-cost proxies scored at initialisation ('' for none)",
     )  # fmt: skip
-    r.add_argument("--results", type=Path, default=RESULTS, help="proxy rows (JSON)")
-    r.add_argument("--cache", type=Path, help="per-cell rows (default RESULTS_cells.json)")
-    r.add_argument("--plot", type=Path, help="scatter PNG (default RESULTS.png)")
+    r.add_argument(
+        "--out",
+        type=Path,
+        help="folder for rows.json, cells.json (per-cell cache: a rerun resumes) and the "
+        "scatter plot (default runs/nas-rank-DATASET-sSEED)",
+    )
+    r.add_argument("--results", type=Path, help="also append the proxy rows to this JSON file")
+    r.add_argument("--cache", type=Path, help="per-cell rows (default OUT/cells.json)")
+    r.add_argument("--plot", type=Path, help="scatter PNG (default OUT/proxies.png)")
     common_options(r)
     return {"nas": cmd_nas}
 
@@ -102,7 +106,8 @@ def cmd_rank(args: argparse.Namespace) -> None:
     data = datasets.load(name, root=args.data_root, download=args.download)
     device = resolve_device(args.device)
     archs = sample_archs(args.archs, seed=args.seed)
-    cache = args.cache or args.results.with_name(args.results.stem + "_cells.json")
+    out = args.out or Path("runs") / f"nas-rank-{name}-s{args.seed}"
+    cache = args.cache or out / "cells.json"
     progress = not args.quiet
     if args.benchmark_file:
         api = load_benchmark(args.benchmark_file, trust=args.trust_benchmark_file)
@@ -136,9 +141,11 @@ def cmd_rank(args: argparse.Namespace) -> None:
             archs, data, name=z, truth=truth, width=args.width, cells=args.cells,
             seed=args.seed, device=device, top_k=plan.top_k,
         ))  # fmt: skip
-    append_rows(args.results, rows)
+    append_rows(out / "rows.json", rows)
+    if args.results:
+        append_rows(args.results, rows)
     print(markdown(rows))
-    print(f"ground truth: {truth.label}; {len(archs)} cells; rows in {args.results}")
-    plot = args.plot or args.results.with_suffix(".png")
+    print(f"ground truth: {truth.label}; {len(archs)} cells; rows in {out / 'rows.json'}")
+    plot = args.plot or out / "proxies.png"
     proxy_scatter(rows, truth.acc, plot, title=f"{name}: proxy vs {truth.label}")
     print(f"wrote {plot}")

@@ -12,7 +12,6 @@ distill privacy epsilon --noise 1.1 --sample-rate 0.004 --steps 2340 --delta 1e-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -55,7 +54,10 @@ def add_commands(sub) -> dict:
     a.add_argument("--references", type=int, default=4, help="reference models for LiRA (0: none)")
     a.add_argument("--epochs", type=int, default=300, help="training epochs of every model")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--results", type=Path, help="append the audit row to this JSON file")
+    a.add_argument(
+        "--out", type=Path, help="folder for rows.json (default runs/privacy-audit-TARGET-sSEED)"
+    )
+    a.add_argument("--results", type=Path, help="also append the audit row to this JSON file")
     options.common_options(a, dataset=True)
 
     d = cmds.add_parser("dpsgd", help="the DP-SGD baseline (Opacus PrivacyEngine)")
@@ -190,11 +192,16 @@ def cmd_audit(args) -> None:
         summary_file=str(args.summary) if args.summary else None,
         **({"members": "the summary's initial images"} if args.members == "init" else {}),
     )
-    print(json.dumps({k: v for k, v in row.items() if k != "privacy"}, indent=1))
-    if args.results:
-        from datadistill.results import append_rows
+    from datadistill.results import append_rows
+    from datadistill_apps.privacy.table import audits
 
+    target = args.summary.parent.name if args.summary else f"real{args.real}"
+    out = (args.out or Path("runs") / f"privacy-audit-{target}-s{args.seed}") / "rows.json"
+    append_rows(out, [row])
+    if args.results:
         append_rows(args.results, [row])
+    print(audits([row]))
+    print(f"rows in {out}")
 
 
 def cmd_dpsgd(args) -> None:
