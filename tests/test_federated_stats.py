@@ -132,8 +132,9 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     FedAvg round follows, its bytes counted on top of the statistics round's."""
     from test_federated_flower import _flower_processes
 
-    from datadistill import data
+    from datadistill import data, results
     from datadistill_apps.federated import server
+    from datadistill_apps.federated.rows import rows_from_report
     from datadistill_apps.federated.simulate import simulate
 
     others = {p.pid for p in _flower_processes("ray::")}
@@ -151,6 +152,9 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     model = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     warm = report["warm_fedavg"]["per_round"]["1"]
     assert warm["bytes_up"] >= up + 2 * model and warm["missing_clients"] == [2]
+    rows = [results.check_row(r) for r in rows_from_report(report)]
+    assert [(r["method"], r["rounds"]) for r in rows] == [("dm-statistics", 1), ("fedavg-warm", 2)]
+    assert rows[0]["bytes_up"] == up and rows[1]["bytes_total"] > rows[0]["bytes_total"]
     assert [p for p in _flower_processes("ray::") if p.pid not in others] == []
 
 
