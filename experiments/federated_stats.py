@@ -3,10 +3,11 @@
 For each Dirichlet alpha, on Flower's simulation engine with 10 clients: the server
 broadcasts a pool of `--pool` embedders; each client uploads its class counts and class
 means under every member; the server distils a global summary at each `--ipcs` against
-the aggregated statistics (DM's pooled objective) and trains a ConvNet on it (core's loop,
-300 epochs). The first IPC's run goes on with `--warm-rounds` FedAvg rounds started from
-that model, every round's bytes counted. Today's union-of-summaries and FedAvg rows are
-read from experiments/results/federated_fmnist.json and drawn beside them.
+the aggregated statistics (DM's pooled objective, from noise at `--server-lr`) and
+trains a ConvNet on it (core's loop, 300 epochs). The first IPC's run goes on with
+`--warm-rounds` FedAvg rounds started from that model, every round's bytes counted.
+Today's union-of-summaries and FedAvg rows are read from
+experiments/results/federated_fmnist.json and drawn beside them.
 
 Bytes: a client's upload is pool x classes x embedding float32s (Fashion-MNIST's ConvNet
 embeds in 1,152 floats: 46 KB a member), so pool 50 is 2.3 MB a client; one FedAvg round
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ipcs", type=int, nargs="+", default=[10, 50], help="server's summary")
     p.add_argument("--pool", type=int, default=50, help="embedders broadcast to the clients")
     p.add_argument("--iterations", type=int, default=0, help="server's DM; 0: DM's default")
+    p.add_argument("--server-lr", type=float, default=100.0, help="server's lr_img (noise start)")
     p.add_argument("--epochs", type=int, default=300, help="server epochs on its summary")
     p.add_argument("--warm-rounds", type=int, default=3, help="FedAvg after the first IPC")
     p.add_argument("--device", default="auto")
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                 iterations=args.iterations,
                 epochs=args.epochs,
                 pool=args.pool,
+                server_lr=args.server_lr,
                 warm_rounds=args.warm_rounds if i == 0 else 0,
                 seed=args.seed,
                 device=device,
@@ -109,7 +112,9 @@ def done(path: Path, cfg: FedConfig) -> bool:
 
 def _same_run(r: dict, cfg: FedConfig) -> bool:
     where = (r["dataset"], r["alpha"], r["clients"], r["seed"], r["ipc"], r.get("pool"))
-    if where != (cfg.dataset, cfg.alpha, cfg.clients, cfg.seed, cfg.ipc, cfg.pool):
+    if where + (r.get("server_lr"),) != (
+        cfg.dataset, cfg.alpha, cfg.clients, cfg.seed, cfg.ipc, cfg.pool, cfg.server_lr
+    ):  # fmt: skip
         return False
     if r["method"] == "dm-statistics":
         return (r["iterations"], r["eval_epochs"]) == (cfg.iterations, cfg.epochs)

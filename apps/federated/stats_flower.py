@@ -96,6 +96,7 @@ def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict,
         iterations=cfg.iterations or None,
         seed=cfg.seed,
         device=device,
+        overrides={"lr_img": cfg.server_lr},
     )
     flwr_log(
         logging.INFO,

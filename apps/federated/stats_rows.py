@@ -14,7 +14,7 @@ def rows_from_statistics(report: dict) -> list[dict]:
     """The statistics row, then the warm-started FedAvg rounds' rows, if any."""
     cfg = report["config"]
     split = f"alpha={cfg['alpha']:g}" if cfg["alpha"] > 0 else "iid"
-    where = f"{split},clients={cfg['clients']},pool={cfg['pool']}"
+    where = f"{split},clients={cfg['clients']},pool={cfg['pool']},server_lr={cfg['server-lr']:g}"
     base = {
         "dataset": cfg["dataset"],
         "arch": cfg["arch"],
@@ -28,6 +28,7 @@ def rows_from_statistics(report: dict) -> list[dict]:
         "alpha": cfg["alpha"],
         "clients": cfg["clients"],
         "pool": cfg["pool"],
+        "server_lr": cfg["server-lr"],
         "wall_seconds": report["wall_seconds"],
         "device": cfg["device"],
     }

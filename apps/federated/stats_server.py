@@ -4,7 +4,8 @@ DM's pooled objective (`MeanEmbedding` with an `EmbedderPool`) reads the real da
 through its members' class means; loaded with the clients' aggregated means, every step
 computes only the synthetic side, so the server distils as if it held the union of the
 partitions while holding no image. The summary starts from noise (the server has no real
-image to start from) and runs through core's one loop (`datadistill.distill.run`).
+image to start from), so it needs a far larger lr_img than DM's 1 (`FedConfig.server_lr`),
+and runs through core's one loop (`datadistill.distill.run`).
 """
 
 from __future__ import annotations
