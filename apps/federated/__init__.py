@@ -8,5 +8,7 @@ e.g. Zhou et al., "Distilled One-Shot Federated Learning", 2020). The baseline i
 
 The distil/aggregate logic lives in plain functions (`partition`, `local`, `server`,
 `records`) that run without Flower; `flower_app` is the thin Message-API layer, and
-`simulate` / `deploy` run it on Flower's simulation engine or on real SuperNodes.
+`simulate` / `deploy` run it on Flower's simulation engine or on real SuperNodes. The
+statistics scheme (`statistics`, `stats_server`, `stats_flower`) uploads DM's class
+statistics under a broadcast pool of embedders instead of summaries (issue 39).
 """

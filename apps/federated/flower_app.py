@@ -4,6 +4,8 @@ Summary mode: the server sends one `query.summary` message to every node; each c
 distils its partition (`local.distil_partition`) and replies with the summary as
 records; the server trains on the union (`server.train_on_union`). FedAvg mode runs
 Flower's own `FedAvg` strategy on the same partitions, model and training loop.
+Statistics mode (`stats_flower`) uploads DM's class statistics once instead of summaries,
+optionally followed by FedAvg warm-started from the model trained on the server's summary.
 A `CountingGrid` around the Grid measures the payload bytes each way per client.
 
 `flwr run` loads `client_app` and `server_app` below and reads settings from the run
@@ -12,6 +14,7 @@ config; the simulation wrapper builds apps bound to a `FedConfig` instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -28,7 +31,7 @@ from datadistill import data as datasets
 from datadistill.atomic import write_bytes
 from datadistill.distill import resolve_device
 from datadistill.train import TrainConfig
-from datadistill_apps.federated import cache, local, records, server
+from datadistill_apps.federated import cache, local, records, server, stats_flower
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.partition import partition
 
@@ -84,6 +87,13 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
             "loaded from the cache in" if hit else "in", time.monotonic() - started,
         )  # fmt: skip
         return Message(records.summary_to_record(summary, partition_id=pid), reply_to=msg)
+
+    @app.query("statistics")
+    def statistics_upload(msg: Message, context: Context) -> Message:
+        cfg = bound or FedConfig.from_run_config(context.run_config)
+        pid, data, rows = _partition(cfg, context)
+        device = resolve_device(cfg.device)
+        return stats_flower.upload(msg, pid=pid, data=data, rows=rows, device=device)
 
     @app.train()
     def fedavg_train(msg: Message, context: Context) -> Message:
@@ -169,6 +179,12 @@ def run_server(grid: Grid, cfg: FedConfig) -> dict:
     report = {"config": cfg.to_run_config(), "nodes": len(nodes)}
     if cfg.mode == "summary":
         report |= _one_shot(counting, nodes, cfg, data, device)
+    elif cfg.mode == "statistics":
+        part, net = stats_flower.one_round(counting, nodes, cfg, data, device)
+        report |= part
+        if cfg.warm_rounds:  # no cache: its key does not know the warm start
+            warm = dataclasses.replace(cfg, rounds=cfg.warm_rounds, cache="")
+            report["warm_fedavg"] = _fedavg(counting, warm, data, device, start=net)
     else:
         report |= _fedavg(counting, cfg, data, device)
     accounting.stop()
@@ -214,11 +230,15 @@ def _one_shot(grid: CountingGrid, nodes, cfg: FedConfig, data, device) -> dict:
     }
 
 
-def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device) -> dict:
-    net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
+def _fedavg(grid: CountingGrid, cfg: FedConfig, data, device, start=None) -> dict:
+    """FedAvg from a fresh model, or from `start` (warm start); bytes count from the run's
+    first message, so a warm start's rounds include the round that made `start`."""
+    kept = cache.load_fedavg(cfg) if start is None else None
+    net = start
+    if net is None:
+        net = server.build_net(cfg.arch, data, seed=cfg.seed, device=device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     done, curve = 0, {}
-    kept = cache.load_fedavg(cfg)
     if kept is not None:  # an interrupted run's last complete round (see cache.py)
         done, state, saved = kept
         done = min(done, cfg.rounds)

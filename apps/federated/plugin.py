@@ -13,7 +13,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--alpha", type=float, default=0.0, help="Dirichlet alpha; 0: IID")
     p.add_argument("--partition-seed", type=int, default=0)
-    p.add_argument("--mode", choices=("summary", "fedavg"), default="summary")
+    p.add_argument("--mode", choices=("summary", "fedavg", "statistics"), default="summary")
     p.add_argument("--method", default="dm", help="clients' distillation method")
     p.add_argument("--ipc", type=int, default=10, help="images per class per client")
     p.add_argument("--iterations", type=int, default=0, help="0: the method's default")
@@ -23,6 +23,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=300, help="server epochs on the union")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for clients")
+    p.add_argument("--pool", type=int, default=50, help="statistics mode: embedders")
+    p.add_argument("--warm-rounds", type=int, default=0, help="statistics mode: FedAvg after")
     p.add_argument("--fail-clients", default="", help="partition ids that fail (testing)")
     p.add_argument(
         "--out",
@@ -77,6 +79,8 @@ def config_from_args(args):
         device=str(resolve_device(args.device)),
         timeout=args.timeout,
         fail_clients=args.fail_clients,
+        pool=args.pool,
+        warm_rounds=args.warm_rounds,
         report=str(report.resolve()),
         cache=str(cache.resolve()),
     )

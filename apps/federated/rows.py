@@ -8,6 +8,7 @@ partitions whose update that round lacked (a round without them is not full FedA
 from __future__ import annotations
 
 from datadistill.results import command_line
+from datadistill_apps.federated.stats_rows import rows_from_statistics
 
 
 def _base(report: dict) -> dict:
@@ -36,6 +37,8 @@ def _partitioning(cfg: dict) -> str:
 def rows_from_report(report: dict) -> list[dict]:
     """Result rows: one for a summary run, one per round for FedAvg."""
     cfg = report["config"]
+    if cfg["mode"] == "statistics":
+        return rows_from_statistics(report)
     if cfg["mode"] == "summary":
         return [
             _base(report)

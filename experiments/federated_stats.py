@@ -1,0 +1,204 @@
+"""Issue 39, acceptance 1: one round of DM's class statistics vs the union of summaries and FedAvg.
+
+For each Dirichlet alpha, on Flower's simulation engine with 10 clients: the server
+broadcasts a pool of `--pool` embedders; each client uploads its class counts and class
+means under every member; the server distils a global summary at each `--ipcs` against
+the aggregated statistics (DM's pooled objective, from noise at `--server-lr`) and
+trains a ConvNet on it (core's loop, 300 epochs). The first IPC's run goes on with
+`--warm-rounds` FedAvg rounds started from that model, every round's bytes counted.
+Today's union-of-summaries and FedAvg rows are read from
+experiments/results/federated_fmnist.json and drawn beside them.
+
+Bytes: a client's upload is pool x classes x embedding float32s (Fashion-MNIST's ConvNet
+embeds in 1,152 floats: 46 KB a member), so pool 50 is 2.3 MB a client; one FedAvg round
+moves 2.5 MB a client. FedAvg's 20 rounds total 495 MB, so 10x fewer is under 49 MB.
+
+Rows go to experiments/results/federated_stats.json, the plot of accuracy against total
+bytes to federated_stats.png, a note to federated_stats.md. Resumable per (alpha, IPC): a
+rerun skips what already has complete rows. Not run here: dp-dm's privatised uploads (the
+hook is `datadistill_apps.federated.statistics.privatise`).
+
+    python experiments/federated_stats.py                      # the full experiment (GPU)
+    python experiments/federated_stats.py --dataset digits --clients 3 --pool 2 --ipcs 2 \\
+        --iterations 20 --epochs 5 --warm-rounds 1 --results /tmp/stats.json    # a smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from datadistill import plots, results
+from datadistill.distill import resolve_device
+from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.rows import rows_from_report
+from datadistill_apps.federated.simulate import simulate
+
+HERE = Path(__file__).parent / "results"
+RESULTS = HERE / "federated_stats.json"
+BASELINE = HERE / "federated_fmnist.json"
+NEW = ("dm-statistics", "fedavg-warm")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--alphas", type=float, nargs="+", default=[0.1, 0.5])
+    p.add_argument("--ipcs", type=int, nargs="+", default=[10, 50], help="server's summary")
+    p.add_argument("--pool", type=int, default=50, help="embedders broadcast to the clients")
+    p.add_argument("--iterations", type=int, default=0, help="server's DM; 0: DM's default")
+    p.add_argument("--server-lr", type=float, default=100.0, help="server's lr_img (noise start)")
+    p.add_argument("--epochs", type=int, default=300, help="server epochs on its summary")
+    p.add_argument("--warm-rounds", type=int, default=3, help="FedAvg after the first IPC")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--baseline", type=Path, default=BASELINE, help="union and FedAvg rows")
+    p.add_argument("--timeout", type=float, default=6 * 3600.0)
+    args = p.parse_args(argv)
+
+    device = str(resolve_device(args.device))
+    for alpha in args.alphas:
+        for i, ipc in enumerate(args.ipcs):
+            cfg = FedConfig(
+                dataset=args.dataset,
+                clients=args.clients,
+                alpha=alpha,
+                mode="statistics",
+                ipc=ipc,
+                iterations=args.iterations,
+                epochs=args.epochs,
+                pool=args.pool,
+                server_lr=args.server_lr,
+                warm_rounds=args.warm_rounds if i == 0 else 0,
+                seed=args.seed,
+                device=device,
+                timeout=args.timeout,
+            )
+            if not done(args.results, cfg):
+                results.append_rows(args.results, rows_from_report(simulate(cfg)))
+    rows = [r for r in results.load_rows(args.results) if r["dataset"] == args.dataset]
+    rows += [
+        r
+        for r in results.load_rows(args.baseline)
+        if r["dataset"] == args.dataset and r["clients"] == args.clients
+    ]
+    title = f"{args.dataset}, {args.clients} clients, pool {args.pool}"
+    plot(rows, args.results.with_suffix(".png"), title=title)
+    note = verdict(rows)
+    args.results.with_suffix(".md").write_text(note)
+    print(note)
+
+
+def done(path: Path, cfg: FedConfig) -> bool:
+    """Resume: complete rows for this (alpha, IPC, pool) exist, warm rounds included."""
+    want = {("dm-statistics", 1)} | {("fedavg-warm", r + 1) for r in range(1, cfg.warm_rounds + 1)}
+    have = {
+        (r["method"], r["rounds"])
+        for r in results.load_rows(path)
+        if not r["missing_clients"] and _same_run(r, cfg)
+    }
+    if want <= have:
+        print(f"alpha={cfg.alpha:g} IPC {cfg.ipc}: rows found, skipped")
+        return True
+    return False
+
+
+def _same_run(r: dict, cfg: FedConfig) -> bool:
+    where = (r["dataset"], r["alpha"], r["clients"], r["seed"], r["ipc"], r.get("pool"))
+    if where + (r.get("server_lr"),) != (
+        cfg.dataset, cfg.alpha, cfg.clients, cfg.seed, cfg.ipc, cfg.pool, cfg.server_lr
+    ):  # fmt: skip
+        return False
+    if r["method"] == "dm-statistics":
+        return (r["iterations"], r["eval_epochs"]) == (cfg.iterations, cfg.epochs)
+    return f"server_iterations={cfg.iterations}," in r["variant"]
+
+
+def _label(r: dict) -> str:
+    if r["method"] == "dm-statistics":
+        return f"statistics, IPC {r['ipc']}, pool {r['pool']}"
+    if r["method"] == "fedavg-warm":
+        return f"warm FedAvg from IPC {r['ipc']}"
+    return f"union of {r['method']} IPC {r['ipc']} summaries"
+
+
+def plot(rows: list[dict], path: Path, *, title: str) -> Path:
+    """Accuracy against total bytes (log scale), one panel per alpha."""
+    alphas = sorted({r["alpha"] for r in rows if r["method"] in NEW})
+    fig, axes = plt.subplots(1, len(alphas), figsize=(6 * len(alphas), 4.5), squeeze=False)
+    for ax, alpha in zip(axes[0], alphas, strict=True):
+        here = [r for r in rows if r["alpha"] == alpha]
+        for method, style in (("fedavg", "o-"), ("fedavg-warm", "s-")):
+            curve = sorted((r for r in here if r["method"] == method), key=lambda r: r["rounds"])
+            if curve:
+                label = "FedAvg" if method == "fedavg" else _label(curve[0])
+                ax.plot([r["bytes_total"] for r in curve], [100 * r["acc_mean"] for r in curve],
+                        style, label=label)  # fmt: skip
+        for i, r in enumerate(r for r in here if r["method"] not in ("fedavg", "fedavg-warm")):
+            marker = "*" if r["method"] == "dm-statistics" else "^"
+            lost = f", lost {r['missing_clients']}" if r["missing_clients"] else ""
+            ax.plot(r["bytes_total"], 100 * r["acc_mean"], marker, markersize=12,
+                    color=f"C{i + 2}", label=_label(r) + lost)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set(xlabel="total bytes communicated", ylabel="test accuracy (%)",
+               title=f"alpha={alpha:g}")  # fmt: skip
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return plots.save(fig, path)
+
+
+def verdict(rows: list[dict]) -> str:
+    """Does a new run reach FedAvg's last-round accuracy with >= 10x fewer total bytes?"""
+    lines = ["# One round of class statistics vs FedAvg and the union of summaries", ""]
+    lines += [
+        "| alpha | run | rounds | accuracy | total bytes | missing |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["alpha"], r["method"], r["ipc"], r["rounds"])):
+        lines.append(
+            f"| {r['alpha']:g} | {_label(r) if r['method'] != 'fedavg' else 'FedAvg'} | "
+            f"{r['rounds']} | {100 * r['acc_mean']:.2f} | {results.fmt_bytes(r['bytes_total'])} | "
+            f"{r['missing_clients'] or '-'} |"
+        )
+    lines.append("")
+    for alpha in sorted({r["alpha"] for r in rows if r["method"] in NEW}):
+        fed = sorted((r for r in rows if r["alpha"] == alpha and r["method"] == "fedavg"),
+                     key=lambda r: r["rounds"])  # fmt: skip
+        if not fed:
+            lines.append(f"- alpha={alpha:g}: no FedAvg rows to compare with.")
+            continue
+        last = fed[-1]
+        new = [r for r in rows if r["alpha"] == alpha and r["method"] in NEW]
+        hits = [
+            r
+            for r in new
+            if not r["missing_clients"]
+            and r["acc_mean"] >= last["acc_mean"]
+            and last["bytes_total"] >= 10 * r["bytes_total"]
+        ]
+        best = max(new, key=lambda r: r["acc_mean"])
+        lines.append(
+            f"- alpha={alpha:g}: FedAvg at {last['rounds']} rounds {100 * last['acc_mean']:.2f}% "
+            f"with {results.fmt_bytes(last['bytes_total'])}; "
+            + (
+                f"reached by {_label(hits[0])} (round {hits[0]['rounds']}, "
+                f"{100 * hits[0]['acc_mean']:.2f}%, "
+                f"{last['bytes_total'] / hits[0]['bytes_total']:.1f}x fewer bytes)."
+                if hits
+                else f"not reached; the best new run, {_label(best)} round {best['rounds']}, "
+                f"{100 * best['acc_mean']:.2f}% with {results.fmt_bytes(best['bytes_total'])} "
+                f"({last['bytes_total'] / best['bytes_total']:.1f}x fewer bytes)."
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
