@@ -113,7 +113,10 @@ def test_the_server_distils_against_the_aggregated_statistics(digits):
     summary = stats_server.distil_from_statistics(digits.spec, pool, total, ipc=2, iterations=30)
     assert summary.images.shape == (20, *digits.spec.shape)
     assert torch.isfinite(summary.images).all()
-    assert summary.extra["pool"] == {"size": 2, "statistic": "class", "filled": 2}
+    cache = total.means.numel() * 4  # the aggregated means are the pool's whole cache
+    assert summary.extra["pool"] == {
+        "size": 2, "statistic": "class", "filled": 2, "cache_bytes": cache
+    }  # fmt: skip
     # the loss against the aggregated means went down from the noise it started at
     method = stats_server.statistics_method(pool, total)
     cfg = stats_server.dm_config(digits.spec, pool)
