@@ -209,6 +209,7 @@ def cmd_dpsgd(args) -> None:
     from datadistill.distill import resolve_device
     from datadistill.results import append_rows
     from datadistill_apps.privacy.dpsgd import DPSGDConfig, train_dpsgd
+    from datadistill_apps.privacy.table import training
 
     data = datasets.load(args.dataset, root=args.data_root, download=args.download)
     cfg = DPSGDConfig(
@@ -226,14 +227,10 @@ def cmd_dpsgd(args) -> None:
     _, row = train_dpsgd(
         data, config=cfg, device=resolve_device(args.device), progress=not args.quiet
     )
-    eps = "inf" if row["epsilon"] is None else f"{row['epsilon']:.4g}"
-    print(
-        f"dp-sgd {data.spec.name}: test accuracy {100 * row['acc_mean']:.2f}% at epsilon {eps}, "
-        f"delta {cfg.delta:g} (sigma {row['noise_multiplier']:.4g}, {row['iterations']} steps); "
-        f"noise: {row['noise']}"
-    )
+    print(training([row]))
     if args.results:
         append_rows(args.results, [row])
+        print(f"appended the row to {args.results}")
 
 
 def cmd_epsilon(args) -> None:
