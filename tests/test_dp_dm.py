@@ -232,3 +232,18 @@ def test_a_summary_without_a_release_is_refused(digits, tmp_path):
         overrides={"pool": "0"}, out_dir=tmp_path)  # fmt: skip
     with pytest.raises(DistillError, match="holds no dp-dm release"):
         _run(digits, {"release": str(tmp_path / "summary.safetensors")}, iterations=1)
+
+
+# --- the audit's most exposed members -------------------------------------------------------
+
+
+def test_the_most_exposed_members_are_those_clipped_hardest(digits):
+    from datadistill_apps.privacy import exposure
+
+    s = _run(digits, {"epsilon": "4", "clip": "0.5"}, iterations=1)
+    cands, ratios = exposure.exposed_candidates(s, digits, 5, torch.Generator().manual_seed(0))
+    every = exposure.clip_ratios(s, digits)
+    assert torch.equal(ratios, every.sort(descending=True).values[:5])
+    assert ratios[0] == every.max() and ratios.min() > 1  # clip 0.5 < the RMS: all clipped
+    assert cands.member.tolist() == [True] * 5 + [False] * 5
+    assert torch.equal(cands.x[:5], digits.x_train[cands.member_rows])

@@ -104,6 +104,44 @@ def embed_class(net, x: torch.Tensor, draw: AugParams | None, aug: DSA | None, c
     return torch.cat(out)
 
 
+class Pass:
+    """One pass over the training data under every member: the networks, built once, and
+    each class's images on the device."""
+
+    def __init__(self, data: Dataset, embedders: Embedders, *, device="cpu", chunk: int = 1024):
+        self.embedders = embedders
+        self.aug = DSA(embedders.dsa_strategy) if embedders.dsa_strategy else None
+        self.rows = [data.class_index(c) for c in range(data.spec.num_classes)]
+        self.xs = [data.x_train[r].to(device) for r in self.rows]
+        self.chunk = chunk
+        self.nets = [
+            network_from_seed(embedders.arch, data, s, device, **embedders.net_config).eval()
+            for s in embedders.seeds
+        ]
+        self.n = len(data.y_train)
+
+    def embed(self, m: int, c: int) -> torch.Tensor:
+        """Member m's embeddings of class c's images, under its draw for class c."""
+        draws = self.embedders.draws
+        draw = draws[m][c] if draws is not None else None
+        return embed_class(self.nets[m], self.xs[c], draw, self.aug, self.chunk)
+
+    def per_example(self, norms2: list[torch.Tensor]) -> torch.Tensor:
+        """Per-class squared norms back in training-set order, as norms [n]."""
+        out = torch.zeros(self.n)
+        for r, n2 in zip(self.rows, norms2, strict=True):
+            out[r.cpu()] = n2.sqrt().cpu()
+        return out
+
+
+def example_norms(data: Dataset, embedders: Embedders, *, device="cpu") -> torch.Tensor:
+    """Each example's concatenated embedding norm before clipping [n] (for the audit)."""
+    p = Pass(data, embedders, device=device)
+    k = len(p.rows)
+    norms2 = [sum((p.embed(m, c) ** 2).sum(1) for m in range(embedders.size)) for c in range(k)]
+    return p.per_example(norms2)
+
+
 def clipped_sums(
     data: Dataset,
     embedders: Embedders,
@@ -111,48 +149,32 @@ def clipped_sums(
     clip_norm: float,
     count_share: float,
     device="cpu",
-    chunk: int = 1024,
     cache_bytes: int = 2**30,
 ) -> ClassSums:
     """The noiseless class sums of the clipped vectors (module docstring): private data in."""
-    aug = DSA(embedders.dsa_strategy) if embedders.dsa_strategy else None
-    k = data.spec.num_classes
-    rows = [data.class_index(c) for c in range(k)]
-    xs = [data.x_train[r].to(device) for r in rows]
-    nets = [
-        network_from_seed(embedders.arch, data, s, device, **embedders.net_config)
-        for s in embedders.seeds
-    ]
-    for net in nets:
-        net.eval()
-
-    def embed(m, c):
-        draw = embedders.draws[m][c] if embedders.draws is not None else None
-        return embed_class(nets[m], xs[c], draw, aug, chunk)
-
-    first = [embed(0, c) for c in range(k)]
-    dim = first[0].shape[1]
-    cache = len(data.y_train) * dim * embedders.size * 4 <= cache_bytes
-    stored = {(0, c): e for c, e in enumerate(first)}
-    norms2 = [(e**2).sum(1) for e in first]
-    for m in range(1, embedders.size):
+    p = Pass(data, embedders, device=device)
+    k, size = len(p.rows), embedders.size
+    stored, norms2 = {}, [0.0] * k
+    cache = None
+    for m in range(size):
         for c in range(k):
-            e = embed(m, c)
-            norms2[c] += (e**2).sum(1)
+            e = p.embed(m, c)
+            norms2[c] = norms2[c] + (e**2).sum(1)
+            if cache is None:  # the second pass reuses the embeddings when they fit
+                cache = p.n * e.shape[1] * size * 4 <= cache_bytes
             if cache:
                 stored[m, c] = e
     bound = clip_norm * math.sqrt(1 - count_share)
     scales = [(bound / n2.sqrt().clamp(min=1e-12)).clamp(max=1.0) for n2 in norms2]
-    sums = torch.zeros(embedders.size, k, dim)
-    for m in range(embedders.size):
+    sums = None
+    for m in range(size):
         for c in range(k):
-            e = stored.pop((m, c)) if (m, c) in stored else embed(m, c)
+            e = stored.pop((m, c)) if cache else p.embed(m, c)
+            if sums is None:
+                sums = torch.zeros(size, k, e.shape[1])
             sums[m, c] = (scales[c][:, None] * e).sum(0).cpu()
-    norms = torch.zeros(len(data.y_train))
-    for r, n2 in zip(rows, norms2, strict=True):
-        norms[r.cpu()] = n2.sqrt().cpu()
-    counts = torch.tensor([float(len(r)) for r in rows])
-    return ClassSums(sums, counts, norms)
+    counts = torch.tensor([float(len(r)) for r in p.rows])
+    return ClassSums(sums, counts, p.per_example(norms2))
 
 
 def privatise(

@@ -1,0 +1,52 @@
+"""The members a dp-dm release exposes most: the examples its clipping cut hardest.
+
+Every example of a dp-dm release (`datadistill_apps.privacy.release`) contributes a vector of
+norm at most C, and the guarantee is the same for all; but an example whose pooled embedding
+was far above the clip (an outlier) moved its class sums by the full C, while a typical one
+may have moved them by less. A membership audit aimed at those examples (Carlini et al.,
+"Membership Inference Attacks From First Principles", S&P 2022, argue that privacy is about
+the most vulnerable examples, not the average) checks that the model trained on the summary
+does not single them out either. The auditor knows the data, so recomputing the norms is fine.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from datadistill.data import Dataset
+from datadistill.summary import Summary
+from datadistill_apps.privacy import release
+from datadistill_apps.privacy.audit import Candidates
+
+
+def clip_ratios(summary: Summary, data: Dataset, *, device="cpu") -> torch.Tensor:
+    """Each training example's pooled embedding norm over the release's bound C_e [n]: above
+    1, the mechanism scaled it down to the bound."""
+    p = summary.extra.get("privacy") or {}
+    tensors = {
+        k.removeprefix(release.PREFIX): v
+        for k, v in summary.preprocess.items()
+        if k.startswith(release.PREFIX)
+    }
+    if "means" not in tensors:
+        raise ValueError(f"this {summary.method} summary holds no dp-dm release to audit")
+    embedders, _, _ = release.from_tensors(tensors, p)
+    norms = release.example_norms(data, embedders, device=device)
+    return norms / (p["clip_norm"] * (1 - p["count_share"]) ** 0.5)
+
+
+def exposed_candidates(
+    summary: Summary, data: Dataset, n: int, generator: torch.Generator, *, device="cpu"
+) -> tuple[Candidates, torch.Tensor]:
+    """The `n` members clipped hardest and `n` random non-members (test images), with the
+    members' clip ratios."""
+    ratios = clip_ratios(summary, data, device=device)
+    order = ratios.argsort(descending=True)[:n]
+    outside = torch.randperm(len(data.y_test), generator=generator)[:n]
+    cands = Candidates(
+        x=torch.cat([data.x_train[order], data.x_test[outside]]),
+        y=torch.cat([data.y_train[order], data.y_test[outside]]),
+        member=torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)]),
+        member_rows=order,
+    )
+    return cands, ratios[order]
