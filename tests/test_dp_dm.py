@@ -76,7 +76,7 @@ def test_epsilon_in_the_metadata_is_opacus_answer(digits):
         )
     width = 8 * 2 * 2  # ConvNet-2 of width 8 on 8 px images: 8 channels of 2 x 2
     assert p["embedding_dim"] == width
-    assert p["clip_norm"] == pytest.approx(DPDMConfig().clip * math.sqrt(3 * width))
+    assert p["clip"] == pytest.approx(DPDMConfig().clip * math.sqrt(3 * width))
 
 
 # --- the mechanism --------------------------------------------------------------------------
@@ -145,10 +145,10 @@ def test_a_run_release_carries_noise_of_its_recorded_std(digits):
     p = s.extra["privacy"]
     tensors = {k.removeprefix(release.PREFIX): v for k, v in s.preprocess.items()}
     emb, means, counts = release.from_tensors(tensors, p)
-    clean = release.clipped_sums(digits, emb, clip_norm=p["clip_norm"],
+    clean = release.clipped_sums(digits, emb, clip_norm=p["clip"],
                                  count_share=p["count_share"])  # fmt: skip
     resid = means * counts[None, :, None] - clean.sums
-    assert float(resid.std()) == pytest.approx(p["noise_multiplier"] * p["clip_norm"], rel=0.05)
+    assert float(resid.std()) == pytest.approx(p["noise_multiplier"] * p["clip"], rel=0.05)
     assert p["noise"].startswith("reproducible")
 
 
@@ -247,3 +247,23 @@ def test_the_most_exposed_members_are_those_clipped_hardest(digits):
     assert ratios[0] == every.max() and ratios.min() > 1  # clip 0.5 < the RMS: all clipped
     assert cands.member.tolist() == [True] * 5 + [False] * 5
     assert torch.equal(cands.x[:5], digits.x_train[cands.member_rows])
+
+
+def test_the_cli_audits_a_dp_dm_summary(tmp_path):
+    import json
+
+    from datadistill.cli import main as cli
+    from datadistill.results import check_row
+
+    out = tmp_path / "run"
+    sets = [a for kv in ("pool=3", "net_width=8", "epsilon=5", "delta=1e-4") for a in ("--set", kv)]
+    assert cli.main(["run", "--method", "dp-dm", "--ipc", "1", "--iterations", "2", "--quiet",
+                     *sets, "--out", str(out)]) == 0  # fmt: skip
+    results = tmp_path / "audit.json"
+    args = ["privacy", "audit", str(out / "summary.safetensors"), "--candidates", "20"]
+    args += ["--references", "1", "--epochs", "2", "--quiet", "--results", str(results)]
+    assert cli.main(args) == 0
+    (row,) = json.loads(results.read_text())
+    check_row(row)
+    assert row["method"] == "dp-dm" and row["target"] == "dp-dm"
+    assert row["privacy"]["releases"] == 1 and 0 < row["privacy"]["epsilon"] <= 5

@@ -85,7 +85,7 @@ class DPMeanEmbedding(MeanEmbedding):
 
     def make_release(self, data: Dataset, device) -> None:
         """Read the private data once: clip, sum, noise (module `release`)."""
-        sigma = self.plan.noise_multiplier
+        sigma, budget = self.plan.noise_multiplier, self.plan.epsilon_budget
         k = data.spec.num_classes
         clean = release.clipped_sums(
             data,
@@ -112,13 +112,17 @@ class DPMeanEmbedding(MeanEmbedding):
             "epsilon": None if not self.plan.private else epsilon_of(self.plan),
             "delta": self.plan.delta,
             "noise_multiplier": sigma,
-            "clip_norm": self.clip_norm,
-            "clip_norm_of": "L2 norm of an example's embeddings under all pool members, "
+            "clip": self.clip_norm,  # C, as in dp-dsa's metadata
+            "clip_of": "L2 norm of an example's embeddings under all pool members, "
             "concatenated, with its count coordinate",
             "count_share": self.count_share,
             "counts": "public" if self.count_share == 0 else "privatised in the release",
+            "sampling": "none: every training example, once",
             "sample_rate": 1.0,
             "releases": 1,
+            "steps": 1,  # mechanism releases, as dp-dsa's metadata counts them
+            "stopped_by_budget": False,
+            "epsilon_budget": None if math.isinf(budget) else budget,
             "history": [[sigma, 1.0, 1]] if self.plan.private else [],
             "pool": self.embedders.size,
             "embedding_dim": int(means.shape[2]),

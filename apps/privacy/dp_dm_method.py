@@ -141,7 +141,7 @@ def from_release(path: str, data: Dataset) -> DPMeanEmbedding:
     embedders, _, _ = release.from_tensors(tensors, info)
     return DPMeanEmbedding(
         plan=None,
-        clip_norm=info["clip_norm"],
+        clip_norm=info["clip"],
         count_share=info["count_share"],
         embedders=embedders,
         stored=(tensors, {**info, "release_file": str(path)}),

@@ -32,7 +32,7 @@ def clip_ratios(summary: Summary, data: Dataset, *, device="cpu") -> torch.Tenso
         raise ValueError(f"this {summary.method} summary holds no dp-dm release to audit")
     embedders, _, _ = release.from_tensors(tensors, p)
     norms = release.example_norms(data, embedders, device=device)
-    return norms / (p["clip_norm"] * (1 - p["count_share"]) ** 0.5)
+    return norms / (p["clip"] * (1 - p["count_share"]) ** 0.5)
 
 
 def exposed_candidates(
