@@ -267,3 +267,9 @@ def test_the_cli_audits_a_dp_dm_summary(tmp_path):
     check_row(row)
     assert row["method"] == "dp-dm" and row["target"] == "dp-dm"
     assert row["privacy"]["releases"] == 1 and 0 < row["privacy"]["epsilon"] <= 5
+
+
+def test_a_checkpoint_of_another_release_is_refused(digits, tmp_path):
+    _run(digits, {"epsilon": "4"}, iterations=1, out=tmp_path)
+    with pytest.raises(DistillError, match="holds a release made with sigma"):
+        _run(digits, {"epsilon": "8"}, iterations=2, out=tmp_path, resume=True)

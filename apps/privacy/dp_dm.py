@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from datadistill.data import Dataset
+from datadistill.errors import DistillError
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.base import Parameterisation
 from datadistill_apps.privacy import accounting, noise, release
@@ -170,5 +171,17 @@ class DPMeanEmbedding(MeanEmbedding):
         return {"release": tensors, "privacy": self.info}
 
     def load_state_dict(self, state: dict) -> None:
-        if "release" in state:
-            self.adopt(state["release"], state["privacy"])
+        if "release" not in state:
+            return
+        info = state["privacy"]
+        if self.plan is not None:
+            made = (info["noise_multiplier"], info["clip"], info["pool"])
+            asked = (self.plan.noise_multiplier, self.clip_norm, self.embedders.size)
+            if not all(math.isclose(a, b) for a, b in zip(made, asked, strict=True)):
+                raise DistillError(
+                    f"the checkpoint holds a release made with sigma {made[0]:.4g}, clip "
+                    f"{made[1]:.4g}, pool {made[2]}, this run asks for sigma {asked[0]:.4g}, "
+                    f"clip {asked[1]:.4g}, pool {asked[2]}; resume with the same settings, or "
+                    "write elsewhere (--out)"
+                )
+        self.adopt(state["release"], info)
