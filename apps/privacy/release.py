@@ -43,7 +43,7 @@ import torch
 from datadistill.augment import DSA, AugParams
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
-from datadistill.objectives.distribution import network_from_seed
+from datadistill.objectives.distribution import draw_seed, network_from_seed
 from datadistill.objectives.embedder_pool import Member
 
 PREFIX = "dp_dm."  # the release's tensors under the summary's preprocess.*
@@ -87,7 +87,7 @@ def draw_embedders(
     aug = DSA(dsa_strategy) if dsa_strategy else None
     seeds, draws = [], []
     for _ in range(size):
-        seeds.append(int(torch.randint(2**62, (1,), generator=generator)))
+        seeds.append(draw_seed(generator))
         if aug is not None:
             draws.append([aug.draw(1, generator, shared=True) for _ in range(classes)])
     return Embedders(arch, dict(net_config), dsa_strategy, seeds, draws if aug else None)
@@ -105,8 +105,9 @@ def embed_class(net, x: torch.Tensor, draw: AugParams | None, aug: DSA | None, c
 
 
 class Pass:
-    """One pass over the training data under every member: the networks, built once, and
-    each class's images on the device."""
+    """Passes over the training data under every member: each class's images on the device,
+    and the member being embedded (networks are rebuilt from their seeds, one at a time, so a
+    pool of thousands needs the memory of one network)."""
 
     def __init__(self, data: Dataset, embedders: Embedders, *, device="cpu", chunk: int = 1024):
         self.embedders = embedders
@@ -114,17 +115,22 @@ class Pass:
         self.rows = [data.class_index(c) for c in range(data.spec.num_classes)]
         self.xs = [data.x_train[r].to(device) for r in self.rows]
         self.chunk = chunk
-        self.nets = [
-            network_from_seed(embedders.arch, data, s, device, **embedders.net_config).eval()
-            for s in embedders.seeds
-        ]
+        self.data, self.device = data, device
+        self.current: tuple[int, torch.nn.Module] | None = None
         self.n = len(data.y_train)
+
+    def network(self, m: int) -> torch.nn.Module:
+        if self.current is None or self.current[0] != m:
+            e = self.embedders
+            net = network_from_seed(e.arch, self.data, e.seeds[m], self.device, **e.net_config)
+            self.current = (m, net.eval())
+        return self.current[1]
 
     def embed(self, m: int, c: int) -> torch.Tensor:
         """Member m's embeddings of class c's images, under its draw for class c."""
         draws = self.embedders.draws
         draw = draws[m][c] if draws is not None else None
-        return embed_class(self.nets[m], self.xs[c], draw, self.aug, self.chunk)
+        return embed_class(self.network(m), self.xs[c], draw, self.aug, self.chunk)
 
     def per_example(self, norms2: list[torch.Tensor]) -> torch.Tensor:
         """Per-class squared norms back in training-set order, as norms [n]."""
@@ -137,8 +143,10 @@ class Pass:
 def example_norms(data: Dataset, embedders: Embedders, *, device="cpu") -> torch.Tensor:
     """Each example's concatenated embedding norm before clipping [n] (for the audit)."""
     p = Pass(data, embedders, device=device)
-    k = len(p.rows)
-    norms2 = [sum((p.embed(m, c) ** 2).sum(1) for m in range(embedders.size)) for c in range(k)]
+    norms2 = [0.0] * len(p.rows)
+    for m in range(embedders.size):  # member by member: each network is built once
+        for c in range(len(p.rows)):
+            norms2[c] = norms2[c] + (p.embed(m, c) ** 2).sum(1)
     return p.per_example(norms2)
 
 
