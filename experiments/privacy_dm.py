@@ -162,9 +162,7 @@ def run_audit(args, data, device) -> None:
             continue
         summary = Summary.load(file)
         target, acc = audit.summary_target(summary, data, config=tcfg, seed=0, device=device)
-        exposed, ratios = exposure.exposed_candidates(
-            summary, data, args.exposed, torch.Generator().manual_seed(1), device=device
-        )
+        exposed, ratios = exposure.exposed_candidates(summary, data, args.exposed, device=device)
         for label, cands in ((f"dp-dm {c.variant}", random),
                              (f"dp-dm {c.variant}, most exposed", exposed)):  # fmt: skip
             if label in done:
@@ -177,7 +175,8 @@ def run_audit(args, data, device) -> None:
             if cands is exposed:
                 extra["members"] = (
                     f"the {args.exposed} training examples the release clipped hardest "
-                    f"(norm / bound {float(ratios.min()):.3g} to {float(ratios.max()):.3g})"
+                    f"(norm / bound {float(ratios.min()):.3g} to {float(ratios.max()):.3g}); "
+                    "non-members: the test images it would have clipped hardest"
                 )
             row = audit.audit_row(
                 label, acc, result, cands=cands, references=len(refs), config=tcfg,

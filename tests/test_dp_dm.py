@@ -241,12 +241,14 @@ def test_the_most_exposed_members_are_those_clipped_hardest(digits):
     from datadistill_apps.privacy import exposure
 
     s = _run(digits, {"epsilon": "4", "clip": "0.5"}, iterations=1)
-    cands, ratios = exposure.exposed_candidates(s, digits, 5, torch.Generator().manual_seed(0))
+    cands, ratios = exposure.exposed_candidates(s, digits, 5)
     every = exposure.clip_ratios(s, digits)
     assert torch.equal(ratios, every.sort(descending=True).values[:5])
     assert ratios[0] == every.max() and ratios.min() > 1  # clip 0.5 < the RMS: all clipped
     assert cands.member.tolist() == [True] * 5 + [False] * 5
     assert torch.equal(cands.x[:5], digits.x_train[cands.member_rows])
+    outside = exposure.clip_ratios(s, digits, split="test").argsort(descending=True)[:5]
+    assert torch.equal(cands.x[5:], digits.x_test[outside])
 
 
 def test_the_cli_audits_a_dp_dm_summary(tmp_path):

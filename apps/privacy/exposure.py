@@ -19,9 +19,9 @@ from datadistill_apps.privacy import release
 from datadistill_apps.privacy.audit import Candidates
 
 
-def clip_ratios(summary: Summary, data: Dataset, *, device="cpu") -> torch.Tensor:
-    """Each training example's pooled embedding norm over the release's bound C_e [n]: above
-    1, the mechanism scaled it down to the bound."""
+def clip_ratios(summary: Summary, data: Dataset, *, split: str = "train", device="cpu"):
+    """Each example's pooled embedding norm over the release's bound C_e [n], for the training
+    or the test split: above 1, the mechanism scaled (or would scale) it down to the bound."""
     p = summary.extra.get("privacy") or {}
     tensors = {
         k.removeprefix(release.PREFIX): v
@@ -31,18 +31,22 @@ def clip_ratios(summary: Summary, data: Dataset, *, device="cpu") -> torch.Tenso
     if "means" not in tensors:
         raise ValueError(f"this {summary.method} summary holds no dp-dm release to audit")
     embedders, _, _ = release.from_tensors(tensors, p)
+    if split == "test":  # the test images in the training slot: the same pass embeds them
+        data = Dataset(data.spec, data.x_test, data.y_test, data.x_test, data.y_test)
     norms = release.example_norms(data, embedders, device=device)
     return norms / (p["clip"] * (1 - p["count_share"]) ** 0.5)
 
 
 def exposed_candidates(
-    summary: Summary, data: Dataset, n: int, generator: torch.Generator, *, device="cpu"
+    summary: Summary, data: Dataset, n: int, *, device="cpu"
 ) -> tuple[Candidates, torch.Tensor]:
-    """The `n` members clipped hardest and `n` random non-members (test images), with the
-    members' clip ratios."""
+    """The `n` members clipped hardest and, as non-members, the `n` test images the release
+    would have clipped hardest (equally atypical, so that being an outlier is not mistaken for
+    being a member), with the members' clip ratios."""
     ratios = clip_ratios(summary, data, device=device)
     order = ratios.argsort(descending=True)[:n]
-    outside = torch.randperm(len(data.y_test), generator=generator)[:n]
+    outside = clip_ratios(summary, data, split="test", device=device).argsort(descending=True)
+    outside = outside[:n]
     cands = Candidates(
         x=torch.cat([data.x_train[order], data.x_test[outside]]),
         y=torch.cat([data.y_train[order], data.y_test[outside]]),
