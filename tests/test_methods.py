@@ -43,6 +43,7 @@ def test_every_method_produces_a_valid_summary(name, digits, tmp_path, request):
     m = methods.get(name)
     overrides = {
         "dm": {"batch_real": "16"},
+        "dp-dm": {"pool": "3", "net_width": "8"},
         "rfad": {"n_models": "2", "width": "64"},
         "cafe": {"batch_real": "16", "watch_batch": "8", "window": "2", "net_width": "16"},
     }.get(name, {})
