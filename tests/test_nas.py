@@ -360,9 +360,12 @@ def test_proxy_lr_replaces_the_protocols_and_leaves_cheap_training_alone(digits)
     )
 
 
+@pytest.mark.slow
 def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path):
     """`--cells-only --shard I/K` fills the cache with the proxies' cells; the last run
-    (no shard) scores every proxy from it and adds no cell."""
+    (no shard) scores every proxy from it and adds no cell. Five processes (42 s): under
+    the slow marker; shards filling one cache run by default in
+    test_ground_truth_shards_running_at_once_fill_one_cache."""
     import os
     import subprocess
     from pathlib import Path
