@@ -2,13 +2,14 @@
 
 One row for a summary run; one row per evaluated round for a FedAvg run, with the bytes
 communicated up to that round (the experiment reads rounds 1, 5 and 20 from them) and the
-partitions whose update that round lacked (a round without them is not full FedAvg).
+partitions whose update that round lacked (a round without them is not full FedAvg). A
+statistics run gives one row for its upload (the pool down, the statistics up) and, after a
+warm start, one per FedAvg round with the bytes of every round so far, its own included.
 """
 
 from __future__ import annotations
 
 from datadistill.results import command_line
-from datadistill_apps.federated.stats_rows import rows_from_statistics
 
 
 def _base(report: dict) -> dict:
@@ -77,6 +78,56 @@ def rows_from_report(report: dict) -> list[dict]:
                 "bytes_total": point["bytes_up"] + point["bytes_down"],
                 # reports from before per-round accounting: the run's missing partitions
                 "missing_clients": point.get("missing_clients", report["missing_clients"]),
+            }
+        )
+    return out
+
+
+def rows_from_statistics(report: dict) -> list[dict]:
+    """The statistics row, then the warm-started FedAvg rounds' rows, if any."""
+    cfg = report["config"]
+    where = (
+        f"{_partitioning(cfg)},clients={cfg['clients']},pool={cfg['pool']},"
+        f"server_lr={cfg['server-lr']:g}"
+    )
+    base = _base(report) | {
+        "ipc": cfg["ipc"], "pool": cfg["pool"], "server_lr": cfg["server-lr"]
+    }  # fmt: skip
+    sent = report["statistics_bytes"]
+    out = [
+        base
+        | {
+            "method": "dm-statistics",
+            "iterations": cfg["iterations"],
+            "acc_mean": report["accuracy"],
+            "images": report["images"],
+            "stored_bytes": report["stored_bytes"],
+            "eval_epochs": cfg["epochs"],
+            "variant": f"statistics,{where}",
+            "rounds": 1,
+            "bytes_up": sent["bytes_up"],
+            "bytes_down": sent["bytes_down"],
+            "bytes_total": sent["bytes_total"],
+        }
+    ]
+    per_round = report.get("warm_fedavg", {}).get("per_round", {})
+    for key, point in sorted(per_round.items(), key=lambda kv: int(kv[0])):
+        r = int(key)
+        out.append(
+            base
+            | {
+                "method": "fedavg-warm",
+                "iterations": r,
+                "acc_mean": point["accuracy"],
+                "images": None,
+                "stored_bytes": None,
+                "eval_epochs": cfg["local-epochs"],
+                "variant": f"fedavg-warm,{where},server_iterations={cfg['iterations']},rounds={r}",
+                "rounds": r + 1,  # the statistics round, then r FedAvg rounds
+                "bytes_up": point["bytes_up"],
+                "bytes_down": point["bytes_down"],
+                "bytes_total": point["bytes_up"] + point["bytes_down"],
+                "missing_clients": point["missing_clients"],
             }
         )
     return out
