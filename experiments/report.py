@@ -227,8 +227,7 @@ def headline_table(folder: Path = RESULTS) -> str:
     """README's table: Fashion-MNIST, method x IPC 1/10/50, the main-protocol row per cell
     (ConvNet; most runs, epochs, iterations) with its budget and where it ran, beside the
     published figure; random is the first row."""
-    rows = [r for p in sorted(folder.glob("*.json")) for r in load_rows(p) if isinstance(r, dict)]
-    cells = bench_tables.main_rows(r for r in rows if r.get("dataset") == BENCH_DATASET)
+    cells = bench_tables.main_rows(_bench_rows(folder))
     if not cells:
         return "_No results yet._"
     pub = _published().get(BENCH_DATASET, {})
@@ -259,7 +258,8 @@ def fairness_table(folder: Path = RESULTS, budget: float | None = None) -> str:
     cells = bench_tables.main_rows(rows, budget=budget)
     if not cells:
         return "_No results yet._"
-    full = [r for (m, _), r in bench_tables.main_rows(rows).items() if m == fairness.FULL_DATA]
+    main = cells if budget is None else bench_tables.main_rows(rows)
+    full = [r for (m, _), r in main.items() if m == fairness.FULL_DATA]
     learnt = frozenset(
         m for m, _ in cells
         if m in methods.available() and getattr(methods.get(m).config_cls(), "learn_labels", False)
