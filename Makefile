@@ -27,9 +27,9 @@ bench-budget: $(STAMP)  ## every image method, IPC 1 and 10, 15 min of distillat
 	.venv/bin/distill sweep experiments/sweeps/fmnist_budget.yaml --workers 2 --threads 1 $(SWEEP_ARGS)
 	$(PY) experiments/report.py
 
-test: $(STAMP)  ## lint, then the fast test suite
+test: $(STAMP)  ## lint, then the fast test suite on two workers
 	.venv/bin/ruff check core apps tests experiments
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -n 2 --dist loadgroup
 
 test-slow: $(STAMP)
 	.venv/bin/pytest -q -m slow

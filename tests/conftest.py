@@ -11,7 +11,13 @@ os.environ["DATADISTILL_COMPILE"] = "0"
 @pytest.fixture(scope="session", autouse=True)
 def _cache(tmp_path_factory):
     os.environ["DATADISTILL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # under pytest-xdist the workers share the cores: one thread each on CI's two, and the
+    # processes a test starts inherit the same share
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    if workers > 1:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -5,24 +5,10 @@ finish, name the missing client, and leave no Flower process behind. Simulation:
 through Flower's strategy on the simulation engine, with byte accounting.
 """
 
-import psutil
 import pytest
+from flower_processes import flower_processes
 
 from datadistill_apps.federated.config import FedConfig
-
-
-def _flower_processes(marker: str) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["cmdline", "environ", "status"]):
-        try:
-            if p.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            text = " ".join(p.info["cmdline"] or []) + str(p.info["environ"] or "")
-            if marker in text:
-                out.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
 
 
 @pytest.mark.slow  # about 60-90 s on 2 CPU cores
@@ -36,9 +22,10 @@ def test_deployment_on_loopback_finishes_without_a_failed_client(tmp_path):
     assert report["nodes"] == 3 and len(report["failed_nodes"]) == 1
     assert report["bytes_up_per_client"]["0"] > 0 and report["bytes_up_per_client"]["1"] > 0
     assert 0.0 <= report["accuracy"] <= 1.0
-    assert _flower_processes(str(home)) == []  # FLWR_HOME is in every process's environment
+    assert flower_processes(str(home)) == []  # FLWR_HOME is in every process's environment
 
 
+@pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them
 @pytest.mark.slow  # about 60 s: Ray start-up dominates
 def test_simulated_fedavg_counts_model_bytes_each_round():
     import torch
@@ -48,7 +35,7 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
     from datadistill_apps.federated.simulate import simulate
 
     cfg = FedConfig(clients=3, mode="fedavg", rounds=2, local_epochs=2, fail_clients="1")
-    others = {p.pid for p in _flower_processes("ray::")}  # another run's Ray, if any
+    others = {p.pid for p in flower_processes("ray::")}  # another run's Ray, if any
     report = simulate(cfg)
     assert report["missing_clients"] == [1] and report["rounds"] == 2
     assert set(report["per_round"]) == {"1", "2"}
@@ -60,9 +47,10 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
         assert 2 * model <= report["bytes_down_per_client"][pid] < 2 * model + 10_000
     assert report["per_round"]["2"]["bytes_up"] == report["bytes_up"]
     assert torch.isfinite(torch.tensor(report["accuracy"]))
-    assert [p for p in _flower_processes("ray::") if p.pid not in others] == []
+    assert [p for p in flower_processes("ray::") if p.pid not in others] == []
 
 
+@pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them
 @pytest.mark.slow  # three simulations: about 3 min
 def test_interrupted_fedavg_goes_on_from_its_last_round(tmp_path):
     """2 rounds kept, then a 3-round run does only round 3 and ends where an uninterrupted

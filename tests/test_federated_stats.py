@@ -130,17 +130,18 @@ def test_the_server_distils_against_the_aggregated_statistics(digits):
     assert losses[1] < losses[0]
 
 
+@pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them
 def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg():
     """Three simulated clients, one failing: the run finishes without it; a warm-started
     FedAvg round follows, its bytes counted on top of the statistics round's."""
-    from test_federated_flower import _flower_processes
+    from flower_processes import flower_processes
 
     from datadistill import data, results
     from datadistill_apps.federated import server
     from datadistill_apps.federated.rows import rows_from_report
     from datadistill_apps.federated.simulate import simulate
 
-    others = {p.pid for p in _flower_processes("ray::")}
+    others = {p.pid for p in flower_processes("ray::")}
     cfg = FedConfig(
         clients=3, alpha=0.5, mode="statistics", pool=2, ipc=2, iterations=3, epochs=2,
         warm_rounds=1, fail_clients="2",
@@ -158,7 +159,7 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     rows = [results.check_row(r) for r in rows_from_report(report)]
     assert [(r["method"], r["rounds"]) for r in rows] == [("dm-statistics", 1), ("fedavg-warm", 2)]
     assert rows[0]["bytes_up"] == up and rows[1]["bytes_total"] > rows[0]["bytes_total"]
-    assert [p for p in _flower_processes("ray::") if p.pid not in others] == []
+    assert [p for p in flower_processes("ray::") if p.pid not in others] == []
 
 
 def test_the_statistics_scheme_deploys_on_loopback_without_a_failed_client(tmp_path):
@@ -166,7 +167,7 @@ def test_the_statistics_scheme_deploys_on_loopback_without_a_failed_client(tmp_p
     names the missing client and leaves no Flower process."""
     import time
 
-    from test_federated_flower import _flower_processes
+    from flower_processes import flower_processes
 
     from datadistill_apps.federated.deploy import deploy
 
@@ -180,5 +181,5 @@ def test_the_statistics_scheme_deploys_on_loopback_without_a_failed_client(tmp_p
     assert report["received"] == [0, 1] and report["missing_clients"] == [2]
     assert report["nodes"] == 3 and len(report["failed_nodes"]) == 1
     assert report["bytes_up_per_client"]["0"] > 0 and 0.0 <= report["accuracy"] <= 1.0
-    assert _flower_processes(str(home)) == []
+    assert flower_processes(str(home)) == []
     print(f"deployment took {time.monotonic() - started:.0f} s")

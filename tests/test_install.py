@@ -78,4 +78,3 @@ def test_the_wheel_installs_and_runs_outside_the_repository(tmp_path):
     for name in ("core", "apps"):
         probe = subprocess.run([python, "-c", f"import {name}"], cwd=work, env=env)
         assert probe.returncode != 0, f"a top-level module '{name}' is importable"
-

@@ -36,7 +36,15 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-@pytest.mark.parametrize("app", APPS)
+# federated simulates on Ray, whose processes other tests count machine-wide: one worker
+# runs every such test (`make test` runs pytest-xdist with --dist loadgroup)
+@pytest.mark.parametrize(
+    "app",
+    [
+        pytest.param(a, marks=pytest.mark.xdist_group("ray")) if a == "federated" else a
+        for a in APPS
+    ],
+)
 def test_two_minute_command_runs_in_under_a_minute_and_prints_one_table(app, tmp_path):
     argv = readme_commands()[app]
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
