@@ -101,6 +101,7 @@ def upload(msg: Message, *, pid: int, data: Dataset, rows: torch.Tensor, device)
             data, rows, pool, privacy, partition=pid, generator=noise.generator(-1),
             device=device,
         )  # fmt: skip
+        record["noise"] = noise.mode(-1, private=True)
     flwr_log(
         logging.INFO,
         "client %d: statistics of %d examples under %d embedders, sample rate %.4g%s",
