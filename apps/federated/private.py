@@ -130,6 +130,5 @@ def private_statistics(
         "count_share": COUNT_SHARE,
         "accountant": ACCOUNTANT,
         "sample_rate": pool.sample_rate,
-        "examples": len(rows),
-    }
+    }  # no exact count of the client's examples: its size is private too
     return ClassStatistics(counts=counts, member_counts=member_counts, means=means), record

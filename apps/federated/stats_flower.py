@@ -63,7 +63,7 @@ def record_to_pool(content: RecordDict) -> statistics.PoolDescription:
         seeds=t["pool_seeds"],
         ops=t.get("pool_ops"),
         values=t.get("pool_values"),
-        sample_rate=float(meta.get("sample-rate", 1.0)),
+        sample_rate=float(meta["sample-rate"]),
     )
 
 
