@@ -17,7 +17,8 @@ examples (Fashion-MNIST: 256 x 10 / 60,000 = 0.0427, i.e. 256 images a class sum
 all clients for each member, as central pooled DM reads). Costs on the 2-core CPU (one
 thread, measured 2026-12-07 at alpha 0.1): embedding every row (q = 1) takes about 190 s a
 member over the 10 clients, 2.6 h for pool 50 a cell; at the default q, 9.8 s a member
-(2,535 rows), so about 8 min of client work a cell, 10 min for a private upload (its
+(2,535 rows), so about 8 min of client work per (alpha, epsilon), 10 min for a private
+upload (its
 second pass reuses the embeddings; each client calibrates sigma with Opacus's PRV once).
 The server's DM runs `--iterations` 2000 by default (DM's 20,000 are for a GPU; central
 pooled DM at pool 50 took 0.36 s an iteration at IPC 10 on this CPU, so about 12 min, and
@@ -29,7 +30,9 @@ moves 2.5 MB a client. FedAvg's 20 rounds total 495 MB, so 10x fewer is under 49
 
 Rows go to experiments/results/federated_stats.json, the plot of accuracy against total
 bytes to federated_stats.png, a note to federated_stats.md. Resumable per (alpha, epsilon,
-IPC): a rerun skips what already has complete rows.
+IPC): a rerun skips what already has complete rows, and the clients' uploads are kept in
+`--cache`, so the second IPC of an (alpha, epsilon) and a rerun skip the client work (a
+private upload is released once and reused, at no further privacy cost).
 
     python experiments/federated_stats.py                      # the full experiment
     python experiments/federated_stats.py --dataset digits --clients 3 --pool 2 --ipcs 2 \\
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--baseline", type=Path, default=BASELINE, help="union and FedAvg rows")
     p.add_argument("--timeout", type=float, default=6 * 3600.0)
+    p.add_argument(
+        "--cache", type=Path, default=Path("runs/federated-stats-cache"),
+        help="clients' uploads, computed once for every IPC of an (alpha, epsilon)",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     device = str(resolve_device(args.device))
@@ -107,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                     seed=args.seed,
                     device=device,
                     timeout=args.timeout,
+                    cache=str(args.cache.resolve()),
                 )
                 if not done(args.results, cfg):
                     results.append_rows(args.results, rows_from_report(simulate(cfg)))

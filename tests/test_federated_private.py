@@ -175,3 +175,28 @@ def test_the_default_sample_rate_aims_at_dms_real_batch():
     q = statistics.default_sample_rate(batch_real=256, num_classes=10, examples=60000)
     assert q * 6000 == pytest.approx(256)
     assert statistics.default_sample_rate(batch_real=128, num_classes=10, examples=1000) == 1.0
+
+
+def test_a_clients_upload_is_kept_and_reused_by_every_cell_of_its_key(tmp_path):
+    import dataclasses
+
+    from datadistill_apps.federated import cache
+    from datadistill_apps.federated.config import FedConfig
+
+    cfg = FedConfig(mode="statistics", client_epsilon=1.0, cache=str(tmp_path))
+    counts = torch.tensor([2.5, 0.0])
+    upload = statistics.ClassStatistics(counts, 0.5 * counts.expand(3, -1), torch.randn(3, 2, 4))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return upload, {"epsilon": 0.99, "noise": "secure"}
+
+    first, hit = cache.cached_statistics(cfg, 1, compute)
+    other_ipc = dataclasses.replace(cfg, ipc=50, iterations=7)
+    (stats, record), again = cache.cached_statistics(other_ipc, 1, compute)
+    assert (hit, again, len(calls)) == (False, True, 1)
+    assert torch.equal(stats.means, upload.means) and record == first[1]
+    cache.cached_statistics(dataclasses.replace(cfg, client_epsilon=2.0), 1, compute)
+    cache.cached_statistics(cfg, 2, compute)
+    assert len(calls) == 3  # another budget or another client computes its own

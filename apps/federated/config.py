@@ -46,8 +46,9 @@ class FedConfig:
         local_epochs: FedAvg's local epochs per round on core's training loop.
         epochs: epochs of the server's training on the union of summaries.
         fail_clients: partition ids whose ClientApp raises (tests the failure path).
-        cache: a directory where each client keeps the summary it distilled, so that a
-            rerun of an interrupted run skips the clients that finished, and FedAvg keeps
+        cache: a directory where each client keeps the summary it distilled (or its
+            statistics upload), so that a rerun of an interrupted run skips the clients
+            that finished, and FedAvg keeps
             its model after each complete round, so that a rerun goes on from there
             (empty: neither).
     """
@@ -84,6 +85,15 @@ class FedConfig:
         """What decides a client's summary: a rerun with the same key may reuse it."""
         fields = ("dataset", "clients", "alpha", "partition_seed", "method", "ipc")
         fields += ("iterations", "seed")
+        text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def statistics_key(self) -> str:
+        """What decides a client's statistics upload (not the server's IPC or iterations):
+        every cell of a sweep over those may reuse it, a private one included (reusing one
+        release is post-processing)."""
+        fields = ("dataset", "clients", "alpha", "partition_seed", "pool", "arch", "dsa")
+        fields += ("seed", "sample_rate", "client_epsilon", "client_delta", "client_clip")
         text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

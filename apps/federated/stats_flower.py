@@ -88,27 +88,19 @@ def record_to_stats(content: RecordDict) -> statistics.ClassStatistics:
     )
 
 
-def upload(msg: Message, *, pid: int, data: Dataset, rows: torch.Tensor, device) -> Message:
-    """The ClientApp's reply: its partition's statistics under the broadcast pool, through
-    dp-dm's release when the server asks for a budget (the noise from a secret seed)."""
+def client_upload(
+    msg: Message, *, pid: int, data: Dataset, rows: torch.Tensor, device
+) -> tuple[statistics.ClassStatistics, dict | None]:
+    """A client's statistics under the broadcast pool, through dp-dm's release when the
+    server asks for a budget (the noise from a secret seed); (upload, mechanism's record)."""
     pool = record_to_pool(msg.content)
     privacy = record_to_privacy(msg.content)
-    record = None
     if privacy is None:
-        stats = statistics.client_statistics(data, rows, pool, partition=pid, device=device)
-    else:
-        stats, record = private.private_statistics(
-            data, rows, pool, privacy, partition=pid, generator=noise.generator(-1),
-            device=device,
-        )  # fmt: skip
-        record["noise"] = noise.mode(-1, private=True)
-    flwr_log(
-        logging.INFO,
-        "client %d: statistics of %d examples under %d embedders, sample rate %.4g%s",
-        pid, len(rows), pool.size, pool.sample_rate,
-        f", epsilon {record['epsilon']:.3g}" if record else "",
-    )  # fmt: skip
-    return Message(stats_to_record(stats, partition_id=pid, privacy=record), reply_to=msg)
+        return statistics.client_statistics(data, rows, pool, partition=pid, device=device), None
+    stats, record = private.private_statistics(
+        data, rows, pool, privacy, partition=pid, generator=noise.generator(-1), device=device
+    )
+    return stats, record | {"noise": noise.mode(-1, private=True)}
 
 
 def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict, torch.nn.Module]:
