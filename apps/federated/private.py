@@ -15,6 +15,12 @@ expected number of coordinates an example fills: C = clip sqrt(D max(1, q N)). T
 means divide the noisy sums by q times the noisy counts, the expected sample, never the
 drawn one (that would release the sampled labels unnoised), clamped at 0 so a client's
 noise on a class it does not hold gets no weight.
+
+The noise on a coordinate of a global class mean is about sigma C sqrt(clients) / (q n_c),
+which grows as sqrt(N / q) (for q N >= 1): the sample that saves a client's time costs the
+release signal, so a private run may prefer q = 1 with a smaller pool. Small clients drown:
+on digits (10 clients of about 140 examples, pool 10, q 0.89) epsilon 10 left an error 15
+times the class-centred means' norm (ours, 2026-12-07).
 """
 
 from __future__ import annotations
