@@ -99,7 +99,10 @@ def _rest(data, rows, pool) -> ClassStatistics:
 
 
 def test_a_class_no_client_holds_is_named():
-    held = ClassStatistics(counts=torch.tensor([3, 0, 2]), means=torch.ones(1, 3, 4))
+    counts = torch.tensor([3, 0, 2])
+    held = ClassStatistics(
+        counts=counts, member_counts=counts[None].float(), means=torch.ones(1, 3, 4)
+    )
     with pytest.raises(DistillError, match=r"class\(es\) \[1\]"):
         statistics.aggregate([held, held])
 
@@ -144,7 +147,7 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     others = {p.pid for p in flower_processes("ray::")}
     cfg = FedConfig(
         clients=3, alpha=0.5, mode="statistics", pool=2, ipc=2, iterations=3, epochs=2,
-        warm_rounds=1, fail_clients="2",
+        warm_rounds=1, fail_clients="2", sample_rate=0.5, client_epsilon=10.0,
     )  # fmt: skip
     report = simulate(cfg)
     assert report["received"] == [0, 1] and report["missing_clients"] == [2]
@@ -159,6 +162,10 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     rows = [results.check_row(r) for r in rows_from_report(report)]
     assert [(r["method"], r["rounds"]) for r in rows] == [("dm-statistics", 1), ("fedavg-warm", 2)]
     assert rows[0]["bytes_up"] == up and rows[1]["bytes_total"] > rows[0]["bytes_total"]
+    # each client's upload went through dp-dm's release at epsilon 10, on half its rows
+    assert sorted(report["client_privacy"]) == ["0", "1"] and report["sample_rate"] == 0.5
+    assert all(0 < r["client_epsilon"] <= 10 and r["noise_multiplier"] > 0 for r in rows)
+    assert "q=0.5,client_epsilon=" in rows[0]["variant"]
     assert [p for p in flower_processes("ray::") if p.pid not in others] == []
 
 

@@ -10,5 +10,6 @@ The distil/aggregate logic lives in plain functions (`partition`, `local`, `serv
 `records`) that run without Flower; `flower_app` is the thin Message-API layer, and
 `simulate` / `deploy` run it on Flower's simulation engine or on real SuperNodes. The
 statistics scheme (`statistics`, `stats_server`, `stats_flower`) uploads DM's class
-statistics under a broadcast pool of embedders instead of summaries (issue 39).
+statistics under a broadcast pool of embedders instead of summaries (issue 39), exact or
+through dp-dm's release with a per-client epsilon (`private`).
 """

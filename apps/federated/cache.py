@@ -6,7 +6,10 @@ own. Each client writes its summary (core's atomic summary file) under `cache/` 
 the config's `summary_key()` and its partition id; a rerun with the same key loads it
 instead of distilling again. FedAvg's server writes the global model and the curve so far
 after every round that had every client's update (`fedavg_key()`); a rerun starts from
-the last such round. A corrupt or unreadable file is recomputed, never trusted.
+the last such round. In statistics mode each client keeps its upload (`statistics_key()`),
+so cells that differ only in the server's IPC or iterations compute it once; a private
+upload kept is the one release, reused at no further privacy cost. A corrupt or unreadable
+file is recomputed, never trusted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from datadistill.atomic import write_bytes
 from datadistill.errors import DistillError
 from datadistill.summary import Summary
 from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.statistics import ClassStatistics
+
+Upload = tuple[ClassStatistics, dict | None]  # a statistics upload and its mechanism's record
 
 
 def path_of(cfg: FedConfig, pid: int) -> Path:
@@ -45,6 +51,34 @@ def cached(cfg: FedConfig, pid: int, distil: Callable[[], Summary]) -> tuple[Sum
     path.parent.mkdir(parents=True, exist_ok=True)
     summary.save(path)
     return summary, False
+
+
+def statistics_path(cfg: FedConfig, pid: int) -> Path:
+    return Path(cfg.cache) / f"{cfg.statistics_key()}-statistics{pid}.safetensors"
+
+
+def cached_statistics(
+    cfg: FedConfig, pid: int, compute: Callable[[], Upload]
+) -> tuple[Upload, bool]:
+    """The client's statistics upload from the cache, else `compute()` saved there;
+    (upload, hit)."""
+    path = statistics_path(cfg, pid) if cfg.cache else None
+    if path is not None and path.exists():
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                t = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+                record = json.loads(f.metadata()["privacy"])
+            stats = ClassStatistics(t["counts"], t["member_counts"], t["means"])
+            return (stats, record), True
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+            flwr_log(logging.WARNING, "client %d: cached upload unusable (%s); computing", pid, e)
+    stats, record = compute()
+    if path is not None:
+        names = ("counts", "member_counts", "means")
+        tensors = {k: getattr(stats, k).contiguous() for k in names}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, save_tensors(tensors, metadata={"privacy": json.dumps(record)}))
+    return (stats, record), False
 
 
 def fedavg_path(cfg: FedConfig) -> Path:

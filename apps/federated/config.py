@@ -34,12 +34,21 @@ class FedConfig:
             300 iterations, lr 1, 10, 100 and 1000 gave 16, 24, 67 and 79% (ours, one seed).
         warm_rounds: statistics mode: FedAvg rounds started from the model trained on the
             server's summary (0: none).
+        sample_rate: statistics mode: q, each member's Bernoulli inclusion probability for a
+            client's row (`statistics.sample`); 1 reads every row (the exact statistics of
+            the partitions); 0 picks min(1, DM's batch_real x classes / training examples):
+            256 images a class in expectation on Fashion-MNIST (q = 0.0427), 128 on digits (0.89).
+        client_epsilon: statistics mode: each client's upload goes through dp-dm's release
+            at this epsilon (`private`); 0: the exact upload.
+        client_delta, client_clip: that release's delta (below 1/n for every client) and
+            clip, a root mean square per embedding coordinate (dp-dm's rule).
         rounds: communication rounds (one-shot summary upload: 1).
         local_epochs: FedAvg's local epochs per round on core's training loop.
         epochs: epochs of the server's training on the union of summaries.
         fail_clients: partition ids whose ClientApp raises (tests the failure path).
-        cache: a directory where each client keeps the summary it distilled, so that a
-            rerun of an interrupted run skips the clients that finished, and FedAvg keeps
+        cache: a directory where each client keeps the summary it distilled (or its
+            statistics upload), so that a rerun of an interrupted run skips the clients
+            that finished, and FedAvg keeps
             its model after each complete round, so that a rerun goes on from there
             (empty: neither).
     """
@@ -67,11 +76,24 @@ class FedConfig:
     pool: int = 50
     server_lr: float = 100.0
     warm_rounds: int = 0
+    sample_rate: float = 0.0
+    client_epsilon: float = 0.0
+    client_delta: float = 1e-5
+    client_clip: float = 0.6
 
     def summary_key(self) -> str:
         """What decides a client's summary: a rerun with the same key may reuse it."""
         fields = ("dataset", "clients", "alpha", "partition_seed", "method", "ipc")
         fields += ("iterations", "seed")
+        text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def statistics_key(self) -> str:
+        """What decides a client's statistics upload (not the server's IPC or iterations):
+        every cell of a sweep over those may reuse it, a private one included (reusing one
+        release is post-processing)."""
+        fields = ("dataset", "clients", "alpha", "partition_seed", "pool", "arch", "dsa")
+        fields += ("seed", "sample_rate", "client_epsilon", "client_delta", "client_clip")
         text = ",".join(f"{f}={getattr(self, f)}" for f in fields)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -89,6 +111,17 @@ class FedConfig:
             raise DistillError(f"--alpha must be >= 0 (0: IID), got {self.alpha}")
         if self.warm_rounds < 0:
             raise DistillError(f"--warm-rounds must be >= 0 (0: none), got {self.warm_rounds}")
+        if not 0 <= self.sample_rate <= 1:
+            raise DistillError(
+                f"--sample-rate must be in [0, 1] (0: DM's batch, 1: every row), got "
+                f"{self.sample_rate}"
+            )
+        if self.client_epsilon < 0 or not 0 < self.client_delta < 1 or self.client_clip <= 0:
+            raise DistillError(
+                f"--client-epsilon must be >= 0 (0: exact upload), --client-delta in (0, 1) and "
+                f"the client clip > 0; got {self.client_epsilon}, {self.client_delta}, "
+                f"{self.client_clip}"
+            )
         for name in ("clients", "ipc", "rounds", "local_epochs", "epochs", "pool"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be >= 1")

@@ -93,7 +93,20 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
         cfg = bound or FedConfig.from_run_config(context.run_config)
         pid, data, rows = _partition(cfg, context)
         device = resolve_device(cfg.device)
-        return stats_flower.upload(msg, pid=pid, data=data, rows=rows, device=device)
+        started = time.monotonic()
+        (stats, record), hit = cache.cached_statistics(
+            cfg,
+            pid,
+            lambda: stats_flower.client_upload(msg, pid=pid, data=data, rows=rows, device=device),
+        )
+        flwr_log(
+            logging.INFO,
+            "client %d: statistics of %d examples under %d embedders%s %s %.0f s",
+            pid, len(rows), cfg.pool, f", epsilon {record['epsilon']:.3g}" if record else "",
+            "loaded from the cache in" if hit else "in", time.monotonic() - started,
+        )  # fmt: skip
+        content = stats_flower.stats_to_record(stats, partition_id=pid, privacy=record)
+        return Message(content, reply_to=msg)
 
     @app.train()
     def fedavg_train(msg: Message, context: Context) -> Message:

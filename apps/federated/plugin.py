@@ -25,6 +25,20 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for clients")
     p.add_argument("--pool", type=int, default=50, help="statistics mode: embedders")
     p.add_argument("--warm-rounds", type=int, default=0, help="statistics mode: FedAvg after")
+    p.add_argument(
+        "--sample-rate",
+        type=float,
+        default=0.0,
+        help="statistics mode: each embedder reads this share of a client's rows (1: all; "
+        "0: DM's batch_real a class in expectation over all clients)",
+    )
+    p.add_argument(
+        "--client-epsilon",
+        type=float,
+        default=0.0,
+        help="statistics mode: privatise each upload with dp-dm at this epsilon (0: exact)",
+    )
+    p.add_argument("--client-delta", type=float, default=1e-5, help="with --client-epsilon")
     p.add_argument("--fail-clients", default="", help="partition ids that fail (testing)")
     p.add_argument(
         "--out",
@@ -81,6 +95,9 @@ def config_from_args(args):
         fail_clients=args.fail_clients,
         pool=args.pool,
         warm_rounds=args.warm_rounds,
+        sample_rate=args.sample_rate,
+        client_epsilon=args.client_epsilon,
+        client_delta=args.client_delta,
         report=str(report.resolve()),
         cache=str(cache.resolve()),
     )

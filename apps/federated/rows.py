@@ -4,7 +4,9 @@ One row for a summary run; one row per evaluated round for a FedAvg run, with th
 communicated up to that round (the experiment reads rounds 1, 5 and 20 from them) and the
 partitions whose update that round lacked (a round without them is not full FedAvg). A
 statistics run gives one row for its upload (the pool down, the statistics up) and, after a
-warm start, one per FedAvg round with the bytes of every round so far, its own included.
+warm start, one per FedAvg round with the bytes of every round so far, its own included;
+its rows carry the sample rate and, for a private upload, the clients' mechanism (epsilon
+from Opacus, delta, sigma, clip norm C), from which anyone can recompute epsilon.
 """
 
 from __future__ import annotations
@@ -86,12 +88,16 @@ def rows_from_report(report: dict) -> list[dict]:
 def rows_from_statistics(report: dict) -> list[dict]:
     """The statistics row, then the warm-started FedAvg rounds' rows, if any."""
     cfg = report["config"]
+    q = report["sample_rate"]
+    mechanism = privacy_fields(report)
     where = (
         f"{_partitioning(cfg)},clients={cfg['clients']},pool={cfg['pool']},"
-        f"server_lr={cfg['server-lr']:g}"
+        f"server_lr={cfg['server-lr']:g},q={q:.4g}"
     )
-    base = _base(report) | {
-        "ipc": cfg["ipc"], "pool": cfg["pool"], "server_lr": cfg["server-lr"]
+    if mechanism:
+        where += f",client_epsilon={mechanism['client_epsilon']:.3g}"
+    base = _base(report) | mechanism | {
+        "ipc": cfg["ipc"], "pool": cfg["pool"], "server_lr": cfg["server-lr"], "sample_rate": q,
     }  # fmt: skip
     sent = report["statistics_bytes"]
     out = [
@@ -131,3 +137,18 @@ def rows_from_statistics(report: dict) -> list[dict]:
             }
         )
     return out
+
+
+def privacy_fields(report: dict) -> dict:
+    """The clients' mechanism as row fields (every client runs the same one); {} if exact."""
+    per_client = report["client_privacy"]
+    if not per_client:
+        return {}
+    first = per_client[min(per_client, key=int)]
+    return {
+        "client_epsilon": first["epsilon"],
+        "client_delta": first["delta"],
+        "noise_multiplier": first["noise_multiplier"],
+        "clip_norm": first["clip_norm"],
+        "accountant": first["accountant"],
+    }

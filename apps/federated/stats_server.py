@@ -27,13 +27,23 @@ from datadistill_apps.federated.statistics import ClassStatistics, PoolDescripti
 
 @dataclass(frozen=True)
 class StatisticsData:
-    """What the server holds in place of a training set: the spec and the global counts."""
+    """What the server holds in place of a training set: the spec and the global counts.
+
+    The counts are the partitions' examples a class (noisy under a private upload), not a
+    member's sample: `check_ipc` asks how large each class is, and the samples' sizes vary
+    from member to member by chance.
+    """
 
     spec: DataSpec
     counts: tuple[int, ...]
 
     def class_counts(self) -> list[int]:
         return list(self.counts)
+
+
+def dm_batch_real(spec: DataSpec) -> int:
+    """DM's real batch a class for the dataset (the sample rate's default aims at it)."""
+    return methods.get("dm").config(spec.name, {}).batch_real
 
 
 def dm_config(spec: DataSpec, pool: PoolDescription, overrides: dict | None = None) -> DMConfig:

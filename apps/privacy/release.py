@@ -29,6 +29,12 @@ sigma / sqrt(s), about 40 at epsilon 1.
 
 Two passes over the data (norms, then clipped sums) because each example's scale depends
 on all N members; when the embeddings fit in `cache_bytes` the second pass reuses them.
+
+A pass may read a subset of the training rows (a federated client's partition) and, per
+member, only a sample of them (`sample`: an example outside member m's sample has zeros
+for m's block of v_i). The bound above holds for any sample fixed before the data are
+read, provided an example's membership depends on that example alone (never on its
+position among the others), so adding or removing one example changes no other's vector.
 """
 
 from __future__ import annotations
@@ -107,17 +113,38 @@ def embed_class(net, x: torch.Tensor, draw: AugParams | None, aug: DSA | None, c
 class Pass:
     """Passes over the training data under every member: each class's images on the device,
     and the member being embedded (networks are rebuilt from their seeds, one at a time, so a
-    pool of thousands needs the memory of one network)."""
+    pool of thousands needs the memory of one network).
 
-    def __init__(self, data: Dataset, embedders: Embedders, *, device="cpu", chunk: int = 1024):
+    Args:
+        rows: the training rows to read (default all), e.g. a federated client's partition.
+        sample: bool [N, len(rows)]: member m reads only the rows where sample[m] is True
+            (default every row under every member).
+    """
+
+    def __init__(
+        self,
+        data: Dataset,
+        embedders: Embedders,
+        *,
+        device="cpu",
+        chunk: int = 1024,
+        rows: torch.Tensor | None = None,
+        sample: torch.Tensor | None = None,
+    ):
         self.embedders = embedders
         self.aug = DSA(embedders.dsa_strategy) if embedders.dsa_strategy else None
-        self.rows = [data.class_index(c) for c in range(data.spec.num_classes)]
-        self.xs = [data.x_train[r].to(device) for r in self.rows]
+        rows = torch.arange(len(data.y_train)) if rows is None else rows
+        y = data.y_train[rows]
+        # positions in `rows` of each class's examples
+        self.where = [torch.nonzero(y == c).flatten() for c in range(data.spec.num_classes)]
+        self.xs = [data.x_train[rows[w]].to(device) for w in self.where]
+        self.sample = sample
         self.chunk = chunk
         self.data, self.device = data, device
         self.current: tuple[int, torch.nn.Module] | None = None
-        self.n = len(data.y_train)
+        self.width: int | None = None
+        self.n = len(rows)
+        self.reads = self.n * embedders.size if sample is None else int(sample.sum())
 
     def network(self, m: int) -> torch.nn.Module:
         if self.current is None or self.current[0] != m:
@@ -126,27 +153,43 @@ class Pass:
             self.current = (m, net.eval())
         return self.current[1]
 
+    def read(self, m: int, c: int) -> torch.Tensor | slice:
+        """Which of class c's examples member m reads: a bool mask, or every one."""
+        return slice(None) if self.sample is None else self.sample[m][self.where[c]]
+
     def embed(self, m: int, c: int) -> torch.Tensor:
-        """Member m's embeddings of class c's images, under its draw for class c."""
+        """Member m's embeddings [read, D] of the class c examples it reads (`read`), under
+        its draw for class c."""
         draws = self.embedders.draws
         draw = draws[m][c] if draws is not None else None
-        return embed_class(self.network(m), self.xs[c], draw, self.aug, self.chunk)
+        x = self.xs[c][self.read(m, c)]
+        if len(x) == 0:  # a member's sample may miss a class
+            return torch.zeros(0, self.dim(), device=self.device)
+        return embed_class(self.network(m), x, draw, self.aug, self.chunk)
+
+    def dim(self) -> int:
+        """The width of one member's embedding."""
+        if self.width is None:
+            blank = torch.zeros(1, *self.data.spec.shape, device=self.device)
+            with torch.no_grad():
+                self.width = int(self.network(0).embed(blank).shape[1])
+        return self.width
 
     def per_example(self, norms2: list[torch.Tensor]) -> torch.Tensor:
-        """Per-class squared norms back in training-set order, as norms [n]."""
+        """Per-class squared norms back in the order of the pass's rows, as norms [n]."""
         out = torch.zeros(self.n)
-        for r, n2 in zip(self.rows, norms2, strict=True):
-            out[r.cpu()] = n2.sqrt().cpu()
+        for w, n2 in zip(self.where, norms2, strict=True):
+            out[w] = n2.sqrt().cpu()
         return out
 
 
 def example_norms(data: Dataset, embedders: Embedders, *, device="cpu") -> torch.Tensor:
     """Each example's concatenated embedding norm before clipping [n] (for the audit)."""
     p = Pass(data, embedders, device=device)
-    norms2 = [0.0] * len(p.rows)
+    norms2 = [torch.zeros(len(w), device=device) for w in p.where]
     for m in range(embedders.size):  # member by member: each network is built once
-        for c in range(len(p.rows)):
-            norms2[c] = norms2[c] + (p.embed(m, c) ** 2).sum(1)
+        for c in range(len(p.where)):
+            norms2[c] += (p.embed(m, c) ** 2).sum(1)
     return p.per_example(norms2)
 
 
@@ -158,30 +201,33 @@ def clipped_sums(
     count_share: float,
     device="cpu",
     cache_bytes: int = 2**30,
+    rows: torch.Tensor | None = None,
+    sample: torch.Tensor | None = None,
 ) -> ClassSums:
-    """The noiseless class sums of the clipped vectors (module docstring): private data in."""
-    p = Pass(data, embedders, device=device)
-    k, size = len(p.rows), embedders.size
-    stored, norms2 = {}, [0.0] * k
-    cache = None
+    """The noiseless class sums of the clipped vectors (module docstring): private data in.
+
+    `rows` and `sample` as for `Pass`; the counts are of every row read (each example's
+    count coordinate does not depend on the sample), the norms in the order of `rows`.
+    """
+    p = Pass(data, embedders, device=device, rows=rows, sample=sample)
+    k, size, dim = len(p.where), embedders.size, p.dim()
+    cache = p.reads * dim * 4 <= cache_bytes  # the second pass reuses the embeddings
+    stored = {}
+    norms2 = [torch.zeros(len(w), device=device) for w in p.where]
     for m in range(size):
         for c in range(k):
             e = p.embed(m, c)
-            norms2[c] = norms2[c] + (e**2).sum(1)
-            if cache is None:  # the second pass reuses the embeddings when they fit
-                cache = p.n * e.shape[1] * size * 4 <= cache_bytes
+            norms2[c][p.read(m, c)] += (e**2).sum(1)
             if cache:
                 stored[m, c] = e
     bound = clip_norm * math.sqrt(1 - count_share)
     scales = [(bound / n2.sqrt().clamp(min=1e-12)).clamp(max=1.0) for n2 in norms2]
-    sums = None
+    sums = torch.zeros(size, k, dim)
     for m in range(size):
         for c in range(k):
             e = stored.pop((m, c)) if cache else p.embed(m, c)
-            if sums is None:
-                sums = torch.zeros(size, k, e.shape[1])
-            sums[m, c] = (scales[c][:, None] * e).sum(0).cpu()
-    counts = torch.tensor([float(len(r)) for r in p.rows])
+            sums[m, c] = (scales[c][p.read(m, c), None] * e).sum(0).cpu()
+    counts = torch.tensor([float(len(w)) for w in p.where])
     return ClassSums(sums, counts, p.per_example(norms2))
 
 
