@@ -102,6 +102,12 @@ def test_bad_privacy_requests_are_refused_clearly(digits, overrides, message):
         _run(digits, overrides, iterations=1)
 
 
+def test_an_epsilon_beyond_prv_calibration_is_refused_in_one_line():
+    """PRV's discretisation fails (RuntimeError) for one release at epsilon 1e4."""
+    with pytest.raises(DistillError, match="cannot calibrate epsilon=10000.*100 or less"):
+        accounting.calibrate(epsilon=1e4, delta=1e-5, sample_rate=1.0, steps=1, kind="prv")
+
+
 def test_cli_refuses_a_bad_budget_with_one_line(capsys):
     code = cli.main(["privacy", "run", "--epsilon", "0", "--iterations", "1", "--quiet"])
     assert code == 2

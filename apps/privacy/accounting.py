@@ -118,6 +118,11 @@ def calibrate(*, epsilon: float, delta: float, sample_rate: float, steps: int, k
             f"the budget epsilon={epsilon:g}, delta={delta:g} is too small for even one step at "
             f"sample rate {sample_rate:g} ({e}); raise --epsilon or lower the sample rate"
         ) from None
+    except RuntimeError as e:  # PRV's discretisation fails at epsilon of about 1,000 and up
+        raise DistillError(
+            f"Opacus's {kind} accountant cannot calibrate epsilon={epsilon:g} ({e}); a budget "
+            "that large adds almost no noise: pass --epsilon 100 or less, or inf for no noise"
+        ) from None
 
 
 def accountant_for(kind: str, history: list):
