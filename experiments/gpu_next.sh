@@ -16,7 +16,9 @@
 #   issue 38.1  dp-dm: the validation search, the privacy-utility curve (IPC 10 and 50,
 #               epsilon 0.5-10), the audit
 #   issue 39.1  the federated statistics upload (alpha 0.1 and 0.5, IPC 10 and 50, with and
-#               without dp-dm at per-client epsilon 10) and the warm-started FedAvg
+#               without dp-dm at per-client epsilon 10) and the warm-started FedAvg; the
+#               private upload again at q = 1 with 10 members (at the default q its noise
+#               grows as sqrt(N / q): apps/federated/private.py)
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
 #   DRY=1 bash experiments/gpu_next.sh                      # print the jobs, run nothing
@@ -81,7 +83,8 @@ job pool1000 "${CELLS[@]}" --name pool_fmnist --methods dm --ipc 10 --iterations
 job continual "$PY" experiments/continual_fmnist.py --memory 10 --seeds 3 --iterations 2000 \
     --methods dm --strategies distill-recall distill-replay
 job federated "$PY" experiments/federated_fmnist.py --iterations 2000 --only summary
-job stats "$PY" experiments/federated_stats.py
+job stats bash -c "$PY experiments/federated_stats.py && $PY experiments/federated_stats.py \
+    --client-epsilons 10 --sample-rate 1 --pool 10 --warm-rounds 0"
 job privacy_dm bash -c "$PY experiments/privacy_dm.py search --epsilons 1 10 --pools 20 50 200 \
     --widths 32 128 --time-limit $LIMIT && $PY experiments/privacy_dm.py curve --ipc 10 50 \
     --epsilons 0.5 1 2 5 10 --time-limit $LIMIT && $PY experiments/privacy_dm.py audit \
