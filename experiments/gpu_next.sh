@@ -35,8 +35,7 @@ export DATADISTILL_COMPILE=0 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 export PYTHONPATH=${PYTHONPATH:-.} DATADISTILL_DATA=${DATADISTILL_DATA:-data}
 PY=${PYTHON:-python3}
 LOGS=experiments/results/gpu_next_logs/$(date +%Y-%m-%d)  # one folder a day: earlier logs stay
-mkdir -p "$LOGS"
-touch /tmp/gpu_next.start
+[ -z "${DRY:-}" ] && mkdir -p "$LOGS" && touch /tmp/gpu_next.start
 
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 step() { echo "$1 after $(($(date +%s) - START)) s" | tee -a "$LOGS/steps.log"; }
