@@ -262,5 +262,3 @@ class Summary:
                         f"{name} contain {bad} NaN/inf values of {t.numel()}: the run diverged; "
                         "lower the learning rate and re-run"
                     )
-
-

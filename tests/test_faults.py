@@ -147,7 +147,7 @@ def test_a_supernode_killed_mid_run_leaves_a_finished_deployment_without_it(tmp_
     import threading
 
     import psutil
-    from flower_processes import flower_processes
+    from federated_checks import flower_processes
 
     from datadistill_apps.federated.config import FedConfig
     from datadistill_apps.federated.deploy import deploy
@@ -184,7 +184,7 @@ def test_a_supernode_killed_mid_run_leaves_a_finished_deployment_without_it(tmp_
 @pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them
 def test_a_simulated_client_that_fails_leaves_a_finished_run_without_it():
     """Flower's simulation engine (Ray), two clients, one raising: one summary arrives."""
-    from flower_processes import flower_processes
+    from federated_checks import flower_processes
 
     from datadistill_apps.federated.config import FedConfig
     from datadistill_apps.federated.simulate import simulate

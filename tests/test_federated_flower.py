@@ -6,7 +6,7 @@ through Flower's strategy on the simulation engine, with byte accounting.
 """
 
 import pytest
-from flower_processes import flower_processes
+from federated_checks import flower_processes
 
 from datadistill_apps.federated.config import FedConfig
 

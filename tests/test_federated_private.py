@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from test_federated_stats import _image_shaped
+from federated_checks import image_shaped
 
 from datadistill.errors import DistillError
 from datadistill.objectives.distribution import network_from_seed
@@ -138,7 +138,7 @@ def test_a_private_upload_carries_the_stated_noise_and_opacuss_epsilon(digits):
     assert 9.0 < record["epsilon"] <= 10.0 and record["delta"] == 1e-5
     # and it travels as no image-shaped tensor, with the record beside it
     content = stats_flower.stats_to_record(upload, partition_id=0, privacy=record)
-    assert _image_shaped(content, digits.spec.shape) == []
+    assert image_shaped(content, digits.spec.shape) == []
     back = stats_flower.record_to_stats(content)
     assert torch.equal(back.means, upload.means) and dict(content[stats_flower.PRIVACY]) == record
 

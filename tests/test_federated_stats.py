@@ -7,6 +7,7 @@ end to end on Flower's simulation engine and on a loopback deployment with a fai
 
 import pytest
 import torch
+from federated_checks import image_shaped
 
 from datadistill.errors import DistillError
 from datadistill.objectives.distribution import MeanEmbedding
@@ -64,16 +65,6 @@ def test_the_pool_description_is_a_function_of_its_seed():
     assert a.values.shape[:3] == (3, 4, 1)
 
 
-def _image_shaped(content, shape) -> list[str]:
-    arrays = [
-        (name, t)
-        for record in content.values()
-        if hasattr(record, "to_torch_state_dict")
-        for name, t in record.to_torch_state_dict().items()
-    ]
-    return [n for n, t in arrays if t.dim() >= 3 and tuple(t.shape[-3:]) == tuple(shape)]
-
-
 def test_a_client_upload_holds_no_tensor_with_an_image_shape(digits):
     pool = statistics.describe_pool(
         members=2, seed=0, num_classes=10, dsa_strategy=digits.spec.dsa_strategy
@@ -81,14 +72,14 @@ def test_a_client_upload_holds_no_tensor_with_an_image_shape(digits):
     rows = partition(digits.y_train, num_partitions=3, alpha=0.5, seed=0)[0]
     stats = statistics.client_statistics(digits, rows, pool)
     content = stats_flower.stats_to_record(stats, partition_id=0)
-    assert _image_shaped(content, digits.spec.shape) == []
+    assert image_shaped(content, digits.spec.shape) == []
     assert stats.means.shape[:2] == (2, 10) and int(stats.counts.sum()) == len(rows)
     # the check can fail: a summary upload carries images
     summary = stats_server.distil_from_statistics(
         digits.spec, pool, statistics.aggregate([stats, _rest(digits, rows, pool)]), ipc=1,
         iterations=1,
     )  # fmt: skip
-    assert _image_shaped(records.summary_to_record(summary, partition_id=0), digits.spec.shape)
+    assert image_shaped(records.summary_to_record(summary, partition_id=0), digits.spec.shape)
     back = stats_flower.record_to_stats(content)
     assert torch.equal(back.means, stats.means) and torch.equal(back.counts, stats.counts)
 
@@ -137,7 +128,7 @@ def test_the_server_distils_against_the_aggregated_statistics(digits):
 def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg():
     """Three simulated clients, one failing: the run finishes without it; a warm-started
     FedAvg round follows, its bytes counted on top of the statistics round's."""
-    from flower_processes import flower_processes
+    from federated_checks import flower_processes
 
     from datadistill import data, results
     from datadistill_apps.federated import server
@@ -174,7 +165,7 @@ def test_the_statistics_scheme_deploys_on_loopback_without_a_failed_client(tmp_p
     names the missing client and leaves no Flower process."""
     import time
 
-    from flower_processes import flower_processes
+    from federated_checks import flower_processes
 
     from datadistill_apps.federated.deploy import deploy
 

@@ -397,12 +397,12 @@ def test_proxy_cells_cached_by_shards_are_scored_without_training_again(tmp_path
 def test_scatter_frames_the_cells_that_learn(tmp_path):
     """A cut-off cell at chance stays in the data but not in the frame of the panel."""
     from datadistill.plots import plt
-    from datadistill_apps.nas.plots import _zoom_past_chance
+    from datadistill_apps.nas.plots import zoom_past_chance
 
     fig, ax = plt.subplots()
     xs, ys = [10.0, 88.0, 90.0, 92.0], [10.0, 60.0, 65.0, 70.0]
     ax.scatter(xs, ys)
-    _zoom_past_chance(ax, xs, ys)
+    zoom_past_chance(ax, xs, ys)
     assert ax.get_xlim()[0] > 80 and ax.get_ylim()[0] > 50
     assert any("1 cell(s) at chance" in t.get_text() for t in ax.texts)
     plt.close(fig)

@@ -37,7 +37,7 @@ def proxy_scatter(rows: list[dict], truth: dict[str, float], path: str | Path, *
         xs = [100 * truth[a] for a in cells]
         ys = [(100 if accuracy else 1) * scores[a] for a in cells]
         ax.scatter(xs, ys, s=12)
-        _zoom_past_chance(ax, xs, ys, zoom_y=accuracy)
+        zoom_past_chance(ax, xs, ys, zoom_y=accuracy)
         positive = [y for y in ys if y > 0]
         if not accuracy and positive and max(positive) / min(positive) > 1e3:
             ax.set_yscale("log")  # a score of 0 (a cut-off cell) stays counted, off the axis
@@ -98,7 +98,7 @@ def rho_against_cost(rows: list[dict], path: str | Path, *, title: str, truth_se
     return save(fig, path)
 
 
-def _zoom_past_chance(ax, xs: list[float], ys: list[float], *, zoom_y: bool = True) -> None:
+def zoom_past_chance(ax, xs: list[float], ys: list[float], *, zoom_y: bool = True) -> None:
     """Frame the cells that learn: cut-off cells (all-`none` paths) sit at chance on both
     axes and would squeeze the rest into a corner; they stay counted in rho and tau, and
     the panel says how many were left outside the frame."""

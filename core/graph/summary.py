@@ -27,7 +27,6 @@ MODALITY = "graph"
 TENSORS = ("features", "adjacency", "labels")
 
 
-
 @dataclass
 class GraphSummary:
     """A condensed graph (task "node") or set of graphs (task "graph") and how it was made.

@@ -1,4 +1,4 @@
-"""Finding the Flower and Ray processes a test started, to check none is left behind."""
+"""Checks the federated tests share: processes left behind, images in an upload."""
 
 import psutil
 
@@ -16,3 +16,14 @@ def flower_processes(marker: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
+
+
+def image_shaped(content, shape) -> list[str]:
+    """Names of the tensors in a Flower RecordDict `content` whose last dims are an image's."""
+    arrays = [
+        (name, t)
+        for record in content.values()
+        if hasattr(record, "to_torch_state_dict")
+        for name, t in record.to_torch_state_dict().items()
+    ]
+    return [n for n, t in arrays if t.dim() >= 3 and tuple(t.shape[-3:]) == tuple(shape)]
