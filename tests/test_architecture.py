@@ -154,3 +154,15 @@ def test_no_private_name_crosses_modules():
                 if target.split(".")[0] in PACKAGES:
                     bad += [f"{name}: {target}.{a.name}" for a in node.names if a.name[0] == "_"]
     assert not bad, "; ".join(bad)
+
+
+def test_tests_and_scripts_import_no_private_name():
+    """Tests and experiment scripts use what a module exports, as any caller would: a helper
+    two test files share lives in a tests module under a public name."""
+    bad = []
+    for path in sorted([*(ROOT / "tests").glob("*.py"), *(ROOT / "experiments").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                names = [a.name for a in node.names]
+                bad += [f"{path.name}: {node.module}.{n}" for n in names if n[0] == "_" != n[1]]
+    assert not bad, "; ".join(bad)
