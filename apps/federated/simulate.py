@@ -62,7 +62,7 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
         if ray.is_initialized():
             ray.shutdown()
         os.environ.pop(TAG, None)
-        _reap(ray_processes(tag))
+        _reap_all(tag)
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
@@ -82,6 +82,15 @@ def ray_processes(tag: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
+
+
+def _reap_all(tag: str, patience: float = 30.0) -> None:
+    """Reap the tagged processes until none is left: a raylet shutting down can still start
+    one (its dashboard agent) after the first look, on a busy machine."""
+    deadline = time.monotonic() + patience
+    while (procs := ray_processes(tag)) and time.monotonic() < deadline:
+        _reap(procs)
+        time.sleep(0.2)
 
 
 def _reap(procs: list[psutil.Process], grace: float = 20.0) -> None:
