@@ -132,6 +132,7 @@ def optimise(
         for it in range(state["iteration"], iterations):
             if not objective.can_step():
                 break
+            one_off = objective.one_off_steps(it)
             with measure(device) as m:
                 loss = objective.loss(param, data, generator, it)
                 if not torch.isfinite(loss):
@@ -144,7 +145,7 @@ def optimise(
                 extra = stepper.step(it)
             state["iteration"] = it + 1
             state["step_seconds"] += m.seconds
-            estimate.step(it, m.seconds)
+            estimate.step(it, m.seconds, one_off)
             state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
@@ -183,22 +184,28 @@ class Estimate:
 
     Defaults come from the papers, sized for a GPU; on a laptop they can take hours, which
     a newcomer should learn in the first seconds rather than from a progress bar's ETA. The
-    first step (warm-up: pools, caches) is left out of the timing."""
+    first step (warm-up: compilation, caches) is left out of the timing, and so are the
+    objective's one-off steps (filling a pool), unless the whole run is made of them."""
 
     def __init__(self, first: int, iterations: int, options: RunOptions) -> None:
         self.first, self.iterations, self.options = first, iterations, options
         self.started = time.monotonic()
         self.timed = 0.0
+        self.steps = 0
         self.done = False
 
-    def step(self, it: int, seconds: float) -> None:
+    def step(self, it: int, seconds: float, one_off: int = 0) -> None:
+        """Time step `it`; `one_off`: the objective's one-off steps from `it` on."""
         if self.done or it == self.first:
             return
+        left = self.iterations - it - 1
+        if 0 < one_off <= left:  # steadier steps follow: time those
+            return
         self.timed += seconds
-        steps = it - self.first
-        if steps >= TIMED_STEPS or self.timed > TIMED_SECONDS:
+        self.steps += 1
+        if self.steps >= TIMED_STEPS or self.timed > TIMED_SECONDS:
             self.done = True
-            self.report(self.timed / steps, self.iterations - it - 1)
+            self.report(self.timed / self.steps, left)
 
     def report(self, per_step: float, left: int) -> None:
         seconds = per_step * left

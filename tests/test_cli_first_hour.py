@@ -218,6 +218,18 @@ def test_estimate_leaves_out_the_warm_up_and_respects_the_time_limit(capsys):
     assert loop.duration(10200) == "2 h 50 min"
 
 
+def test_estimate_times_the_steps_after_a_pool_has_filled(capsys):
+    fills = 200  # a pool's first visits cost 10 s each, later steps 0.1 s: 2,000 steps ~ 3 min
+    est = loop.Estimate(0, 2000, loop.RunOptions())
+    for it in range(fills + 10):
+        est.step(it, 10.0 if it < fills else 0.1, one_off=max(fills - it, 0))
+    assert est.done and capsys.readouterr().err == ""
+    whole = loop.Estimate(0, 2000, loop.RunOptions())  # a pool as large as the run: all fills
+    for it in range(10):
+        whole.step(it, 10.0, one_off=2000 - it)
+    assert "about 5 h 33 min on this machine" in capsys.readouterr().err
+
+
 # --- your own data and network ------------------------------------------------------------
 
 

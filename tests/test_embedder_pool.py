@@ -58,6 +58,18 @@ def test_a_full_pool_reuses_its_members_without_touching_data_or_generator(digit
     assert all(torch.equal(a, m.means) for a, m in zip(cached, obj.pool.members, strict=True))
 
 
+def test_the_fills_are_the_one_off_steps_the_estimate_leaves_out(digits):
+    obj = objective(3)
+    param = FreeImages(digits, 2, init="noise", generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(0)
+    left = []
+    for step in range(5):
+        left.append(obj.one_off_steps(step))
+        obj.loss(param, digits, gen, step)
+    assert left == [3, 2, 1, 0, 0]
+    assert objective(0).one_off_steps(0) == 0
+
+
 def test_class_statistic_is_the_mean_over_the_whole_class(digits):
     obj = objective(2, statistic="class", strategy=None)
     losses_and_grads(obj, digits, 1)

@@ -155,7 +155,7 @@ def test_the_pool_and_the_budget_travel_in_the_servers_query(digits):
 def test_bad_privacy_and_sampling_requests_are_one_line_errors(digits):
     pool = _pool(digits, q=0.5)
     budget = private.ClientPrivacy(epsilon=1.0, delta=0.01)
-    with pytest.raises(DistillError, match=r"--client-delta 0\.01 is not below .* pass"):
+    with pytest.raises(DistillError, match=r"got 0\.01: .* use e\.g\. --client-delta 0\.001"):
         private.private_statistics(
             digits, torch.arange(200), pool, budget, partition=3, generator=torch.Generator()
         )
@@ -200,3 +200,17 @@ def test_a_clients_upload_is_kept_and_reused_by_every_cell_of_its_key(tmp_path):
     cache.cached_statistics(dataclasses.replace(cfg, client_epsilon=2.0), 1, compute)
     cache.cached_statistics(cfg, 2, compute)
     assert len(calls) == 3  # another budget or another client computes its own
+
+
+def test_a_delta_some_client_would_refuse_stops_the_run_before_any_client_is_asked():
+    import ray
+
+    from datadistill_apps.federated.config import FedConfig
+    from datadistill_apps.federated.simulate import simulate
+
+    cfg = FedConfig(
+        dataset="digits", clients=10, mode="statistics", client_epsilon=10.0, client_delta=0.01
+    )  # digits' clients hold about 140 examples: delta must be below 1/140
+    with pytest.raises(DistillError, match=r"got 0\.01: .* use e\.g\. --client-delta 0\.00"):
+        simulate(cfg)
+    assert not ray.is_initialized()

@@ -104,6 +104,9 @@ def deploy(
         timeout: seconds before the whole run is abandoned (processes are stopped).
         kill_after: {partition id: seconds} SuperNodes to kill mid-run (failure tests).
     """
+    from datadistill_apps.federated.flower_app import preflight
+
+    preflight(cfg)
     home = Path(home).resolve()
     port = free_port()
     _write_connection(home, port)

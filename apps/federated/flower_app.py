@@ -31,7 +31,7 @@ from datadistill import data as datasets
 from datadistill.atomic import write_bytes
 from datadistill.distill import resolve_device
 from datadistill.train import TrainConfig
-from datadistill_apps.federated import cache, local, records, server, stats_flower
+from datadistill_apps.federated import cache, local, private, records, server, stats_flower
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.partition import partition
 
@@ -182,8 +182,19 @@ def wait_for_nodes(grid: Grid, *, expected: int, timeout: float) -> list[int]:
         time.sleep(0.5)
 
 
+def preflight(cfg: FedConfig) -> None:
+    """Refuse, before any client is asked, a request some client would refuse (a
+    --client-delta not below 1/n of the smallest partition), so a run stops on that one line
+    instead of finishing with every client missing."""
+    privacy = stats_flower.client_privacy(cfg) if cfg.mode == "statistics" else None
+    if privacy is not None:
+        _, parts = _data_and_parts(cfg.dataset, cfg.clients, cfg.alpha, cfg.partition_seed)
+        private.check_clients(privacy, [len(p) for p in parts])
+
+
 def run_server(grid: Grid, cfg: FedConfig) -> dict:
     """The ServerApp's work, returned as a report dict (and written to `cfg.report`)."""
+    preflight(cfg)
     data, _ = _data_and_parts(cfg.dataset, cfg.clients, cfg.alpha, cfg.partition_seed)
     device = resolve_device(cfg.device)
     accounting = server.Accounting(clients=cfg.clients)

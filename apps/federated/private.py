@@ -65,15 +65,9 @@ def clip_norm(privacy: ClientPrivacy, pool: PoolDescription, dim: int) -> float:
     return privacy.clip * math.sqrt(dim * max(1.0, pool.sample_rate * pool.size))
 
 
-def plan(privacy: ClientPrivacy, *, examples: int, partition: int) -> accounting.Plan:
-    """sigma for one release on `examples` rows; a delta of 1/n or more is refused."""
-    if not 0 < privacy.delta < 1 / examples:
-        below = 10 ** math.floor(math.log10(1 / examples) - 1e-9)
-        raise DistillError(
-            f"--client-delta {privacy.delta:g} is not below 1/n = {1 / examples:.3g} for client "
-            f"{partition}'s {examples} examples (it would allow releasing one outright); pass "
-            f"--client-delta {below:g} or smaller"
-        )
+def plan(privacy: ClientPrivacy, *, examples: int) -> accounting.Plan:
+    """sigma for one release on `examples` rows (accounting's checks: a delta of 1/n or more
+    is refused)."""
     with quiet_opacus(), np.errstate(divide="ignore"):
         return accounting.plan(
             epsilon=privacy.epsilon,
@@ -83,7 +77,20 @@ def plan(privacy: ClientPrivacy, *, examples: int, partition: int) -> accounting
             steps=1,
             n=examples,
             accountant=ACCOUNTANT,
+            option="--client-",
         )
+
+
+def check_clients(privacy: ClientPrivacy, sizes: list[int]) -> None:
+    """Refuse, before any client is asked, a budget the smallest client would refuse."""
+    accounting.check_request(
+        epsilon=privacy.epsilon,
+        delta=privacy.delta,
+        noise=0.0,
+        sample_rate=1.0,
+        n=min(sizes),
+        option="--client-",
+    )
 
 
 def private_statistics(
@@ -101,7 +108,7 @@ def private_statistics(
     `generator` draws the noise: `datadistill_apps.privacy.noise.generator(-1)` for a
     private release (a secret seed).
     """
-    mechanism = plan(privacy, examples=len(rows), partition=partition)
+    mechanism = plan(privacy, examples=len(rows))
     sigma = mechanism.noise_multiplier
     chosen = sample(pool, partition=partition, rows=rows, examples=len(data.y_train))
     embedders = pool.embedders()

@@ -36,7 +36,9 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
     import ray
     from flwr.simulation import run_simulation
 
-    from datadistill_apps.federated.flower_app import make_client_app, make_server_app
+    from datadistill_apps.federated.flower_app import make_client_app, make_server_app, preflight
+
+    preflight(cfg)
 
     sink: list[dict] = []
     cpus = max(1, os.cpu_count() or 1)

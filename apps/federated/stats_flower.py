@@ -113,9 +113,7 @@ def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict,
         dsa_strategy=data.spec.dsa_strategy if cfg.dsa else "",
         sample_rate=sample_rate(cfg, data),
     )
-    privacy = None
-    if cfg.client_epsilon > 0:
-        privacy = private.ClientPrivacy(cfg.client_epsilon, cfg.client_delta, cfg.client_clip)
+    privacy = client_privacy(cfg)
     ask = pool_to_record(pool, privacy)
     messages = [Message(ask, dst_node_id=n, message_type=QUERY) for n in nodes]
     replies = [r for r in grid.send_and_receive(messages, timeout=cfg.timeout) if not r.has_error()]
@@ -158,6 +156,13 @@ def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict,
         "statistics_bytes": {k: sent[k] for k in ("bytes_up", "bytes_down", "bytes_total")},
     }
     return report, net
+
+
+def client_privacy(cfg: FedConfig) -> private.ClientPrivacy | None:
+    """The budget every client spends on its upload; None for an exact upload."""
+    if cfg.client_epsilon > 0:
+        return private.ClientPrivacy(cfg.client_epsilon, cfg.client_delta, cfg.client_clip)
+    return None
 
 
 def sample_rate(cfg: FedConfig, data: Dataset) -> float:

@@ -35,17 +35,23 @@ class Plan:
         return self.noise_multiplier > 0
 
 
-def check_request(*, epsilon: float, delta: float, noise: float, sample_rate: float, n: int):
-    """Refuse a budget or mechanism that cannot give a meaningful guarantee on n examples."""
+def check_request(
+    *, epsilon: float, delta: float, noise: float, sample_rate: float, n: int, option: str = "--"
+):
+    """Refuse a budget or mechanism that cannot give a meaningful guarantee on n examples.
+
+    `option` prefixes the flags the messages name (`--client-` for a federated client's).
+    """
     if not epsilon > 0:  # also catches NaN
         raise DistillError(
-            f"epsilon must be positive, got {epsilon}; pass e.g. --epsilon 1 (or inf for no noise)"
+            f"epsilon must be positive, got {epsilon}; pass e.g. {option}epsilon 1 (or inf for "
+            "no noise)"
         )
     if not 0 < delta < 1 / n:
         raise DistillError(
             f"delta must be in (0, 1/n) = (0, {1 / n:.3g}) for n = {n} training examples, got "
             f"{delta}: a delta of 1/n allows releasing an example outright; use e.g. "
-            f"--delta {_below(1 / n):g}"
+            f"{option}delta {_below(1 / n):g}"
         )
     if not 0 < sample_rate <= 1:
         raise DistillError(f"sample rate must be in (0, 1], got {sample_rate}")
@@ -67,6 +73,7 @@ def plan(
     steps: int,
     n: int,
     accountant: str = "rdp",
+    option: str = "--",
 ) -> Plan:
     """The mechanism for a run of `steps` matching steps on `n` private examples.
 
@@ -80,7 +87,9 @@ def plan(
     """
     if accountant not in ACCOUNTANTS:
         raise DistillError(f"unknown accountant '{accountant}'; use one of {ACCOUNTANTS}")
-    check_request(epsilon=epsilon, delta=delta, noise=noise, sample_rate=sample_rate, n=n)
+    check_request(
+        epsilon=epsilon, delta=delta, noise=noise, sample_rate=sample_rate, n=n, option=option
+    )
     if noise == 0 and math.isinf(epsilon):
         return Plan(0.0, sample_rate, delta, math.inf, accountant)
     if noise == 0:

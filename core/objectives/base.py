@@ -30,6 +30,11 @@ class Objective:
         """False ends the run before the next step (a privacy budget it would exceed)."""
         return True
 
+    def one_off_steps(self, step: int) -> int:
+        """Steps from `step` on (it included) that do one-off work later steps skip, such as
+        filling a pool; the run's time estimate times them apart. None by default."""
+        return 0
+
     def summary_extra(self) -> dict:
         """Values evaluation must use, e.g. {"label_loss": "mse"} for KRR-trained labels."""
         return {}

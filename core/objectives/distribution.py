@@ -121,6 +121,12 @@ class MeanEmbedding(Objective):
             extra["pool"] = self.pool.describe()
         return extra
 
+    def one_off_steps(self, step: int) -> int:
+        """The pool's members yet to be filled (they are filled in turn, from step 0)."""
+        if self.pool is None or self.pool.visit(step) is not None:
+            return 0
+        return self.pool.size - len(self.pool.members)
+
     def state_dict(self) -> dict:
         return self.pool.state_dict(self._ops()) if self.pool is not None else {}
 
