@@ -64,7 +64,7 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
         if ray.is_initialized():
             ray.shutdown()
         os.environ.pop(TAG, None)
-        _reap_all(tag)
+        _reap(tag)
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
@@ -86,21 +86,17 @@ def ray_processes(tag: str) -> list[psutil.Process]:
     return out
 
 
-def _reap_all(tag: str, patience: float = 30.0) -> None:
-    """Reap the tagged processes until none is left: a raylet shutting down can still start
-    one (its dashboard agent) after the first look, on a busy machine."""
+def _reap(tag: str, patience: float = 30.0, grace: float = 20.0) -> None:
+    """Wait for the tagged processes to exit after Ray's shutdown, stopping any that linger,
+    until none is left: a raylet shutting down can still start one (its dashboard agent)
+    after the first look, on a busy machine."""
     deadline = time.monotonic() + patience
     while (procs := ray_processes(tag)) and time.monotonic() < deadline:
-        _reap(procs)
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
         time.sleep(0.2)
-
-
-def _reap(procs: list[psutil.Process], grace: float = 20.0) -> None:
-    """Wait for Ray's workers to exit after shutdown; stop any that linger."""
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
