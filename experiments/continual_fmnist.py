@@ -37,8 +37,10 @@ BASELINES = ("naive", "replay", "herding", "gdumb")
 def plot(means: list[dict], path: Path, *, title: str) -> Path:
     """Average accuracy over seen experiences after each experience, mean +- std."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for r in sorted(means, key=lambda r: (r["strategy"], r["method"])):
-        label = r["strategy"] if r["strategy"] in BASELINES else f"{r['strategy']} ({r['method']})"
+    for r in sorted(means, key=lambda r: (r["strategy"], r["method"], r["iterations"])):
+        label = r["strategy"]
+        if r["strategy"] not in BASELINES:
+            label += f" ({r['method']}, {r['iterations']:,} it)"
         xs = range(1, len(r["curve_mean"]) + 1)
         ys = [100 * v for v in r["curve_mean"]]
         err = [100 * v for v in r["curve_std"]]

@@ -31,7 +31,13 @@ from datadistill.distill import resolve_device
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.rows import rows_from_report
 from datadistill_apps.federated.simulate import simulate
-from datadistill_apps.federated.table import alphas, comparison, complete_rounds, shown_rounds
+from datadistill_apps.federated.table import (
+    alphas,
+    comparison,
+    complete_rounds,
+    shown_rounds,
+    summary_name,
+)
 
 RESULTS = Path(__file__).parent / "results" / "federated_fmnist.json"
 CACHE = Path(__file__).parents[1] / "runs" / "federated_fmnist"  # git-ignored
@@ -121,7 +127,7 @@ def done(path: Path, cfg: FedConfig) -> bool:
 def plot(rows: list[dict], path: Path, *, title: str) -> Path:
     """Accuracy against total bytes communicated (log scale), one panel per alpha."""
     seen = alphas(rows)
-    methods = sorted({r["method"] for r in rows if r["method"] != "fedavg"})
+    methods = sorted({summary_name(r) for r in rows if r["method"] != "fedavg"})
     colour = {m: f"C{i + 1}" for i, m in enumerate(methods)}  # the same in every panel
     fig, axes = plt.subplots(1, len(seen), figsize=(5 * len(seen), 4), squeeze=False)
     for ax, alpha in zip(axes[0], seen, strict=True):
@@ -134,9 +140,9 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
         for r in sorted(rows, key=lambda r: r["method"]):
             if r["alpha"] == alpha and r["method"] != "fedavg":
                 lost = f", lost {len(r['missing_clients'])} clients" if r["missing_clients"] else ""
-                label = f"one-shot {r['method']} IPC {r['ipc']}{lost}"
+                label = f"one-shot {summary_name(r)}{lost}"
                 ax.plot(r["bytes_total"], 100 * r["acc_mean"], "*", markersize=14,
-                        color=colour[r["method"]], label=label)  # fmt: skip
+                        color=colour[summary_name(r)], label=label)  # fmt: skip
         ax.set_xscale("log")
         ax.set(xlabel="total bytes communicated", ylabel="test accuracy (%)",
                title=f"alpha={alpha:g}")  # fmt: skip

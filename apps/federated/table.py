@@ -75,6 +75,13 @@ def matching_round(fed: list[dict], one: dict) -> str:
     )
 
 
+def summary_name(row: dict) -> str:
+    """`dm IPC 10, 2,000 it`: a one-shot row's method, size and budget (rows of several
+    budgets stand side by side)."""
+    it = f", {row['iterations']:,} it" if row.get("iterations") else ""
+    return f"{row['method']} IPC {row['ipc']}{it}"
+
+
 def comparison(rows: list[dict]) -> str:
     """Does the one-shot summary reach FedAvg's last-round accuracy with >= 10x fewer bytes?"""
     lines = ["# One-shot summary upload vs FedAvg", ""]
@@ -86,7 +93,7 @@ def comparison(rows: list[dict]) -> str:
     for r in sorted(rows, key=lambda r: (r["alpha"], r["method"] != "fedavg", r["rounds"])):
         if r["method"] == "fedavg" and r["rounds"] not in shown[r["alpha"]]:
             continue
-        name = "FedAvg" if r["method"] == "fedavg" else f"{r['method']} IPC {r['ipc']}"
+        name = "FedAvg" if r["method"] == "fedavg" else summary_name(r)
         lines.append(
             f"| {r['alpha']:g} | {name} | {r['rounds']} | {100 * r['acc_mean']:.2f} | "
             f"{results.fmt_bytes(r['bytes_total'])} | {r['missing_clients'] or '-'} |"
@@ -109,7 +116,7 @@ def comparison(rows: list[dict]) -> str:
             continue
         last = fed[-1]
         for s in one:
-            head = f"- alpha={alpha:g}, one-shot {s['method']}: {100 * s['acc_mean']:.2f}%"
+            head = f"- alpha={alpha:g}, one-shot {summary_name(s)}: {100 * s['acc_mean']:.2f}%"
             if s["missing_clients"]:
                 lines.append(f"{head} without clients {s['missing_clients']}: incomplete, rerun.")
                 continue
