@@ -1,6 +1,7 @@
 """apps/federated/cache.py: an interrupted one-shot run resumes from finished clients."""
 
 import dataclasses
+import json
 
 import torch
 
@@ -27,6 +28,36 @@ def test_second_call_loads_the_summary_instead_of_distilling(digits, tmp_path):
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
     assert again.extra["real_classes"] == first.extra["real_classes"]
     assert cache.path_of(cfg, 4).exists() and not cache.path_of(cfg, 5).exists()
+
+
+def test_a_client_stopped_mid_distillation_resumes_to_the_same_summary(
+    digits, tmp_path, monkeypatch
+):
+    rows = torch.arange(300)
+    monkeypatch.setattr(local, "CHECKPOINT_EVERY", 1)
+    run = local.distill.run
+
+    def stopped_at_3(*args, **kwargs):
+        def stop(it, record):
+            if it == 3:
+                raise KeyboardInterrupt
+
+        return run(*args, **kwargs, callbacks=[stop])
+
+    settings = dict(method="dm", ipc=2, iterations=6, seed=1, overrides={"batch_real": 8})
+    whole = local.distil_partition(digits, rows, **settings, out_dir=tmp_path / "whole")
+    folder = cache.run_folder(FedConfig(cache=str(tmp_path), iterations=6), 2)
+    monkeypatch.setattr(local.distill, "run", stopped_at_3)
+    try:
+        local.distil_partition(digits, rows, **settings, out_dir=folder)
+    except KeyboardInterrupt:
+        pass
+    assert len((folder / "metrics.jsonl").read_text().splitlines()) == 3
+    monkeypatch.setattr(local.distill, "run", run)
+    resumed = local.distil_partition(digits, rows, **settings, out_dir=folder)
+    steps = (folder / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in steps] == [1, 2, 3, 4, 5, 6]
+    assert torch.equal(whole.images, resumed.images)
 
 
 def test_no_cache_directory_means_always_distil(digits, tmp_path):

@@ -4,7 +4,8 @@ A one-shot run with many clients can take hours on a CPU (each client distils it
 classes), and so can 20 rounds of FedAvg; Flower's simulation has no checkpoint of its
 own. Each client writes its summary (core's atomic summary file) under `cache/` named by
 the config's `summary_key()` and its partition id; a rerun with the same key loads it
-instead of distilling again. FedAvg's server writes the global model and the curve so far
+instead of distilling again, and a client stopped mid-distillation resumes from its run
+folder's checkpoint. FedAvg's server writes the global model and the curve so far
 after every round that had every client's update (`fedavg_key()`); a rerun starts from
 the last such round. In statistics mode each client keeps its upload (`statistics_key()`),
 so cells that differ only in the server's IPC or iterations compute it once; a private
@@ -35,6 +36,11 @@ Upload = tuple[ClassStatistics, dict | None]  # a statistics upload and its mech
 
 def path_of(cfg: FedConfig, pid: int) -> Path:
     return Path(cfg.cache) / f"{cfg.summary_key()}-client{pid}.safetensors"
+
+
+def run_folder(cfg: FedConfig, pid: int) -> Path | None:
+    """Where the client's distillation checkpoints while it runs (None without a cache)."""
+    return Path(cfg.cache) / f"{cfg.summary_key()}-client{pid}-run" if cfg.cache else None
 
 
 def cached(cfg: FedConfig, pid: int, distil: Callable[[], Summary]) -> tuple[Summary, bool]:

@@ -78,6 +78,7 @@ def make_client_app(bound: FedConfig | None = None) -> ClientApp:
                 iterations=cfg.iterations or None,
                 seed=cfg.seed * 1000 + pid,
                 device=resolve_device(cfg.device),
+                out_dir=cache.run_folder(cfg, pid),
             ),
         )
         flwr_log(

@@ -11,6 +11,7 @@ uploaded as is, since a summary of it could not be smaller. Under strong label s
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 
@@ -20,6 +21,8 @@ from datadistill.errors import DistillError
 from datadistill.loop import RunOptions
 from datadistill.summary import Summary, count_bytes
 from datadistill.train import TrainConfig, train
+
+CHECKPOINT_EVERY = 50  # steps; a pooled DM checkpoint holds the pool's means (MBs)
 
 
 def client_data(data: Dataset, rows: torch.Tensor) -> Dataset:
@@ -42,11 +45,14 @@ def distil_partition(
     device: torch.device | str = "cpu",
     overrides: dict | None = None,
     progress: bool = False,
+    out_dir: Path | None = None,
 ) -> Summary:
     """Distil the client's partition into a Summary over the global classes.
 
     Returns a Summary with the global spec; `extra` records which classes were
-    distilled, which were sent as real examples, and the partition's size.
+    distilled, which were sent as real examples, and the partition's size. With `out_dir`
+    the distillation checkpoints there and a rerun resumes it (an interrupted client loses
+    at most `CHECKPOINT_EVERY` steps).
     """
     if len(rows) == 0:
         raise DistillError("this client's partition is empty; use fewer clients or larger alpha")
@@ -62,8 +68,16 @@ def distil_partition(
         spec = dataclasses.replace(data.spec, num_classes=len(rich))
         x_k = data.x_train[keep]
         local = Dataset(spec, x_k, remap[data.y_train[keep]], x_k[:0], y[:0])
-        options = RunOptions(seed=seed, iterations=iterations, progress=progress)
-        s = distill.run(method, local, ipc, options=options, overrides=overrides, device=device)
+        options = RunOptions(
+            seed=seed,
+            iterations=iterations,
+            progress=progress,
+            resume=out_dir is not None,
+            checkpoint_every=CHECKPOINT_EVERY,
+        )
+        s = distill.run(
+            method, local, ipc, options=options, overrides=overrides, device=device, out_dir=out_dir
+        )
         images.append(s.images)
         labels.append(_to_global(s.labels, rich, data.spec.num_classes))
         stored += int(s.stored_bytes)
