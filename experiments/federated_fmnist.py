@@ -7,8 +7,9 @@ read at rounds 1, 5 and 20. Both run on Flower's simulation engine; bytes are th
 payloads Flower counts. Rows go to experiments/results/federated_fmnist.json, the plot
 of accuracy against total bytes to federated_fmnist.png, and a note to federated_fmnist.md.
 Resumable per (alpha, side): a rerun skips what already has its rows; within a one-shot
-run it skips the clients whose summaries are in --cache, and a FedAvg run goes on from
-the last complete round kept there.
+run it skips the clients whose summaries are in --cache and resumes a stopped client's
+distillation from its checkpoint there, and a FedAvg run goes on from the last complete
+round kept there.
 
     python experiments/federated_fmnist.py                       # the full experiment
     python experiments/federated_fmnist.py --iterations 200      # the committed rows (CPU)
