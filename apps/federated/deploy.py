@@ -23,7 +23,7 @@ import psutil
 
 from datadistill.errors import DistillError
 from datadistill_apps.federated.config import FedConfig
-from datadistill_apps.federated.simulate import FLWR_HOME, flower_env
+from datadistill_apps.federated.simulate import FLWR_HOME, flower_env, kill_lingering
 
 APP_DIR = Path(__file__).parent / "flwr_app"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -74,13 +74,7 @@ def stop(procs: list[subprocess.Popen], *, grace: float = 10.0) -> None:
             p.terminate()
         except psutil.NoSuchProcess:
             pass
-    _, alive = psutil.wait_procs(tree, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=grace)
+    kill_lingering(tree, grace=grace)
     for p in procs:
         try:
             p.wait(timeout=grace)

@@ -92,11 +92,16 @@ def _reap(tag: str, patience: float = 30.0, grace: float = 20.0) -> None:
     after the first look, on a busy machine."""
     deadline = time.monotonic() + patience
     while (procs := ray_processes(tag)) and time.monotonic() < deadline:
-        _, alive = psutil.wait_procs(procs, timeout=grace)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+        kill_lingering(procs, grace=grace)
         time.sleep(0.2)
+
+
+def kill_lingering(procs: list[psutil.Process], *, grace: float) -> None:
+    """Give `procs` `grace` seconds to exit, then kill those still alive."""
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
