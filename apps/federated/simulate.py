@@ -88,12 +88,15 @@ def ray_processes(tag: str) -> list[psutil.Process]:
 
 def _reap(tag: str, patience: float = 30.0, grace: float = 20.0) -> None:
     """Wait for the tagged processes to exit after Ray's shutdown, stopping any that linger,
-    until none is left: a raylet shutting down can still start one (its dashboard agent)
-    after the first look, on a busy machine."""
+    until two looks a second apart find none: a raylet shutting down can still start one
+    (its dashboard agent) after a look, on a busy machine."""
     deadline = time.monotonic() + patience
-    while (procs := ray_processes(tag)) and time.monotonic() < deadline:
+    empty = 0
+    while empty < 2 and time.monotonic() < deadline:
+        procs = ray_processes(tag)
+        empty = 0 if procs else empty + 1
         kill_lingering(procs, grace=grace)
-        time.sleep(0.2)
+        time.sleep(1.0)
 
 
 def kill_lingering(procs: list[psutil.Process], *, grace: float) -> None:
