@@ -28,10 +28,9 @@ from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig
 from datadistill.plots import accuracy_curves, variant_bars
 from datadistill.results import load_rows, table
-from datadistill.train import TrainConfig
+from datadistill.train import QUICK, TrainConfig
 
 RESULTS = Path("experiments/results")
-QUICK_EPOCHS = 300  # the quick protocol's; rows at other epochs plot apart
 
 
 def parse_sets(items: list[str]) -> tuple[tuple[str, str], ...]:
@@ -69,7 +68,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="method settings")
     p.add_argument("--seed", type=int, default=0, help="distillation seed (a new run folder)")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=QUICK_EPOCHS)
+    p.add_argument("--epochs", type=int, default=QUICK.epochs)
     p.add_argument("--device", default="auto")
     p.add_argument("--time-limit", type=float, help="seconds per distillation before it stops")
     p.add_argument(
@@ -128,7 +127,7 @@ def main() -> None:
     rows.sort(key=lambda r: (r["ipc"], r["method"]))
     print(table(rows))
     plot = results.with_suffix(".png")
-    if args.epochs != QUICK_EPOCHS:
+    if args.epochs != QUICK.epochs:
         plot = results.with_name(f"{results.stem}_{args.epochs}ep.png")
     if args.validation:  # a search: one bar per setting, on the held-out split
         title = f"{args.dataset}: {args.validation} training images a class held out"
