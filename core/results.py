@@ -24,7 +24,11 @@ ROW_KEYS = (
     "method", "dataset", "ipc", "iterations", "arch", "runs", "acc_mean", "acc_std",
     "images", "stored_bytes", "sec_per_iter", "peak_mem_mb", "command",
 )  # fmt: skip
-IDENTITY = ("method", "dataset", "ipc", "iterations", "arch", "eval_epochs", "seed", "variant")
+# `epochs` is a stream's training epochs per experience (continual): rows that differ in it
+# are different experiments, not a rerun of one
+IDENTITY = (
+    "method", "dataset", "ipc", "iterations", "arch", "eval_epochs", "epochs", "seed", "variant",
+)  # fmt: skip
 
 
 _COMMAND: list[str] = []

@@ -114,6 +114,7 @@ def main() -> None:
                         "ipc": memory,
                         "iterations": args.iterations if name in strategies.DISTILLED else 0,
                         "arch": args.arch,
+                        "epochs": args.epochs,
                         "seed": seed,
                         "variant": f"strategy={name},memory={memory},order={seed}",
                     }

@@ -22,3 +22,10 @@ def test_mean_rows_use_the_population_std_and_name_every_command_that_made_them(
     assert row["runs"] == 3
     assert row["acc_std"] == statistics.pstdev(accs) != statistics.stdev(accs)
     assert row["command"] == "python a.py --orders 0 && python a.py --orders 1"
+
+
+def test_orders_trained_for_other_epochs_make_their_own_mean_row():
+    rows = [{**_order_row(s, 0.5 + 0.1 * s, "c"), "epochs": e} for s in (0, 1) for e in (1, 5)]
+    means = aggregate(rows)
+    assert sorted(r["epochs"] for r in means) == [1, 5]
+    assert all(r["runs"] == 2 for r in means)

@@ -31,6 +31,13 @@ def test_append_replaces_the_same_cell(tmp_path):
     assert {r["ipc"]: r["acc_mean"] for r in rows} == {1: 0.9, 10: 0.5}
 
 
+def test_rows_that_differ_in_training_epochs_stand_side_by_side(tmp_path):
+    path = tmp_path / "r.json"
+    append_rows(path, [_row(epochs=1, acc_mean=0.7)])
+    append_rows(path, [_row(epochs=5, acc_mean=0.8)])
+    assert sorted(r["acc_mean"] for r in load_rows(path)) == [0.7, 0.8]
+
+
 def test_rows_must_follow_the_schema(tmp_path):
     bad = _row()
     del bad["stored_bytes"]

@@ -77,7 +77,7 @@ def memoryless_copy(row: dict, memory: int) -> dict:
     }
 
 
-GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iterations")
+GROUP = ("method", "strategy", "memory_per_class", "dataset", "arch", "iterations", "epochs")
 
 
 def aggregate(seed_rows: list[dict]) -> list[dict]:
@@ -86,7 +86,7 @@ def aggregate(seed_rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in seed_rows:
         if "seed" in r and r["runs"] == 1:
-            groups.setdefault(tuple(r[k] for k in GROUP), []).append(r)
+            groups.setdefault(tuple(r.get(k) for k in GROUP), []).append(r)
     out = []
     for rs in groups.values():
         row = {k: v for k, v in rs[0].items() if k not in _PER_SEED}
