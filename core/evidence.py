@@ -44,16 +44,19 @@ def kept_name(iteration: int) -> str:
 
 
 def keep(latest: Path, iteration: int) -> Path:
-    """Keep an immutable copy of the summary at `latest` after `iteration` iterations.
+    """Keep an immutable copy of the summary at `latest` after `iteration` iterations:
+    `summary-it{iteration}.safetensors` beside it (see `keep_as`). Returns the copy's path."""
+    return keep_as(latest.with_name(kept_name(iteration)), latest.read_bytes())
 
-    The copy is `summary-it{iteration}.safetensors` beside it. An existing copy is never
-    replaced: when it holds other bytes (a rerun from scratch, another device), this one
-    is kept as `summary-it{iteration}-{sha8}.safetensors`. Returns the copy's path."""
-    data = latest.read_bytes()
+
+def keep_as(path: Path, data: bytes) -> Path:
+    """Write `data` at `path` once, never replacing other bytes there.
+
+    When `path` already holds other bytes (a rerun from scratch, another device), this copy
+    is kept as `{stem}-{sha8}{suffix}` beside it. Returns the path that holds `data`."""
     digest = hashlib.sha256(data).hexdigest()
-    path = latest.with_name(kept_name(iteration))
     if path.exists() and sha256(path) != digest:
-        path = latest.with_name(f"summary-it{iteration}-{digest[:8]}.safetensors")
+        path = path.with_name(f"{path.stem}-{digest[:8]}{path.suffix}")
     if not path.exists():
         atomic.write_bytes(path, data)
     return path

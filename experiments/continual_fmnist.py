@@ -8,7 +8,8 @@ over orders, in experiments/results/continual_fmnist.json; one plot per memory o
 average accuracy after each experience, one line per strategy.
 
 Resumable: every (method, strategy, memory, order) run is one row, written as soon as it
-ends and skipped when found again.
+ends and skipped when found again. Each row cites the memory its stream ended with, kept
+under experiments/results/continual_TAG/ by path and sha256.
 
     python experiments/continual_fmnist.py [--memory 10 20] [--seeds 3] [--device auto]
     python experiments/continual_fmnist.py --orders 2 --strategies gdumb ...  (one share)
@@ -89,6 +90,7 @@ def main() -> None:
     args = p.parse_args()
 
     results = Path(f"experiments/results/continual_{args.tag}.json")
+    memories = results.with_suffix("")  # each row cites the memory its stream ended with
     device = resolve_device(args.device)
     config = strategies.StrategyConfig(
         arch=args.arch, epochs=args.epochs, recall_epochs=args.recall_epochs
@@ -134,6 +136,8 @@ def main() -> None:
                         config=config,
                         distill=distill,
                         device=device,
+                        memory_file=memories / f"{name}-{method}-m{memory}-"
+                        f"it{probe['iterations']}-e{args.epochs}-order{seed}.safetensors",
                     )
                     row = seed_row(
                         r,

@@ -227,3 +227,28 @@ def test_a_stopped_stream_reuses_its_cached_distillations(bench, tmp_path, monke
     assert uncached.acc_matrix == first.acc_matrix == resumed.acc_matrix
     assert [f.stat().st_mtime_ns for f in kept] == stamps  # loaded, not run again
     assert len(list(tmp_path.iterdir())) == 5  # the two lost ones ran again
+
+
+def test_a_stream_row_cites_the_memory_it_ended_with(bench, tmp_path, monkeypatch):
+    from datadistill import evidence
+    from datadistill.results import append_rows, load_rows
+    from datadistill.summary import Summary
+    from datadistill_apps.continual.rows import seed_row
+
+    monkeypatch.chdir(tmp_path)  # rows cite paths relative to the working folder
+    target = tmp_path / "memories" / "replay-order0.safetensors"
+    kw = dict(strategy="replay", memory=MEMORY, config=TINY, distill=TINY_DM)
+    first = run_stream(bench, **kw, seed=0, memory_file=target.relative_to(tmp_path))
+    row = seed_row(first, dataset="digits", method="replay", iterations=0, arch="mlp")
+    append_rows("rows.json", [row])
+    (cited,) = load_rows("rows.json")
+    assert cited["summary"] == first.memory_file
+    assert cited["summary_sha256"] == evidence.sha256(target)
+    kept = Summary.load(target)
+    assert kept.n == first.buffer_sizes[-1]["images"] == MEMORY * 10
+    assert kept.stored_bytes == first.stored_bytes
+    assert sorted(kept.labels.unique().tolist()) == list(range(10))
+    before = target.read_bytes()
+    second = run_stream(bench, **kw, seed=1, memory_file=target.relative_to(tmp_path))
+    assert second.memory_file != first.memory_file  # other exemplars, kept beside the first
+    assert target.read_bytes() == before

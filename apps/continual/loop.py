@@ -18,7 +18,7 @@ from avalanche.logging import InteractiveLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from datadistill_apps.continual.bench import SplitBenchmark
-from datadistill_apps.continual.memory import DistillMemoryConfig, usage
+from datadistill_apps.continual.memory import DistillMemoryConfig, keep, usage
 from datadistill_apps.continual.strategies import StrategyConfig, build
 
 ACC_EXP = "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{:03d}"
@@ -46,6 +46,7 @@ class StreamResult:
     buffer_sizes: list[dict] = field(default_factory=list)  # usage() after each experience
     stored_bytes: int = 0  # bytes the memory is charged for at the end
     seconds: float = 0.0
+    memory_file: str | None = None  # the final memory, kept for rows to cite
 
 
 def run_stream(
@@ -60,11 +61,13 @@ def run_stream(
     progress: bool = False,
     log_file: str | Path | None = None,
     deadline: float | None = None,
+    memory_file: Path | None = None,
 ) -> StreamResult:
     """Train `strategy` through `bench`'s experiences with Avalanche and measure it.
 
     `deadline` (a `time.monotonic()` value) is checked before each experience; past it,
-    `TimeLimitReached` is raised.
+    `TimeLimitReached` is raised. `memory_file`: where the final memory is kept (a strategy
+    that holds one), so the row can cite what the last model was trained with.
     """
     loggers = [InteractiveLogger()] if progress else []
     handle = open(log_file, "a") if log_file else None
@@ -104,6 +107,12 @@ def run_stream(
             handle.close()
     curve = [sum(row[: i + 1]) / (i + 1) for i, row in enumerate(matrix)]
     stored = getattr(built.buffer, "stored_bytes", sizes[-1]["bytes"] if sizes else 0)
+    kept = None
+    if memory_file is not None and built.buffer is not None and sizes and sizes[-1]["images"]:
+        kept = keep(
+            built.buffer, Path(memory_file), spec=bench.data.spec, strategy=strategy,
+            seed=seed, memory=memory,
+        )  # fmt: skip
     return StreamResult(
         strategy=strategy,
         memory=memory,
@@ -116,4 +125,5 @@ def run_stream(
         buffer_sizes=sizes,
         stored_bytes=int(stored),
         seconds=time.monotonic() - started,
+        memory_file=None if kept is None else str(kept),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 from avalanche.training.storage_policy import ExemplarsBuffer
 from torch.utils.data import DataLoader
 
-from datadistill import methods
+from datadistill import evidence, methods
 from datadistill.data import Dataset
 from datadistill.distill import run
 from datadistill.errors import DistillError
@@ -71,6 +72,26 @@ def usage(buffer: ExemplarsBuffer) -> dict:
     x, y = tensors(buffer.buffer)
     per_class = {int(c): int(n) for c, n in zip(*torch.unique(y, return_counts=True), strict=True)}
     return {"images": len(y), "bytes": count_bytes(x, y), "per_class": per_class}
+
+
+def keep(
+    buffer: ExemplarsBuffer, path: Path, *, spec: DataSpec, strategy: str, seed: int, memory: int
+) -> Path:
+    """The memory a stream ends with, as a summary file a row can cite by path and sha256.
+
+    Written once and never replaced (`evidence.keep_as`): a rerun whose memory differs is
+    kept beside it. Raw and distilled buffers alike, charged the bytes the row reports.
+    """
+    x, y = tensors(buffer.buffer)
+    stored = getattr(buffer, "stored_bytes", count_bytes(x, y))
+    summary = Summary(
+        images=x, labels=y, spec=spec, method=strategy, ipc=memory, stored_bytes=int(stored),
+        seed=seed, config={"strategy": strategy, "memory_per_class": memory},
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        data = summary.save(Path(tmp) / path.name).read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return evidence.keep_as(path, data)
 
 
 def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset, torch.Tensor]:

@@ -130,6 +130,7 @@ def cmd_continual(args) -> list[dict]:
             r = run_stream(
                 bench, strategy=name, memory=args.memory, seed=seed, config=config,
                 distill=distill, device=device, progress=False, log_file=log, deadline=deadline,
+                memory_file=run_folder.memory_file(out, name, seed),
             )  # fmt: skip
         except TimeLimitReached:
             stopped = True

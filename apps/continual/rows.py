@@ -55,6 +55,8 @@ def seed_row(r: StreamResult, *, dataset: str, method: str, iterations: int, arc
         buffer_sizes=r.buffer_sizes,
         seconds=round(r.seconds, 1),
     )
+    if r.memory_file is not None:
+        row["summary"] = r.memory_file  # results.append_rows adds its sha256
     return row
 
 
@@ -109,7 +111,7 @@ def aggregate(seed_rows: list[dict]) -> list[dict]:
     return out
 
 
-_PER_SEED = ("seed", "acc_matrix", "class_order", "buffer_sizes")
+_PER_SEED = ("seed", "acc_matrix", "class_order", "buffer_sizes", "summary", "summary_sha256")
 
 
 def rows(

@@ -19,10 +19,16 @@ from datadistill.results import append_rows, load_rows
 SETTINGS_FILE = "settings.json"
 ROWS_FILE = "rows.json"
 DISTILLATIONS = "distillations"
+MEMORIES = "memories"
 
 
 def default_out(benchmark: str, memory: int) -> Path:
     return Path("runs") / f"continual-{benchmark}-m{memory}"
+
+
+def memory_file(out: Path, strategy: str, order: int) -> Path:
+    """Where a unit's final memory is kept for its row to cite."""
+    return out / MEMORIES / f"{strategy}-order{order}.safetensors"
 
 
 def claim(out: Path, settings: dict) -> None:
