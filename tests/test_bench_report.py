@@ -127,3 +127,20 @@ def test_a_validation_search_plots_one_bar_per_setting(tmp_path, monkeypatch):
     out = plots.variant_bars(rows, tmp_path / "search.png", title="t", ylabel="validation")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ticks == ["mtt ipc1\nstart-2", "mtt ipc1\nstart-5"]
+
+
+def test_best_rows_take_each_sides_best_under_one_protocol_and_name_its_variant():
+    rows = [
+        row("dm", 10, accs=(0.80,) * 5),
+        row("dm", 10, accs=(0.84,) * 5, variant="pool200", iterations=20000),
+        row("dm", 10, accs=(0.95,) * 2, variant="lucky"),  # too few runs to compare
+        row("dm", 10, accs=(0.99,) * 5, eval_epochs=1000),  # another protocol
+        row("dm", 10, accs=(0.99,) * 5, budget_seconds=900),  # an equal-compute cell
+        row("dsa", 10, accs=(0.81, 0.83) * 3),
+    ]
+    best = bench_tables.best_rows(rows)
+    assert best["dm", 10]["variant"] == "pool200"
+    assert best["dm", 10]["acc_mean"] == pytest.approx(0.84)
+    assert bench_tables.within_noise(best["dm", 10], best["dsa", 10]) is False
+    wide = {**best["dsa", 10], "acc_std": 0.03}
+    assert bench_tables.within_noise(best["dm", 10], wide) is True

@@ -7,7 +7,9 @@ Which rows answer a question when a results file holds several protocols:
   iterations; rows of several distillation seeds are pooled (their per-run accuracies).
 - transferability uses, at one IPC, the evaluation protocol (epochs) that covers the most
   architectures, so every column was trained the same way.
-Rows with a `variant` are ablations of a method and left out.
+Rows with a `variant` are ablations of a method and left out, except by `best_rows`, which
+answers "how well can this method do under the quick protocol" with the best row of any
+budget or variant, named.
 """
 
 from __future__ import annotations
@@ -58,6 +60,31 @@ def main_rows(
         if protocol > best.get((method, ipc), (-1,)):
             best[method, ipc] = protocol
     return {key: pooled(groups[(*key, p)]) for key, p in best.items()}
+
+
+def best_rows(
+    rows: Iterable[dict], *, arch: str = "convnet", epochs: int = 300, runs: int = 5
+) -> dict[tuple[str, int], dict]:
+    """(method, ipc) -> the best pooled row of any distillation budget or variant among those
+    of at least `runs` fresh models trained `epochs` epochs on `arch` (outside equal-compute
+    sweeps): each side's best under one evaluation protocol, for like-with-like comparison."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("budget_seconds") is not None or r.get("acc_mean") is None:
+            continue
+        if r["arch"] == arch and (r.get("eval_epochs") or epochs) == epochs:
+            groups[r["method"], r["ipc"], r.get("variant"), r["iterations"]].append(r)
+    best: dict[tuple[str, int], dict] = {}
+    for (method, ipc, *_), rs in groups.items():
+        row, kept = pooled(rs), best.get((method, ipc))
+        if row["runs"] >= runs and (kept is None or row["acc_mean"] > kept["acc_mean"]):
+            best[method, ipc] = row
+    return best
+
+
+def within_noise(a: dict, b: dict) -> bool:
+    """Whether two rows' mean +- std intervals overlap."""
+    return abs(a["acc_mean"] - b["acc_mean"]) <= a["acc_std"] + b["acc_std"]
 
 
 def transfer_rows(rows: Iterable[dict], *, ipc: int) -> dict[tuple[str, str], dict]:
