@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import safetensors
@@ -78,6 +79,15 @@ def cited(row: dict) -> str | None:
         if isinstance(value, str) and value.endswith(".safetensors"):
             return value
     return None
+
+
+def keep_summary(summary, path: Path) -> Path:
+    """Save `summary` (anything with `.save(path)`) at `path` once, never replacing other
+    bytes there (`keep_as`): what an app trained on, kept for its rows to cite."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = summary.save(Path(tmp) / path.name).read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return keep_as(path, data)
 
 
 def verify(row: dict, root: str | Path, hashes: dict[str, list[Path]] | None = None) -> str | None:

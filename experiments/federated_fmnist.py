@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             device=device,
             cache=str(args.cache.resolve()),
+            keep=str(args.results.with_suffix("").resolve()),  # what rows cite
             timeout=args.timeout,
         )
         fedavg = FedConfig(**{**base.__dict__, "mode": "fedavg", "rounds": args.rounds})

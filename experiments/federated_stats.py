@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                     device=device,
                     timeout=args.timeout,
                     cache=str(args.cache.resolve()),
+                    keep=str(args.results.with_suffix("").resolve()),  # what rows cite
                 )
                 if not done(args.results, cfg):
                     results.append_rows(args.results, rows_from_report(simulate(cfg)))

@@ -230,6 +230,27 @@ def test_server_finishes_without_a_failed_client_and_names_it(digits, tmp_path, 
     assert set(ROW_KEYS) <= set(row) and row["variant"] == "summary,alpha=0.5,clients=3"
 
 
+def test_a_one_shot_row_cites_the_union_its_model_trained_on(digits, tmp_path, monkeypatch):
+    from datadistill import evidence
+    from datadistill.results import append_rows, load_rows
+    from datadistill.summary import Summary
+
+    monkeypatch.setattr(flower_app, "Message", _fake_message)
+    monkeypatch.chdir(tmp_path)  # rows cite paths relative to the working folder
+    cfg = FedConfig(clients=3, alpha=0.5, ipc=2, epochs=2, timeout=5.0, keep=str(tmp_path / "k"))
+    _, parts = flower_app._data_and_parts("digits", 3, 0.5, 0)
+    report = flower_app.run_server(FakeGrid(cfg, digits, parts), cfg)
+    append_rows("rows.json", rows.rows_from_report(report))
+    (row,) = load_rows("rows.json")
+    assert row["summary"].startswith("k/") and not Path(row["summary"]).is_absolute()
+    assert row["summary_sha256"] == evidence.sha256(row["summary"])
+    kept = Summary.load(row["summary"])
+    assert kept.n == report["images"] and kept.stored_bytes == report["stored_bytes"]
+    before = Path(row["summary"]).read_bytes()
+    flower_app.run_server(FakeGrid(cfg, digits, parts), cfg)  # a rerun never replaces it
+    assert Path(row["summary"]).read_bytes() == before and evidence.verify(row, ".") is None
+
+
 def test_fedavg_rows_one_per_round():
     report = {
         "config": FedConfig(mode="fedavg", rounds=3, alpha=0.1).to_run_config(),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def keep(
 ) -> Path:
     """The memory a stream ends with, as a summary file a row can cite by path and sha256.
 
-    Written once and never replaced (`evidence.keep_as`): a rerun whose memory differs is
+    Written once and never replaced (`evidence.keep_summary`): a rerun whose memory differs is
     kept beside it. Raw and distilled buffers alike, charged the bytes the row reports.
     """
     x, y = tensors(buffer.buffer)
@@ -88,10 +87,7 @@ def keep(
         images=x, labels=y, spec=spec, method=strategy, ipc=memory, stored_bytes=int(stored),
         seed=seed, config={"strategy": strategy, "memory_per_class": memory},
     )  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        data = summary.save(Path(tmp) / path.name).read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return evidence.keep_as(path, data)
+    return evidence.keep_summary(summary, path)
 
 
 def restrict(x: torch.Tensor, y: torch.Tensor, spec: DataSpec) -> tuple[Dataset, torch.Tensor]:

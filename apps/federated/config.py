@@ -51,6 +51,9 @@ class FedConfig:
             that finished, and FedAvg keeps
             its model after each complete round, so that a rerun goes on from there
             (empty: neither).
+        keep: a directory where the server keeps what its model trained on (the union of
+            the clients' summaries, or its summary of their statistics), once and never
+            replaced, so a row cites it by path and sha256 (empty: nothing kept).
     """
 
     dataset: str = "digits"
@@ -73,6 +76,7 @@ class FedConfig:
     fail_clients: str = ""  # comma-separated partition ids, for failure tests
     report: str = ""  # JSON file the ServerApp writes its report to
     cache: str = ""  # directory of finished clients' summaries (resume); empty: no cache
+    keep: str = ""  # directory where the server keeps what its model trained on (rows cite it)
     pool: int = 50
     server_lr: float = 100.0
     warm_rounds: int = 0

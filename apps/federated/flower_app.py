@@ -249,6 +249,7 @@ def _one_shot(grid: CountingGrid, nodes, cfg: FedConfig, data, device) -> dict:
     )
     return {
         "accuracy": acc,
+        "summary": server.keep_training_set(summaries, cfg, data),
         "images": sum(s.n for s in summaries),
         "stored_bytes": sum(int(s.stored_bytes) for s in summaries),
         "received": sorted(s.extra["partition_id"] for s in summaries),

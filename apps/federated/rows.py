@@ -11,6 +11,8 @@ from Opacus, delta, sigma, clip norm C), from which anyone can recompute epsilon
 
 from __future__ import annotations
 
+import os
+
 from datadistill.results import command_line
 
 
@@ -31,6 +33,13 @@ def _base(report: dict) -> dict:
         "wall_seconds": report["wall_seconds"],
         "device": cfg["device"],
     }
+
+
+def cited(report: dict) -> dict:
+    """The summary the server trained on, relative to the working folder (the repository
+    root for experiments; `results.append_rows` adds its sha256), when it was kept."""
+    kept = report.get("summary")
+    return {"summary": os.path.relpath(kept)} if kept else {}
 
 
 def _partitioning(cfg: dict) -> str:
@@ -59,6 +68,7 @@ def rows_from_report(report: dict) -> list[dict]:
                 "bytes_down": report["bytes_down"],
                 "bytes_total": report["bytes_total"],
             }
+            | cited(report)
         ]
     out = []
     for key, point in sorted(report["per_round"].items(), key=lambda kv: int(kv[0])):
@@ -115,6 +125,7 @@ def rows_from_statistics(report: dict) -> list[dict]:
             "bytes_down": sent["bytes_down"],
             "bytes_total": sent["bytes_total"],
         }
+        | cited(report)
     ]
     per_round = report.get("warm_fedavg", {}).get("per_round", {})
     for key, point in sorted(per_round.items(), key=lambda kv: int(kv[0])):

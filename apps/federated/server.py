@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from datadistill import nets
+from datadistill import evidence, nets
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.evaluate import train_config_for
 from datadistill.summary import Summary
 from datadistill.train import TrainConfig, test, train
+from datadistill_apps.federated.config import FedConfig
 
 
 def union(summaries: list[Summary], *, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,6 +33,27 @@ def union(summaries: list[Summary], *, num_classes: int) -> tuple[torch.Tensor, 
             y if y.dim() == 2 else torch.nn.functional.one_hot(y, num_classes).float() for y in ys
         ]
     return torch.cat(xs), torch.cat(ys)
+
+
+def keep_training_set(summaries: list[Summary], cfg: FedConfig, data: Dataset) -> str | None:
+    """Keep the union the server trains on under `cfg.keep` as one summary file (never
+    replaced), so a row cites what its accuracy measured; None when `cfg.keep` is empty."""
+    if not cfg.keep:
+        return None
+    x, y = union(summaries, num_classes=data.spec.num_classes)
+    kept = Summary(
+        images=x, labels=y, spec=data.spec, method=summaries[0].method, ipc=cfg.ipc,
+        stored_bytes=sum(int(s.stored_bytes) for s in summaries), seed=cfg.seed,
+        config={"mode": cfg.mode, "alpha": cfg.alpha, "clients": cfg.clients,
+                "iterations": cfg.iterations, "pool": cfg.pool},
+    )  # fmt: skip
+    name = (
+        f"{cfg.mode}-alpha{cfg.alpha:g}-clients{cfg.clients}-{kept.method}-ipc{cfg.ipc}"
+        f"-it{cfg.iterations}-seed{cfg.seed}"
+        + (f"-eps{cfg.client_epsilon:g}" if cfg.client_epsilon else "")
+        + ".safetensors"
+    )
+    return str(evidence.keep_summary(kept, Path(cfg.keep) / name))
 
 
 def build_net(arch: str, data: Dataset, *, seed: int, device) -> torch.nn.Module:

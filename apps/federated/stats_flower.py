@@ -147,6 +147,7 @@ def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict,
     sent = grid.accounting.as_dict()
     report = {
         "accuracy": acc,
+        "summary": server.keep_training_set([summary], cfg, data),
         "images": summary.n,
         "stored_bytes": int(summary.stored_bytes),
         "received": received,
