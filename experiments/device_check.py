@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from datadistill import atomic, methods
 from datadistill import data as datasets
-from datadistill import methods
 from datadistill.distill import resolve_device, run
 from datadistill.evaluate import EvalConfig, evaluate
 from datadistill.experts import ExpertConfig, train_experts
@@ -108,7 +108,7 @@ def main() -> int:
             rows.append({"method": name, "ok": False, "error": f"{type(e).__name__}: {e}"})
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        atomic.write_bytes(args.out, json.dumps(rows, indent=1).encode())
     failed = [r["method"] for r in rows if not r["ok"]]
     print("failed:", ", ".join(failed) or "none")
     return 1 if failed else 0

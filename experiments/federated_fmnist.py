@@ -27,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from datadistill import plots, results
+from datadistill import atomic, plots, results
 from datadistill.distill import resolve_device
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.rows import rows_from_report
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [r for r in results.load_rows(args.results) if r["dataset"] == args.dataset]
     plot(rows, args.results.with_suffix(".png"), title=f"{args.dataset}, {args.clients} clients")
     note = comparison(rows)
-    args.results.with_suffix(".md").write_text(note)
+    atomic.write_bytes(args.results.with_suffix(".md"), note.encode())
     print(note)
 
 

@@ -50,8 +50,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from datadistill import atomic, plots, results
 from datadistill import data as datasets
-from datadistill import plots, results
 from datadistill.distill import resolve_device
 from datadistill_apps.federated import statistics, stats_server
 from datadistill_apps.federated.config import FedConfig
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     title = f"{args.dataset}, {args.clients} clients, pool {args.pool}"
     plot(rows, args.results.with_suffix(".png"), title=title)
     note = verdict(rows)
-    args.results.with_suffix(".md").write_text(note)
+    atomic.write_bytes(args.results.with_suffix(".md"), note.encode())
     print(note)
 
 

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
+from datadistill import atomic, nets
 from datadistill import data as datasets
-from datadistill import nets
 from datadistill.bench.cells import Cell, run_cell
 from datadistill.distill import resolve_device
 from datadistill.evaluate import EvalConfig
@@ -219,7 +219,7 @@ def report(args, data, device) -> None:
     rows = [r if r["method"] == "dp-sgd" else r | {"privacy": _privacy(r, data)}
             for r in sorted(load_rows(RESULTS), key=lambda r: (r["method"], _eps(r)))]  # fmt: skip
     text = training(rows) + "\n\n" + audits(load_rows(AUDIT)) + "\n"
-    RESULTS.with_suffix(".md").write_text(text)
+    atomic.write_bytes(RESULTS.with_suffix(".md"), text.encode())
     print(text)
     plot(rows, RESULTS.with_suffix(".png"))
 
