@@ -38,10 +38,16 @@ BASELINES = ("naive", "replay", "herding", "gdumb")
 def plot(means: list[dict], path: Path, *, title: str) -> Path:
     """Average accuracy over seen experiences after each experience, mean +- std."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more series than the default's 10 colours
+    epochs = {}  # strategy -> the training epochs its series differ in, if they do
+    for r in means:
+        epochs.setdefault(r["strategy"], set()).add(r.get("epochs"))
     for r in sorted(means, key=lambda r: (r["strategy"], r["method"], r["iterations"])):
         label = r["strategy"]
         if r["strategy"] not in BASELINES:
-            label += f" ({r['method']}, {r['iterations']:,} it)"
+            label += f" ({r['method']}, {r['iterations']:,} it"
+            differ = len(epochs[r["strategy"]]) > 1 and r["strategy"] not in strategies.RECALL
+            label += f", {r['epochs']} ep/exp)" if differ else ")"  # recall retrains anyway
         xs = range(1, len(r["curve_mean"]) + 1)
         ys = [100 * v for v in r["curve_mean"]]
         err = [100 * v for v in r["curve_std"]]
