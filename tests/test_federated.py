@@ -251,6 +251,17 @@ def test_a_one_shot_row_cites_the_union_its_model_trained_on(digits, tmp_path, m
     assert Path(row["summary"]).read_bytes() == before and evidence.verify(row, ".") is None
 
 
+def test_a_single_summary_is_kept_as_it_is(digits, two_summaries, tmp_path):
+    from datadistill.summary import Summary
+
+    cfg = FedConfig(mode="statistics", alpha=0.5, ipc=3, keep=str(tmp_path))
+    kept = Summary.load(server.keep_training_set(two_summaries[:1], cfg, digits))
+    assert torch.equal(kept.images, two_summaries[0].images)
+    assert kept.config == two_summaries[0].config and kept.extra == two_summaries[0].extra
+    nowhere = dataclasses.replace(cfg, keep="")
+    assert server.keep_training_set(two_summaries, nowhere, digits) is None
+
+
 def test_fedavg_rows_one_per_round():
     report = {
         "config": FedConfig(mode="fedavg", rounds=3, alpha=0.1).to_run_config(),

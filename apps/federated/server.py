@@ -37,16 +37,19 @@ def union(summaries: list[Summary], *, num_classes: int) -> tuple[torch.Tensor, 
 
 def keep_training_set(summaries: list[Summary], cfg: FedConfig, data: Dataset) -> str | None:
     """Keep the union the server trains on under `cfg.keep` as one summary file (never
-    replaced), so a row cites what its accuracy measured; None when `cfg.keep` is empty."""
+    replaced), so a row cites what its accuracy measured; None when `cfg.keep` is empty.
+    A single summary (the statistics server's) is kept as it is, with its own metadata."""
     if not cfg.keep:
         return None
-    x, y = union(summaries, num_classes=data.spec.num_classes)
-    kept = Summary(
-        images=x, labels=y, spec=data.spec, method=summaries[0].method, ipc=cfg.ipc,
-        stored_bytes=sum(int(s.stored_bytes) for s in summaries), seed=cfg.seed,
-        config={"mode": cfg.mode, "alpha": cfg.alpha, "clients": cfg.clients,
-                "iterations": cfg.iterations, "pool": cfg.pool},
-    )  # fmt: skip
+    kept = summaries[0]
+    if len(summaries) > 1:
+        x, y = union(summaries, num_classes=data.spec.num_classes)
+        kept = Summary(
+            images=x, labels=y, spec=data.spec, method=kept.method, ipc=cfg.ipc,
+            stored_bytes=sum(int(s.stored_bytes) for s in summaries), seed=cfg.seed,
+            config={"mode": cfg.mode, "alpha": cfg.alpha, "clients": cfg.clients,
+                    "iterations": cfg.iterations, "received": len(summaries)},
+        )  # fmt: skip
     name = (
         f"{cfg.mode}-alpha{cfg.alpha:g}-clients{cfg.clients}-{kept.method}-ipc{cfg.ipc}"
         f"-it{cfg.iterations}-seed{cfg.seed}"
