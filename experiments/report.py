@@ -341,8 +341,9 @@ def benchmark_page(folder: Path = RESULTS) -> str:
         "", fairness_table(folder), "",
         "## Equal compute: 15 minutes of distillation on one core", "",
         "`make bench-budget` (`experiments/sweeps/fmnist_budget.yaml`): every method given "
-        "the same 900 seconds of distillation steps on one core of this 2-core CPU, then the "
-        "quick protocol. One-off costs (experts, a generator) are in their own columns.", "",
+        f"the same {BUDGET_SECONDS:g} seconds of distillation steps on one core of this 2-core "
+        "CPU, then the quick protocol. One-off costs (experts, a generator) are in their own "
+        "columns.", "",
         budget_table(folder), "",
     ])  # fmt: skip
 
