@@ -23,7 +23,8 @@ import psutil
 
 from datadistill.errors import DistillError
 from datadistill_apps.federated.config import FedConfig
-from datadistill_apps.federated.simulate import FLWR_HOME, flower_env, kill_lingering
+from datadistill_apps.federated.processes import kill_lingering
+from datadistill_apps.federated.simulate import FLWR_HOME, flower_env
 
 APP_DIR = Path(__file__).parent / "flwr_app"
 PROJECT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,11 @@ import os
 import time
 from pathlib import Path
 
-import psutil
-
 from datadistill.errors import DistillError
 from datadistill_apps.federated.config import FedConfig
+from datadistill_apps.federated.processes import TAG, Watch, reap
 
 FLWR_HOME = Path(".flwr")
-TAG = "DATADISTILL_SIMULATION"  # environment variable naming one simulation's processes
 
 
 def flower_env(home: Path = FLWR_HOME) -> dict[str, str]:
@@ -52,59 +50,20 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
     # them is gone (Flower shuts Ray down itself, orphaning workers that exit slowly)
     tag = f"{os.getpid()}-{time.time_ns()}"
     os.environ[TAG] = tag
-    try:
-        run_simulation(
-            server_app=make_server_app(cfg, sink),
-            client_app=make_client_app(cfg),
-            num_supernodes=cfg.clients,
-            backend_config=backend,
-            verbose_logging=verbose,
-        )
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        os.environ.pop(TAG, None)
-        _reap(tag)
+    with Watch() as watch:
+        try:
+            run_simulation(
+                server_app=make_server_app(cfg, sink),
+                client_app=make_client_app(cfg),
+                num_supernodes=cfg.clients,
+                backend_config=backend,
+                verbose_logging=verbose,
+            )
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            os.environ.pop(TAG, None)
+    reap(watch, tag)
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
-
-
-def ray_processes(tag: str) -> list[psutil.Process]:
-    """Live Ray processes (workers, raylet, GCS) started by the simulation tagged `tag`."""
-    out = []
-    for p in psutil.process_iter(["cmdline", "environ", "status"]):
-        try:
-            if p.pid == os.getpid() or p.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if (p.info["environ"] or {}).get(TAG) == tag and "ray" in " ".join(
-                p.info["cmdline"] or []
-            ):
-                out.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
-
-
-def _reap(tag: str, patience: float = 30.0, grace: float = 20.0) -> None:
-    """Wait for the tagged processes to exit after Ray's shutdown, stopping any that linger,
-    until two looks a second apart find none: a raylet shutting down can still start one
-    (its dashboard agent) after a look, on a busy machine."""
-    deadline = time.monotonic() + patience
-    empty = 0
-    while empty < 2 and time.monotonic() < deadline:
-        procs = ray_processes(tag)
-        empty = 0 if procs else empty + 1
-        kill_lingering(procs, grace=grace)
-        time.sleep(1.0)
-
-
-def kill_lingering(procs: list[psutil.Process], *, grace: float) -> None:
-    """Give `procs` `grace` seconds to exit, then kill those still alive."""
-    _, alive = psutil.wait_procs(procs, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=5)
