@@ -275,3 +275,26 @@ def test_a_checkpoint_of_another_release_is_refused(digits, tmp_path):
     _run(digits, {"epsilon": "4"}, iterations=1, out=tmp_path)
     with pytest.raises(DistillError, match="holds a release made with sigma"):
         _run(digits, {"epsilon": "8"}, iterations=2, out=tmp_path, resume=True)
+
+
+# --- the noiseless sums are kept for the next epsilon ---------------------------------------
+
+
+def test_a_second_epsilon_reuses_the_passes_and_ends_as_if_it_had_made_them(digits, monkeypatch):
+    """Two releases that differ only in epsilon read the data once; the second summary is
+    the one a run without the cache makes (same noise seed), and another clip norm is not
+    served the first one's sums."""
+    calls = []
+    passes = release.clipped_sums
+    monkeypatch.setattr(release, "clipped_sums", lambda *a, **k: calls.append(1) or passes(*a, **k))
+    seeded = {"noise_seed": "3", "pool": "4"}  # a pool no other test here uses: a cold cache
+    _run(digits, {**seeded, "epsilon": "1"})
+    cached = _run(digits, {**seeded, "epsilon": "8"})
+    assert len(calls) == 1
+    fresh = _run(digits, {**seeded, "epsilon": "8", "reuse_sums": "false"})
+    assert len(calls) == 2
+    assert torch.equal(cached.images, fresh.images)
+    for name, t in fresh.preprocess.items():
+        assert torch.equal(cached.preprocess[name], t)
+    _run(digits, {**seeded, "epsilon": "8", "clip": "0.3"})
+    assert len(calls) == 3

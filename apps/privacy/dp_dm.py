@@ -22,7 +22,7 @@ from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.base import Parameterisation
-from datadistill_apps.privacy import accounting, noise, release
+from datadistill_apps.privacy import accounting, noise, release, sums_cache
 from datadistill_apps.privacy.accounting import Plan
 from datadistill_apps.privacy.mechanism import quiet_opacus
 
@@ -47,6 +47,8 @@ class DPMeanEmbedding(MeanEmbedding):
         stored: a release read back (`release.read`): (tensors, info); then the data are
             never read and `plan`, `clip_norm`, `count_share` are the release's.
         noise_seed: -1 draws the noise from a secret seed; >= 0 reproducible (not private).
+        reuse_sums: read the noiseless clipped sums from the local cache when an earlier
+            release made them (`sums_cache`), else keep them there.
         **kwargs: `MeanEmbedding`'s (arch, dsa_strategy, net_config).
     """
 
@@ -61,6 +63,7 @@ class DPMeanEmbedding(MeanEmbedding):
         embedders: release.Embedders,
         stored: tuple[dict, dict] | None = None,
         noise_seed: int = -1,
+        reuse_sums: bool = True,
         **kwargs,
     ):
         # a pool of class statistics in float32, one shared augmentation draw per class
@@ -76,6 +79,7 @@ class DPMeanEmbedding(MeanEmbedding):
         self.count_share = count_share
         self.embedders = embedders
         self.noise_seed = noise_seed
+        self.reuse_sums = reuse_sums
         self.info: dict | None = None  # the release's metadata, once made or read
         self.counts: torch.Tensor | None = None
         self.norms: torch.Tensor | None = None  # per-example norms before clipping (audit)
@@ -88,13 +92,15 @@ class DPMeanEmbedding(MeanEmbedding):
         """Read the private data once: clip, sum, noise (module `release`)."""
         sigma, budget = self.plan.noise_multiplier, self.plan.epsilon_budget
         k = data.spec.num_classes
-        clean = release.clipped_sums(
-            data,
-            self.embedders,
-            clip_norm=self.clip_norm,
-            count_share=self.count_share,
-            device=device,
-        )
+        settings = {"clip_norm": self.clip_norm, "count_share": self.count_share}
+
+        def passes() -> release.ClassSums:
+            return release.clipped_sums(data, self.embedders, **settings, device=device)
+
+        if self.reuse_sums:
+            clean, _ = sums_cache.cached_sums(data, self.embedders, **settings, compute=passes)
+        else:
+            clean = passes()
         self.norms = clean.norms
         noisy = release.privatise(
             clean,

@@ -41,8 +41,11 @@ class DPDMConfig(MethodConfig):
     noise 0 is the non-private limit (clipping, no noise). Images start from noise (a real
     init would copy private images). `release` names a dp-dm summary whose stored release
     to optimise against again, reading no training data and spending no further privacy;
-    the mechanism and embedders are then the release's. Pool, width and clip should be
-    chosen on a validation split (held-out training images), never on the test set.
+    the mechanism and embedders are then the release's. `reuse_sums` reads the noiseless
+    clipped sums an earlier release with the same data, embedders and clip left in the local
+    cache (`sums_cache`): a curve over epsilons pays the passes over the data once. Pool,
+    width and clip should be chosen on a validation split (held-out training images), never
+    on the test set.
     """
 
     iterations: int = 20000
@@ -62,6 +65,7 @@ class DPDMConfig(MethodConfig):
     dsa: bool = True
     release: str = ""
     noise_seed: int = -1  # -1: secret (a private release); >= 0: reproducible, not private
+    reuse_sums: bool = True  # the noiseless sums of an earlier release with this setting
 
 
 def embedding_dim(arch: str, data: Dataset, config: dict) -> int:
@@ -123,6 +127,7 @@ def build(cfg: DPDMConfig, data: Dataset, ipc: int, generator: torch.Generator):
         count_share=cfg.count_share,
         embedders=embedders,
         noise_seed=cfg.noise_seed,
+        reuse_sums=cfg.reuse_sums,
         arch=cfg.arch,
         net_config=nets,
         dsa_strategy=dsa,
