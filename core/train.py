@@ -9,15 +9,18 @@ Published numbers use 1000 epochs; 300 is the quick setting.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datadistill import accel
+from datadistill import accel, checkpoint
 from datadistill.augment import DSA
+from datadistill.errors import DistillError
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ def train(
     dsa_strategy: str,
     generator: torch.Generator,
     on_epoch: Callable[[int, float], None] | None = None,
+    resume_file: Path | None = None,
 ) -> nn.Module:
     """Train `net` in place on (x, y) with the protocol's schedule; returns it.
 
@@ -100,6 +104,9 @@ def train(
             `config.dsa_strategy` is None.
         generator: CPU generator for shuffling and augmentation draws (determinism).
         on_epoch: called as on_epoch(epoch, mean_loss) after each epoch (progress bars).
+        resume_file: where the training state (weights, optimiser, schedule, generator) is
+            kept after every epoch and read back at the start, so a long training (the full
+            training set: hours on a CPU) stopped anywhere goes on bit for bit.
     """
     accel.tune_allocator()
     accel.check_precision("training precision", config.precision)
@@ -113,9 +120,12 @@ def train(
     n = len(x)
     epochs = config.epochs_for(n)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(1, epochs // 2)], gamma=0.1)
+    first = 0
+    if resume_file is not None and Path(resume_file).exists():
+        first = _resume(resume_file, net, opt, sched, generator, epochs=epochs, n=n)
     net.train()
     model = accel.compile_module(net)
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         order = torch.randperm(n, generator=generator).to(x.device)
         total = torch.zeros((), device=x.device)
         for start in range(0, n, config.batch_size):
@@ -133,9 +143,31 @@ def train(
             opt.step()
             total += loss.detach() * len(rows)
         sched.step()
+        if resume_file is not None:
+            state = {"epoch": epoch + 1, "epochs": epochs, "n": n, "net": net.state_dict()}
+            state |= {"opt": opt.state_dict(), "generator": generator.get_state()}
+            sched_state = sched.state_dict()
+            state["sched"] = {**sched_state, "milestones": dict(sched_state["milestones"])}
+            checkpoint.save_state(Path(resume_file), state)
         if on_epoch is not None:
             on_epoch(epoch, float(total) / n)
     return net
+
+
+def _resume(path, net, opt, sched, generator, *, epochs: int, n: int) -> int:
+    """Load a training state into the fresh objects; the epoch to go on from."""
+    state = checkpoint.load_state(path)
+    if (state["epochs"], state["n"]) != (epochs, n):
+        raise DistillError(
+            f"{path} is the training state of {state['epochs']} epochs over {state['n']} "
+            f"examples, not {epochs} over {n}; delete it to train afresh"
+        )
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    sched.milestones = Counter(sched.milestones)  # MultiStepLR reads absent epochs as 0
+    generator.set_state(state["generator"])
+    return state["epoch"]
 
 
 @torch.no_grad()

@@ -19,6 +19,8 @@
 #               without dp-dm at per-client epsilon 10) and the warm-started FedAvg; the
 #               private upload again at q = 1 with 10 members (at the default q its noise
 #               grows as sqrt(N / q): apps/federated/private.py)
+#   issue 42.2  the full-data ConvNet under the quick protocol (one run first; its training
+#               state after every epoch comes back in the pack and travels to the next slot)
 #
 #   bash experiments/gpu_next.sh [BUDGET_SECONDS] [PACK]   # default 480 s, $OUT/pack.tar.gz
 #   DRY=1 bash experiments/gpu_next.sh                      # print the jobs, run nothing
@@ -71,6 +73,7 @@ if [ -z "${DRY:-}" ]; then
     step "MPS=$MPS"
 fi
 
+FULL_STATE=experiments/results/full_data_state  # git-ignored; gpu_stage.sh carries it
 LIMIT=$(($(left) - 150))  # distillation seconds; the rest evaluates what was reached
 CELLS=("$PY" experiments/cells.py --evaluate-partial --time-limit "$LIMIT")
 job dm_budget50 "${CELLS[@]}" --name dm_budget --methods dm --ipc 50 --iterations 20000 \
@@ -88,6 +91,8 @@ job privacy_dm bash -c "$PY experiments/privacy_dm.py search --epsilons 1 10 --p
     --widths 32 128 --time-limit $LIMIT && $PY experiments/privacy_dm.py curve --ipc 10 50 \
     --epsilons 0.5 1 2 5 10 --time-limit $LIMIT && $PY experiments/privacy_dm.py audit \
     --audit-epsilons 1 10 && $PY experiments/privacy_dm.py plot"
+job full_data "$PY" experiments/full_data.py --epochs 300 --runs 1 --device cuda \
+    --resume-dir "$FULL_STATE"
 [ -n "${DRY:-}" ] && exit 0
 
 wait "${pids[@]}"

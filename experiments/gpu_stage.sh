@@ -3,7 +3,7 @@
 #
 # The device tool sends at most 64 MiB; experiments/results/*/ holds about 90 MB of
 # committed summaries and checkpoints. `stage` moves those folders to $ASIDE and copies
-# back only what the GPU jobs read (none today: experiments/gpu_next.sh's jobs start from
+# back only what the GPU jobs read (the full-data training state; the other jobs start from
 # rows files, which stay), and fills data/ with Fashion-MNIST and .whl/ with nas-bench-201's
 # wheel (carry both: `carry: ["data", ".whl"]`). `restore` brings the folders back without
 # overwriting what the device's pack added (unpack the pack first). Stop the CPU's own runs
@@ -15,7 +15,7 @@
 set -eu
 ASIDE=${ASIDE:-/tmp/datadistill_results_aside}
 R=experiments/results
-KEEP=()  # run folders experiments/gpu_next.sh resumes from (relative to experiments/results)
+KEEP=(full_data_state)  # what experiments/gpu_next.sh resumes from (in experiments/results)
 
 case "${1:-}" in
 stage)
@@ -23,7 +23,7 @@ stage)
     mkdir -p "$ASIDE" data .whl
     mv "$R"/*/ "$ASIDE"/
     for f in "${KEEP[@]+"${KEEP[@]}"}"; do
-        mkdir -p "$R/$(dirname "$f")" && cp "$ASIDE/$f" "$R/$f"
+        [ -e "$ASIDE/$f" ] && mkdir -p "$R/$(dirname "$f")" && cp -r "$ASIDE/$f" "$R/$f"
     done
     cp -n /usr/share/datasets/fashion-mnist/*.gz data/
     ls .whl/nas_bench_201-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps \

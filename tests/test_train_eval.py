@@ -199,3 +199,35 @@ def test_unknown_training_precision_is_refused(digits, gen):
             dsa_strategy="crop",
             generator=gen,
         )
+
+
+def _training(digits, epochs, resume_file=None, stop_after=None):
+    torch.manual_seed(0)
+    net = nets.build("convnet", digits.spec, width=16)
+
+    def stop(epoch, _loss):
+        if epoch + 1 == stop_after:
+            raise KeyboardInterrupt
+
+    x, y = digits.x_train[:300], digits.y_train[:300]  # two batches an epoch
+    train(net, x, y, config=TrainConfig(epochs=epochs), dsa_strategy="crop",
+          generator=torch.Generator().manual_seed(1), on_epoch=stop,
+          resume_file=resume_file)  # fmt: skip
+    return net
+
+
+def test_a_training_stopped_mid_way_goes_on_bit_for_bit(digits, tmp_path):
+    """Stopped after 3 of 6 epochs (past nothing, before the lr drop at 3) and after 5 (past
+    it), then resumed: the weights equal an uninterrupted training's exactly."""
+    whole = _training(digits, 6)
+    for stop_after in (3, 5):
+        state = tmp_path / f"stopped-{stop_after}.safetensors"
+        with pytest.raises(KeyboardInterrupt):
+            _training(digits, 6, state, stop_after=stop_after)
+        resumed = _training(digits, 6, state)
+        for (name, a), b in zip(
+            whole.state_dict().items(), resumed.state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b), name
+    with pytest.raises(DistillError, match=r"not 8 over 300; delete it"):
+        _training(digits, 8, state)
