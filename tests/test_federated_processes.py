@@ -9,31 +9,38 @@ import psutil
 from datadistill_apps.federated.processes import Watch, reap
 
 SLEEP = "import time; time.sleep(120)"
+# a stand-in raylet: starts a Ray-titled worker at once and an agent 2 s later, then exits,
+# orphaning both (their environments carry no tag: only the watch can know them)
+RAYLET = (
+    "import subprocess, sys, time\n"
+    "def start(title):\n"
+    f"    p = subprocess.Popen([sys.executable, '-c', {SLEEP!r}, title])\n"
+    "    print(p.pid, flush=True)\n"
+    "start('ray::IDLE'); time.sleep(2); start('ray::DashboardAgent'); time.sleep(1)\n"
+)
 
 
-def test_an_orphaned_ray_worker_seen_during_the_run_is_stopped_and_a_bystander_is_not():
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_orphaned_ray_processes_are_stopped_even_one_started_late_and_a_bystander_is_not():
     bystander = subprocess.Popen([sys.executable, "-c", SLEEP, "ray::bystander"])
-    # a parent that starts a Ray-titled worker, then exits: the worker is orphaned, untagged
-    spawn = (
-        "import subprocess, sys, time; "
-        f"p = subprocess.Popen([sys.executable, '-c', {SLEEP!r}, 'ray::IDLE']); "
-        "print(p.pid, flush=True); time.sleep(1.5)"
-    )
     try:
         with Watch(every=0.1) as watch:
-            parent = subprocess.Popen(
-                [sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True
+            raylet = subprocess.Popen(
+                [sys.executable, "-c", RAYLET, "ray::raylet"], stdout=subprocess.PIPE, text=True
             )
-            orphan = psutil.Process(int(parent.stdout.readline()))
-            parent.wait(timeout=30)
-        assert orphan.is_running() and orphan.pid not in {
-            c.pid for c in psutil.Process().children()
-        }
-        started = time.monotonic()
-        reap(watch, tag="no-such-tag", grace=1.0)
-        assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+            worker = int(raylet.stdout.readline())
+            started = time.monotonic()
+            reap(watch, tag="no-such-tag", grace=4.0)  # the agent starts during the wait
+            agent = int(raylet.stdout.readline())
+        assert _gone(worker) and _gone(agent)
         assert bystander.poll() is None  # alive before the watch opened: not ours to stop
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < 40
     finally:
         bystander.kill()
         bystander.wait()

@@ -25,6 +25,7 @@ class Watch:
 
     def __init__(self, every: float = 0.25):
         self.every, self.seen = every, {}
+        self._lock = threading.Lock()
         self._before = {p.pid for p in psutil.Process().children(recursive=True)}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -46,12 +47,15 @@ class Watch:
         try:
             for p in psutil.Process().children(recursive=True):
                 if p.pid not in self._before and p.pid not in self.seen and _is_ray(p):
-                    self.seen[p.pid] = p  # a psutil.Process notices a reused pid
+                    with self._lock:
+                        self.seen[p.pid] = p  # a psutil.Process notices a reused pid
         except psutil.Error:
             pass
 
     def alive(self) -> list[psutil.Process]:
-        return [p for p in self.seen.values() if _running(p)]
+        with self._lock:
+            seen = list(self.seen.values())
+        return [p for p in seen if _running(p)]
 
 
 def tagged(tag: str) -> list[psutil.Process]:
@@ -71,8 +75,8 @@ def tagged(tag: str) -> list[psutil.Process]:
 def reap(watch: Watch, tag: str, patience: float = 60.0, grace: float = 20.0) -> None:
     """Wait for a run's processes to exit, stopping any that linger, until two looks a second
     apart find none: a raylet shutting down can still start one (its dashboard agent) after a
-    look, on a busy machine. After `patience` seconds the survivors are killed at once, and
-    after twice that the looking stops."""
+    look, on a busy machine, so call it while `watch` is still open. After `patience` seconds
+    the survivors are killed at once, and after twice that the looking stops."""
     deadline = time.monotonic() + patience
     empty = 0
     while empty < 2 and time.monotonic() < deadline + patience:

@@ -63,7 +63,7 @@ def simulate(cfg: FedConfig, *, cpus_per_client: float = 1.0, verbose: bool = Fa
             if ray.is_initialized():
                 ray.shutdown()
             os.environ.pop(TAG, None)
-    reap(watch, tag)
+            reap(watch, tag)  # still watching: a raylet shutting down can start one more
     if not sink:
         raise DistillError("the simulated ServerApp produced no report; see the log above")
     return sink[0]
