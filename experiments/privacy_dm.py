@@ -13,7 +13,8 @@ audit   loss and LiRA membership inference against a model trained on the dp-dm 
         `--exposed` members the release clipped hardest (`datadistill_apps.privacy.exposure`)
         -> <out>/privacy_dm_audit.json
 
-Every part is resumable: finished cells are read back from the results files, distillations
+Run folders go under <out>/privacy_dm/ (committed: rows cite the summaries there). Every
+part is resumable: finished cells are read back from the results files, distillations
 resume from their checkpoints (which hold the release: a resumed run never reads the data
 again). Rows are the engine's (`datadistill.results.append_rows`), each with its command.
 
@@ -48,6 +49,7 @@ from datadistill_apps.privacy import audit, exposure
 DELTA = 1e-5
 SEARCHED = ("pool", "net_width", "clip")
 BASELINES = Path("experiments/results/privacy_fmnist.json")  # dp-dsa and DP-SGD rows
+RUNS = "privacy_dm"  # run folders under --out, committed: rows cite their summaries
 
 
 def variant(eps: float, settings: dict, prefix: str = "") -> str:
@@ -83,7 +85,7 @@ def search(args, data, device) -> None:
     for eps, pool, width, clip in grid:
         settings = {"pool": str(pool), "net_width": str(width), "clip": f"{clip:g}", **args.set}
         c = cell(eps, args.search_ipc, settings, args, prefix)
-        rows = run_cell(c, data, config=config, results=results, runs_dir=args.out / "runs",
+        rows = run_cell(c, data, config=config, results=results, runs_dir=args.out / RUNS,
                         device=device, time_limit=args.time_limit)  # fmt: skip
         print(f"{c.variant}: {rows[0]['acc_mean']:.4f}" if rows else f"{c.variant}: paused")
 
@@ -98,7 +100,7 @@ def best_setting(args, eps: float) -> dict:
     folder = (
         f"{best['method']}-{best['dataset']}-ipc{best['ipc']}-s{best['seed']}-{best['variant']}"
     )
-    config = Summary.load(args.out / "runs" / folder / SUMMARY_FILE).config
+    config = Summary.load(args.out / RUNS / folder / SUMMARY_FILE).config
     return {k: str(config[k]) for k in SEARCHED}
 
 
@@ -108,10 +110,10 @@ def curve(args, data, device) -> None:
         settings = {**best_setting(args, eps), **args.set}
         c = cell(eps, ipc, settings, args)
         rows = run_cell(c, data, config=config, results=args.out / "privacy_dm.json",
-                        runs_dir=args.out / "runs", device=device,
+                        runs_dir=args.out / RUNS, device=device,
                         time_limit=args.time_limit)  # fmt: skip
         if rows:
-            p = Summary.load(args.out / "runs" / c.folder(data) / SUMMARY_FILE).extra["privacy"]
+            p = Summary.load(args.out / RUNS / c.folder(data) / SUMMARY_FILE).extra["privacy"]
             print(
                 f"dp-dm ipc{ipc} {c.variant}: {100 * rows[0]['acc_mean']:.2f} +- "
                 f"{100 * rows[0]['acc_std']:.2f}% (epsilon {p['epsilon']}, sigma "
@@ -156,7 +158,7 @@ def run_audit(args, data, device) -> None:
     random = audit.draw_candidates(data, args.candidates, torch.Generator().manual_seed(0))
     for eps in args.audit_epsilons:
         c = cell(eps, 10, {**best_setting(args, eps), **args.set}, args)
-        file = args.out / "runs" / c.folder(data) / SUMMARY_FILE
+        file = args.out / RUNS / c.folder(data) / SUMMARY_FILE
         if not file.exists():
             print(f"skip epsilon {eps:g}: {file} not found (run `curve` first)")
             continue
