@@ -165,7 +165,7 @@ def _resume(path, net, opt, sched, generator, *, epochs: int, n: int) -> int:
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
-    sched.milestones = Counter(sched.milestones)  # MultiStepLR reads absent epochs as 0
+    sched.milestones = Counter(sched.milestones)  # stored as a dict; MultiStepLR keeps a Counter
     generator.set_state(state["generator"])
     return state["epoch"]
 

@@ -203,7 +203,7 @@ def test_unknown_training_precision_is_refused(digits, gen):
 
 def _training(digits, epochs, resume_file=None, stop_after=None):
     torch.manual_seed(0)
-    net = nets.build("convnet", digits.spec, width=16)
+    net = nets.build("convnet", digits.spec, width=8)
 
     def stop(epoch, _loss):
         if epoch + 1 == stop_after:
@@ -217,14 +217,14 @@ def _training(digits, epochs, resume_file=None, stop_after=None):
 
 
 def test_a_training_stopped_mid_way_goes_on_bit_for_bit(digits, tmp_path):
-    """Stopped after 3 of 6 epochs (past nothing, before the lr drop at 3) and after 5 (past
-    it), then resumed: the weights equal an uninterrupted training's exactly."""
-    whole = _training(digits, 6)
-    for stop_after in (3, 5):
+    """Stopped after 2 of 4 epochs (at the lr drop) and after 3 (past it), then resumed: the
+    weights equal an uninterrupted training's exactly."""
+    whole = _training(digits, 4)
+    for stop_after in (2, 3):
         state = tmp_path / f"stopped-{stop_after}.safetensors"
         with pytest.raises(KeyboardInterrupt):
-            _training(digits, 6, state, stop_after=stop_after)
-        resumed = _training(digits, 6, state)
+            _training(digits, 4, state, stop_after=stop_after)
+        resumed = _training(digits, 4, state)
         for (name, a), b in zip(
             whole.state_dict().items(), resumed.state_dict().values(), strict=True
         ):
