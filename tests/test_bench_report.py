@@ -136,6 +136,7 @@ def test_best_rows_take_each_sides_best_under_one_protocol_and_name_its_variant(
         row("dm", 10, accs=(0.95,) * 2, variant="lucky"),  # too few runs to compare
         row("dm", 10, accs=(0.99,) * 5, eval_epochs=1000),  # another protocol
         row("dm", 10, accs=(0.99,) * 5, budget_seconds=900),  # an equal-compute cell
+        row("dm", 10, accs=(0.99,) * 5, variant="val1000-pool=10"),  # judged on validation
         row("dsa", 10, accs=(0.81, 0.83) * 3),
     ]
     best = bench_tables.best_rows(rows)

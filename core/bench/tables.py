@@ -72,6 +72,8 @@ def best_rows(
     for r in rows:
         if r.get("budget_seconds") is not None or r.get("acc_mean") is None:
             continue
+        if on_validation_split(r):
+            continue
         if r["arch"] == arch and (r.get("eval_epochs") or epochs) == epochs:
             groups[r["method"], r["ipc"], r.get("variant"), r["iterations"]].append(r)
     best: dict[tuple[str, int], dict] = {}
@@ -80,6 +82,14 @@ def best_rows(
         if row["runs"] >= runs and (kept is None or row["acc_mean"] > kept["acc_mean"]):
             best[method, ipc] = row
     return best
+
+
+def on_validation_split(row: dict) -> bool:
+    """Whether `row` was judged on held-out training images rather than the test set: a
+    search's rows name the split first in their variant (`val1000-...`: experiments/cells.py
+    --validation, experiments/privacy_dm.py search)."""
+    first = (row.get("variant") or "").split("-", 1)[0]
+    return first.startswith("val") and first[3:].isdigit()
 
 
 def within_noise(a: dict, b: dict) -> bool:
