@@ -27,3 +27,33 @@ def image_shaped(content, shape) -> list[str]:
         for name, t in record.to_torch_state_dict().items()
     ]
     return [n for n, t in arrays if t.dim() >= 3 and tuple(t.shape[-3:]) == tuple(shape)]
+
+
+def ray_pids() -> set[int]:
+    """Live processes named as Ray's (a `ray::` title or a file in Ray's package): also a
+    worker that has not yet taken its `ray::` title."""
+    from datadistill_apps.federated.processes import RAY
+
+    out = set()
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and RAY.search(
+                " ".join(p.info["cmdline"] or [])
+            ):
+                out.add(p.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
+def ray_left_behind(before: set[int], wait: float = 30.0) -> list[psutil.Process]:
+    """Ray processes started since `before` (`ray_pids()`) still alive after up to `wait`
+    seconds: one that is already exiting (its raylet gone) on a busy machine is not a leak."""
+    procs = []
+    for pid in ray_pids() - before:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=wait)
+    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

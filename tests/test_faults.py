@@ -184,15 +184,15 @@ def test_a_supernode_killed_mid_run_leaves_a_finished_deployment_without_it(tmp_
 @pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them
 def test_a_simulated_client_that_fails_leaves_a_finished_run_without_it():
     """Flower's simulation engine (Ray), two clients, one raising: one summary arrives."""
-    from federated_checks import flower_processes
+    from federated_checks import ray_left_behind, ray_pids
 
     from datadistill_apps.federated.config import FedConfig
     from datadistill_apps.federated.simulate import simulate
 
-    others = {p.pid for p in flower_processes("ray::")}  # another run's Ray, if any
+    others = ray_pids()  # another run's Ray, if any
     cfg = FedConfig(clients=2, ipc=1, iterations=2, epochs=1, fail_clients="1")
     report = simulate(cfg)
     assert report["received"] == [0] and report["missing_clients"] == [1]
     assert len(report["failed_nodes"]) == 1 and report["bytes_up_per_client"]["0"] > 0
     assert 0.0 <= report["accuracy"] <= 1.0
-    assert [p for p in flower_processes("ray::") if p.pid not in others] == []
+    assert ray_left_behind(others) == []

@@ -6,7 +6,7 @@ through Flower's strategy on the simulation engine, with byte accounting.
 """
 
 import pytest
-from federated_checks import flower_processes
+from federated_checks import flower_processes, ray_left_behind, ray_pids
 
 from datadistill_apps.federated.config import FedConfig
 
@@ -35,7 +35,7 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
     from datadistill_apps.federated.simulate import simulate
 
     cfg = FedConfig(clients=3, mode="fedavg", rounds=2, local_epochs=2, fail_clients="1")
-    others = {p.pid for p in flower_processes("ray::")}  # another run's Ray, if any
+    others = ray_pids()  # another run's Ray, if any
     report = simulate(cfg)
     assert report["missing_clients"] == [1] and report["rounds"] == 2
     assert set(report["per_round"]) == {"1", "2"}
@@ -47,7 +47,7 @@ def test_simulated_fedavg_counts_model_bytes_each_round():
         assert 2 * model <= report["bytes_down_per_client"][pid] < 2 * model + 10_000
     assert report["per_round"]["2"]["bytes_up"] == report["bytes_up"]
     assert torch.isfinite(torch.tensor(report["accuracy"]))
-    assert [p for p in flower_processes("ray::") if p.pid not in others] == []
+    assert ray_left_behind(others) == []
 
 
 @pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them

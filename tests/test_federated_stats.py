@@ -128,14 +128,14 @@ def test_the_server_distils_against_the_aggregated_statistics(digits):
 def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg():
     """Three simulated clients, one failing: the run finishes without it; a warm-started
     FedAvg round follows, its bytes counted on top of the statistics round's."""
-    from federated_checks import flower_processes
+    from federated_checks import ray_left_behind, ray_pids
 
     from datadistill import data, results
     from datadistill_apps.federated import server
     from datadistill_apps.federated.rows import rows_from_report
     from datadistill_apps.federated.simulate import simulate
 
-    others = {p.pid for p in flower_processes("ray::")}
+    others = ray_pids()
     cfg = FedConfig(
         clients=3, alpha=0.5, mode="statistics", pool=2, ipc=2, iterations=3, epochs=2,
         warm_rounds=1, fail_clients="2", sample_rate=0.5, client_epsilon=10.0,
@@ -157,7 +157,7 @@ def test_the_statistics_scheme_runs_on_the_simulation_engine_with_a_warm_fedavg(
     assert sorted(report["client_privacy"]) == ["0", "1"] and report["sample_rate"] == 0.5
     assert all(0 < r["client_epsilon"] <= 10 and r["noise_multiplier"] > 0 for r in rows)
     assert "q=0.5,client_epsilon=" in rows[0]["variant"]
-    assert [p for p in flower_processes("ray::") if p.pid not in others] == []
+    assert ray_left_behind(others) == []
 
 
 def test_the_statistics_scheme_deploys_on_loopback_without_a_failed_client(tmp_path):
