@@ -46,9 +46,14 @@ def ray_pids() -> set[int]:
     return out
 
 
-def ray_left_behind(before: set[int], wait: float = 30.0) -> list[psutil.Process]:
+def ray_left_behind(before: set[int], wait: float = 30.0) -> list[str]:
     """Ray processes started since `before` (`ray_pids()`) still alive after up to `wait`
-    seconds: one that is already exiting (its raylet gone) on a busy machine is not a leak."""
+    seconds (one that is already exiting, its raylet gone, is not a leak on a busy machine),
+    each described with what tells where it came from."""
+    import time
+
+    from datadistill_apps.federated.processes import TAG
+
     procs = []
     for pid in ray_pids() - before:
         try:
@@ -56,4 +61,14 @@ def ray_left_behind(before: set[int], wait: float = 30.0) -> list[psutil.Process
         except psutil.NoSuchProcess:
             pass
     _, alive = psutil.wait_procs(procs, timeout=wait)
-    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    out = []
+    for p in alive:
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            env, age = p.environ(), time.time() - p.create_time()
+            tag = env.get(TAG, "none" if env else "unreadable")
+            out.append(f"{p.pid} {p.name()!r} parent {p.ppid()}, {age:.0f} s old, tag {tag}")
+        except psutil.Error:
+            pass
+    return out
