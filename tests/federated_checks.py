@@ -30,16 +30,14 @@ def image_shaped(content, shape) -> list[str]:
 
 
 def ray_pids() -> set[int]:
-    """Live processes named as Ray's (a `ray::` title or a file in Ray's package): also a
-    worker that has not yet taken its `ray::` title."""
-    from datadistill_apps.federated.processes import RAY
+    """Live processes named as Ray's, also a worker that has not yet taken its `ray::`
+    title."""
+    from datadistill_apps.federated.processes import is_ray
 
     out = set()
-    for p in psutil.process_iter(["cmdline", "status"]):
+    for p in psutil.process_iter(["status"]):
         try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and RAY.search(
-                " ".join(p.info["cmdline"] or [])
-            ):
+            if p.info["status"] != psutil.STATUS_ZOMBIE and is_ray(p):
                 out.add(p.pid)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass

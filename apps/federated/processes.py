@@ -46,7 +46,7 @@ class Watch:
     def _look(self) -> None:
         try:
             for p in psutil.Process().children(recursive=True):
-                if p.pid not in self._before and p.pid not in self.seen and _is_ray(p):
+                if p.pid not in self._before and p.pid not in self.seen and is_ray(p):
                     with self._lock:
                         self.seen[p.pid] = p  # a psutil.Process notices a reused pid
         except psutil.Error:
@@ -65,7 +65,7 @@ def tagged(tag: str) -> list[psutil.Process]:
         try:
             if p.pid == os.getpid() or not _running(p):
                 continue
-            if (p.info["environ"] or {}).get(TAG) == tag and _is_ray(p):
+            if (p.info["environ"] or {}).get(TAG) == tag and is_ray(p):
                 out.append(p)
         except psutil.Error:
             pass
@@ -105,7 +105,8 @@ def _running(p: psutil.Process) -> bool:
         return False
 
 
-def _is_ray(p: psutil.Process) -> bool:
+def is_ray(p: psutil.Process) -> bool:
+    """Whether `p`'s command line names Ray (a `ray::` title or a file in Ray's package)."""
     try:
         return bool(RAY.search(" ".join(p.cmdline())))
     except psutil.Error:
