@@ -6,8 +6,8 @@ search  dp-dm on a validation split (`--validation N` training images a class he
 curve   dp-dm at each epsilon and IPC (delta 1e-5), quick protocol (ConvNet, 300 epochs, DSA,
         5 models a summary), with the search's best setting for that epsilon and IPC 10 (the
         dp-dm defaults when there is no search) -> <out>/privacy_dm.json
-plot    dp-dm's curves beside dp-dsa and DP-SGD (experiments/results/privacy_fmnist.json)
-        -> <out>/privacy_dm.png
+plot    dp-dm's curves beside dp-dsa and DP-SGD (experiments/results/privacy_fmnist.json),
+        an epsilon `inf` row (clipping, no noise) as a dashed line -> <out>/privacy_dm.png
 audit   loss and LiRA membership inference against a model trained on the dp-dm summary
         (IPC 10) at each epsilon of `--audit-epsilons`: 2,000 random members, and the
         `--exposed` members the release clipped hardest (`datadistill_apps.privacy.exposure`)
@@ -20,6 +20,7 @@ again). Rows are the engine's (`datadistill.results.append_rows`), each with its
 
     python experiments/privacy_dm.py search --epsilons 1 10 --pools 20 50 200 --widths 32 128
     python experiments/privacy_dm.py curve --ipc 10 50 --epsilons 0.5 1 2 5 10
+    python experiments/privacy_dm.py curve --ipc 10 50 --epsilons inf  # the ceiling noise lowers
     python experiments/privacy_dm.py plot
     python experiments/privacy_dm.py audit --audit-epsilons 1 10
     # the smoke test on scikit-learn's digits (nothing committed):
@@ -132,15 +133,23 @@ def plot(args, data, device) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     series = {}
     baselines = [r for r in others if r["method"] in ("dp-dsa", "dp-sgd")]
+    limits = []  # epsilon inf: clipping without noise, the ceiling the noise lowers
     for r in rows + [r for r in baselines if r["dataset"] == data.spec.name]:
         eps = epsilon_of(r)
+        name = r["method"] + (f" ipc{r['ipc']}" if r["method"] != "dp-sgd" else "")
         if math.isfinite(eps):
-            name = r["method"] + (f" ipc{r['ipc']}" if r["method"] != "dp-sgd" else "")
             series.setdefault(name, []).append((eps, 100 * r["acc_mean"], 100 * r["acc_std"]))
+        else:
+            limits.append((name, 100 * r["acc_mean"]))
+    colours = {}
     for name, pts in sorted(series.items()):
         pts.sort()
-        ax.errorbar(*zip(*[(e, a) for e, a, _ in pts], strict=True),
-                    yerr=[s for _, _, s in pts], marker="o", capsize=3, label=name)  # fmt: skip
+        xs, ys, errs = zip(*pts, strict=True)
+        bars = ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=name)
+        colours[name] = bars.lines[0].get_color()
+    for name, acc in limits:
+        ax.axhline(acc, ls="--", lw=1, color=colours.get(name, "grey"),
+                   label=f"{name}, no noise (clipping only)")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel(f"epsilon (delta {DELTA:g})")
     ax.set_ylabel("test accuracy (%)")
