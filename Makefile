@@ -23,7 +23,7 @@ bench-quick: $(STAMP)  ## every method on digits at IPC 1 and 10 (< 30 min on 2 
 	$(PY) experiments/report_bench.py experiments/results/quick_digits.json
 	$(PY) experiments/report.py
 
-bench-budget: $(STAMP)  ## every image method, IPC 1 and 10, 15 min of distillation each on one core (hours)
+bench-budget: $(STAMP)  ## every image method, IPC 1 and 10, 900 CPU seconds of distillation each (hours)
 	.venv/bin/distill sweep experiments/sweeps/fmnist_budget.yaml --workers 2 --threads 1 $(SWEEP_ARGS)
 	$(PY) experiments/report.py
 

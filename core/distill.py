@@ -48,7 +48,7 @@ def check_ipc(data: Dataset, ipc: int) -> None:
 class RunState:
     """What a modality's `summarise` hook sees, as one typed object: the run's method, typed
     config, the data given to `run`, ipc and seed, the parameterisation and objective, and the
-    outer loop's counters (iteration, step_seconds, peak_mem_mb)."""
+    outer loop's counters (iteration, step_seconds, step_cpu_seconds, peak_mem_mb)."""
 
     method: Method
     config: object
@@ -66,6 +66,7 @@ class RunState:
             "iterations": self.counters["iteration"],
             "sec_per_iter": self.counters["step_seconds"] / n,
             "seconds": self.counters["step_seconds"],
+            "cpu_seconds": self.counters["step_cpu_seconds"],
             "peak_mem_mb": self.counters["peak_mem_mb"],
         }
 
@@ -169,7 +170,7 @@ def run(
             objective="selection",
             objective_extra={},
             run={"iterations": 0, "sec_per_iter": None, "seconds": m.seconds,
-                 "peak_mem_mb": m.peak_mem_mb},
+                 "cpu_seconds": m.cpu_seconds, "peak_mem_mb": m.peak_mem_mb},
         )  # fmt: skip
         if out is not None:
             summary.save(out / SUMMARY_FILE)

@@ -213,6 +213,7 @@ def summary_row(summary, dataset: str, arch: str, accs: list[float], tcfg, secon
         "eval_epochs_run": tcfg.epochs_for(summary.n),
         "eval_seconds": seconds,
         "distill_seconds": run_info.get("seconds"),
+        "distill_cpu_seconds": run_info.get("cpu_seconds"),
         "seed": summary.seed,
         "objective": summary.objective,
         "parameterisation": summary.parameterisation,

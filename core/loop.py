@@ -4,7 +4,7 @@ Every modality comes here through the front door (`datadistill.distill.run`); me
 in two things only: how the summary's optimiser(s) step (one SGD; Adam per group, alternating
 and decaying for graphs) and what summary the parameters make. Both come in as pieces (a
 `Stepper`, a `summarise` hook), so progress, JSONL metrics, the NaN check, checkpoints, the
-wall-clock budget and timings exist once. All randomness flows from one `torch.Generator`
+compute budget and timings exist once. All randomness flows from one `torch.Generator`
 whose state is checkpointed, so a stopped and resumed run ends where an uninterrupted one does.
 """
 
@@ -32,6 +32,7 @@ RUNAWAY = 1e3  # |value| no normalised image set reaches (real pixels lie within
 LONG_RUN = 600.0  # seconds: a projected run longer than this gets a one-line estimate
 TIMED_STEPS = 4  # steps measured for the estimate (the first, which warms up, is left out)
 TIMED_SECONDS = 20.0  # or fewer steps, when they are this slow
+BUDGET_CLOCKS = ("wall", "cpu")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class RunOptions:
     checkpoint_every: int = 100
     time_limit: float | None = None  # seconds of optimisation before stopping cleanly
     budget: float | None = None  # seconds of steps in all, across resumes (equal-compute runs)
+    # what `budget` counts: "wall" seconds, or this process's "cpu" seconds, which other
+    # work sharing the cores does not eat into (one thread's are an idle core's wall seconds)
+    budget_clock: str = "wall"
     eval_every: int = 0  # 0: never; needs `evaluator`
     resume: bool = False
     progress: bool = True
@@ -62,6 +66,11 @@ class RunOptions:
         for flag, value, ok, want in checks:
             if not ok:
                 raise DistillError(f"{flag} must be {want}, got {value}; pass e.g. {flag} 100")
+        if self.budget_clock not in BUDGET_CLOCKS:
+            raise DistillError(
+                f"budget_clock must be one of {', '.join(BUDGET_CLOCKS)}, got "
+                f"'{self.budget_clock}'; use cpu to count this process's CPU seconds"
+            )
 
 
 class Stepper:
@@ -108,18 +117,26 @@ def optimise(
     Args:
         data: what `objective.loss` reads, already on `device`.
         summarise: counters -> the current summary (with `save(path)`); counters are
-            iteration, step_seconds and peak_mem_mb.
+            iteration, step_seconds, step_cpu_seconds and peak_mem_mb.
         describe: the progress bar's label.
         out: the run folder for the summary, checkpoint and metrics; None writes nothing.
         callbacks: cb(iteration, record) after every step (logging, tests that interrupt).
         evaluator: summary -> accuracy, every `options.eval_every` iterations.
     """
-    state = {"iteration": 0, "step_seconds": 0.0, "peak_mem_mb": 0.0}
+    if options.budget_clock == "cpu" and device.type != "cpu":
+        raise DistillError(
+            f"budget_clock cpu counts CPU seconds, which miss the work of {device.type}; "
+            "use budget_clock wall on an accelerator"
+        )
+    state = {"iteration": 0, "step_seconds": 0.0, "step_cpu_seconds": 0.0, "peak_mem_mb": 0.0}
     pieces = dict(param=param, stepper=stepper, objective=objective, generator=generator)
     if options.resume and out is not None:
         checkpoint.refuse_pickled(out, CHECKPOINT_FILE)
         if (out / CHECKPOINT_FILE).exists():
-            state = checkpoint.load(out / CHECKPOINT_FILE, **pieces)
+            # a checkpoint written before CPU time was counted: its wall seconds bound it
+            state = {"step_cpu_seconds": None} | checkpoint.load(out / CHECKPOINT_FILE, **pieces)
+            if state["step_cpu_seconds"] is None:
+                state["step_cpu_seconds"] = state["step_seconds"]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         keep_metrics_upto(out, state["iteration"])
@@ -145,6 +162,7 @@ def optimise(
                 extra = stepper.step(it)
             state["iteration"] = it + 1
             state["step_seconds"] += m.seconds
+            state["step_cpu_seconds"] += m.cpu_seconds
             estimate.step(it, m.seconds, one_off)
             state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
@@ -158,7 +176,9 @@ def optimise(
             bar.set_postfix(loss=f"{record['loss']:.4g}", **shown)
             out_of_time = (
                 options.time_limit is not None and time.monotonic() - started > options.time_limit
-            ) or (options.budget is not None and state["step_seconds"] >= options.budget)
+            ) or (
+                options.budget is not None and spent(state, options.budget_clock) >= options.budget
+            )
             if out is not None and (
                 it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
             ):
@@ -177,6 +197,11 @@ def optimise(
         evidence.keep(out / SUMMARY_FILE, state["iteration"])  # rows cite it: never replaced
     warn_if_runaway(summary, stepper)
     return summary
+
+
+def spent(counters: dict, clock: str) -> float:
+    """Seconds of steps so far on `clock` ("wall" or "cpu"; see `RunOptions.budget_clock`)."""
+    return counters["step_cpu_seconds" if clock == "cpu" else "step_seconds"]
 
 
 class Estimate:

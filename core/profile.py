@@ -59,6 +59,7 @@ def peak_rss_bytes() -> int:
 @dataclass
 class Measure:
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time, all its threads: unmoved by other work
     peak_mem_mb: float = 0.0
 
 
@@ -82,13 +83,14 @@ def measure(device: torch.device | str = "cpu", interval: float = 0.005):
         cuda_base = torch.cuda.memory_allocated(dev)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         yield m
     finally:
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         m.seconds = time.perf_counter() - start
+        m.cpu_seconds = time.process_time() - cpu_start
         stop.set()
         thread.join()
         peak[0] = max(peak[0], rss_bytes(), peak_rss_bytes() if hwm else 0)

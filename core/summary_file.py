@@ -47,7 +47,10 @@ METADATA_TYPES = {
     "image_shape": list, "mean": list, "std": list,
 }  # fmt: skip
 NUMBER = int | float | None  # JSON has one number type; None where nothing was measured
-RUN_TYPES = {"iterations": int, "sec_per_iter": NUMBER, "seconds": NUMBER, "peak_mem_mb": NUMBER}
+RUN_TYPES = {
+    "iterations": int, "sec_per_iter": NUMBER, "seconds": NUMBER, "cpu_seconds": NUMBER,
+    "peak_mem_mb": NUMBER,
+}  # fmt: skip
 
 
 def library_version() -> str:

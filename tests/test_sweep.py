@@ -1,14 +1,17 @@
 """`distill sweep`: config validation, expansion, skipping finished cells, resuming, Ray."""
 
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from datadistill import evidence
+from datadistill import evidence, profile
 from datadistill.bench import cells as bench
 from datadistill.bench import config as sweep_config
 from datadistill.bench import sweep
 from datadistill.errors import DistillError
+from datadistill.loop import RunOptions, optimise
 from datadistill.methods import registry
 from datadistill.methods.registry import Method
 from datadistill.results import load_rows
@@ -165,6 +168,50 @@ def test_an_equal_budget_sweep_stops_each_cell_at_its_seconds_and_evaluates_it(t
     assert summary.extra["run"]["seconds"] >= 0.5  # steps ran until the budget was spent
     again = sweep.run_sweep(config, workers=0, log=quiet)
     assert again.skipped == 1 and not again.finished
+
+
+class BusyCore:
+    """`time` as the step timer sees it while other work holds the core: every wall-clock
+    reading is ten seconds later than the last, CPU time is the process's own."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 10.0
+        return self.now
+
+    process_time = staticmethod(time.process_time)
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_cpu_budget_is_not_spent_by_wall_time_that_other_work_takes(tmp_path, monkeypatch, clock):
+    monkeypatch.setattr(profile, "time", BusyCore())
+    raw = tiny(tmp_path, methods=["dm"], iterations=6, budget=25, budget_clock=clock)
+    outcome = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    assert len(outcome.finished) == 1
+    (row,) = load_rows(tmp_path / "tiny_digits.json")
+    assert (row["budget_seconds"], row["budget_clock"]) == (25, clock)
+    run = Summary.load(row["summary"]).extra["run"]
+    assert run["seconds"] == pytest.approx(10 * run["iterations"])  # 10 s of wall time a step
+    # on the wall clock the budget is gone after three steps; the steps' own CPU time is not
+    assert row["iterations"] == (3 if clock == "wall" else 6)
+    assert 0 < run["cpu_seconds"] < 25
+    folder = Path(row["summary"]).parent.name
+    assert folder.endswith("budget25s" if clock == "wall" else "budget25cpus")
+
+
+def test_an_unknown_budget_clock_and_a_cpu_budget_on_a_gpu_are_refused():
+    with pytest.raises(DistillError, match="budget_clock must be one of wall, cpu"):
+        sweep_config.parse({"datasets": ["digits"], "methods": ["dm"], "ipc": [1],
+                            "budget_clock": "gpu"})  # fmt: skip
+    with pytest.raises(DistillError, match="budget_clock must be one of wall, cpu.*use cpu"):
+        RunOptions(budget=1, budget_clock="process")
+    with pytest.raises(DistillError, match="miss the work of cuda; use budget_clock wall"):
+        options = RunOptions(budget=1, budget_clock="cpu")
+        optimise(param=None, objective=None, data=None, generator=None, stepper=None,
+                 iterations=1, summarise=None, options=options, describe="",
+                 device=torch.device("cuda"), out=None)  # fmt: skip
 
 
 def test_killed_sweep_loses_no_finished_cell_and_reruns_only_the_missing(tmp_path, monkeypatch):

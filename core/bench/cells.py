@@ -31,11 +31,20 @@ class Cell:
     overrides: tuple[tuple[str, str], ...] = ()
     variant: str | None = None  # tells apart cells of one method that differ in `overrides`
     budget: float | None = None  # seconds of distillation steps in all; see `run_cell`
+    budget_clock: str = "wall"  # what the budget counts (`datadistill.loop.RunOptions`)
 
     def folder(self, data: Dataset) -> str:
         name = f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
         name = f"{name}-{self.variant}" if self.variant else name
-        return f"{name}-budget{self.budget:g}s" if self.budget is not None else name
+        if self.budget is None:
+            return name
+        return f"{name}-budget{self.budget:g}{'cpu' if self.budget_clock == 'cpu' else ''}s"
+
+    def budget_fields(self) -> dict:
+        """What a row of this cell records of its budget (nothing without one)."""
+        if self.budget is None:
+            return {}
+        return {"budget_seconds": self.budget, "budget_clock": self.budget_clock}
 
 
 def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
@@ -64,11 +73,19 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             continue
         if r.get("budget_seconds") != cell.budget:
             continue
+        if cell.budget is not None and r.get("budget_clock") != cell.budget_clock:
+            continue
         if cell.budget is None and methods.get(cell.method).learnt and cell.iterations is not None:
             if r["iterations"] != cell.iterations:
                 continue
         rows.append(r)
     return rows if len(rows) == len(config.archs) else []
+
+
+def budget_spent(summary: Summary, clock: str) -> float:
+    """Seconds of distillation steps a saved summary spent on `clock` (wall or cpu)."""
+    run_info = summary.extra["run"]
+    return run_info.get("cpu_seconds" if clock == "cpu" else "seconds", 0.0)
 
 
 def run_cell(
@@ -90,7 +107,8 @@ def run_cell(
     it is evaluated as it stands (its rows record the iterations reached, so a later call
     that reaches `cell.iterations` adds a row instead of hiding this one). A cell with a
     `budget` (seconds of distillation steps in all, across resumes) stops there and is
-    evaluated as it stands: an equal-compute comparison; its rows record `budget_seconds`.
+    evaluated as it stands: an equal-compute comparison; its rows record `budget_seconds`
+    and `budget_clock`.
     """
     budget = cell.budget
     evaluate_partial = evaluate_partial or budget is not None
@@ -104,7 +122,7 @@ def run_cell(
         not methods.get(cell.method).learnt
         or cell.iterations is None
         or summary.extra["run"]["iterations"] >= cell.iterations
-        or (budget is not None and summary.extra["run"].get("seconds", 0) >= budget)
+        or (budget is not None and budget_spent(summary, cell.budget_clock) >= budget)
     )
     if not finished:
         options = RunOptions(
@@ -113,6 +131,7 @@ def run_cell(
             resume=True,
             time_limit=time_limit,
             budget=budget,
+            budget_clock=cell.budget_clock,
             progress=progress,
         )
         summary = run(
@@ -132,8 +151,6 @@ def run_cell(
     cited = {"summary": str(evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0)))}
     if cell.variant:
         cited["variant"] = cell.variant
-    if budget is not None:
-        cited["budget_seconds"] = budget
-    rows = [{**r, **cited} for r in rows]
+    rows = [{**r, **cited, **cell.budget_fields()} for r in rows]
     append_rows(results, rows)  # with the cited file's sha256 (datadistill.evidence.with_hash)
     return rows

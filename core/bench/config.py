@@ -26,6 +26,8 @@ raised before any work starts. Keys:
     time_limit: null                  # seconds per distillation; a stopped cell resumes later
     budget: null                      # seconds of distillation steps per cell in all (across
                                       # resumes), then evaluated as it stands: equal compute
+    budget_clock: wall                # or cpu: the worker's CPU seconds, which other work
+                                      # sharing the cores does not eat into (CPU only)
     env: {DATADISTILL_COMPILE: "0"}   # environment of every worker
 
 Paths are relative to the directory the sweep runs from (the repository root).
@@ -44,11 +46,12 @@ from datadistill import methods, nets
 from datadistill.bench.cells import Cell
 from datadistill.errors import DistillError
 from datadistill.evaluate import EvalConfig
+from datadistill.loop import BUDGET_CLOCKS
 from datadistill.train import TrainConfig
 
 TOP_KEYS = (
     "name", "datasets", "methods", "exclude", "ipc", "seeds", "iterations", "overrides", "eval",
-    "experts", "results", "runs", "device", "time_limit", "budget", "env",
+    "experts", "results", "runs", "device", "time_limit", "budget", "budget_clock", "env",
 )  # fmt: skip
 REQUIRED = ("datasets", "methods", "ipc")
 EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps")
@@ -140,6 +143,7 @@ class SweepConfig:
     device: str = "auto"
     time_limit: float | None = None
     budget: float | None = None
+    budget_clock: str = "wall"
     env: Mapping[str, str] = field(default_factory=dict)
 
     def results_file(self, dataset: str) -> Path:
@@ -169,6 +173,7 @@ class SweepConfig:
                             seed=seed,
                             overrides=overrides,
                             budget=self.budget,
+                            budget_clock=self.budget_clock,
                         )
                         out.append(
                             SweepCell(
@@ -221,6 +226,12 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
     for key, value in (("time_limit", time_limit), ("budget", budget)):
         if value is not None and (not isinstance(value, int | float) or value <= 0):
             raise DistillError(f"{where}: {key} must be a positive number of seconds or null")
+    budget_clock = raw.get("budget_clock", "wall")
+    if budget_clock not in BUDGET_CLOCKS:
+        raise DistillError(
+            f"{where}: budget_clock must be one of {', '.join(BUDGET_CLOCKS)}, got "
+            f"'{budget_clock}'; use cpu to count each worker's CPU seconds"
+        )
     env = raw.get("env") or {}
     _mapping(env, f"{where}: env")
     config = SweepConfig(
@@ -241,6 +252,7 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
         device=str(raw.get("device", "auto")),
         time_limit=time_limit,
         budget=budget,
+        budget_clock=budget_clock,
         env={str(k): str(v) for k, v in env.items()},
     )
     for key in ("results", "runs"):

@@ -44,13 +44,20 @@ def pooled(rows: list[dict]) -> dict:
 
 
 def main_rows(
-    rows: Iterable[dict], *, arch: str = "convnet", budget: float | None = None
+    rows: Iterable[dict],
+    *,
+    arch: str = "convnet",
+    budget: float | None = None,
+    budget_clock: str = "wall",
 ) -> dict[tuple[str, int], dict]:
     """(method, ipc) -> the pooled row of the main protocol on `arch` (see module doc), among
-    the rows of an equal-compute sweep of `budget` seconds, or (None) outside any."""
+    the rows of an equal-compute sweep of `budget` seconds on `budget_clock`, or (None)
+    outside any."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         if r.get("budget_seconds") != budget:
+            continue
+        if budget is not None and r.get("budget_clock") != budget_clock:
             continue
         if r.get("variant") is None and r["arch"] == arch and r.get("acc_mean") is not None:
             protocol = (r["runs"], r.get("eval_epochs") or 0, r["iterations"])
