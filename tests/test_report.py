@@ -2,9 +2,12 @@
 
 import importlib.util
 import re
+import statistics
 from pathlib import Path
 
 import pytest
+
+from datadistill.results import append_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +75,32 @@ def test_every_result_row_follows_the_schema():
         for row in load_rows(path):
             missing = [k for k in ROW_KEYS if k not in row]
             assert not missing, f"{path.name}: a row lacks {missing}"
+
+
+def test_the_headline_marks_the_best_at_any_budget_and_the_best_at_equal_compute(report, tmp_path):
+    def row(method, accs, **extra):
+        return {
+            "method": method, "dataset": report.BENCH_DATASET, "ipc": 10, "iterations": 1000,
+            "arch": "convnet", "runs": len(accs), "acc_mean": statistics.fmean(accs),
+            "acc_std": statistics.pstdev(accs), "images": 100, "stored_bytes": 313600,
+            "sec_per_iter": 0.5, "peak_mem_mb": 1.0, "command": "test", "accs": list(accs),
+            "eval_epochs": 300, "seed": 0, **extra,
+        }  # fmt: skip
+
+    sweep = {"budget_seconds": report.BUDGET.budget, "budget_clock": report.BUDGET.budget_clock}
+    other_clock = "wall" if report.BUDGET.budget_clock == "cpu" else "cpu"
+    append_rows(tmp_path / "fake.json", [
+        row("dm", (0.85, 0.86) * 3, variant="pool200"),  # the best at any budget
+        row("dsa", (0.845, 0.855) * 3),  # within noise of it
+        row("dc", (0.70,) * 6),
+        row("dm", (0.70,) * 5, **sweep),
+        row("dsa", (0.75,) * 5, **sweep),  # the best at equal compute
+        row("dc", (0.99,) * 5, budget_seconds=report.BUDGET.budget, budget_clock=other_clock),
+    ])  # fmt: skip
+    cells = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[4]
+        for line in report.headline_table(tmp_path).splitlines()[2:]
+    }
+    assert cells["dm"].startswith("**85.50") and "†" not in cells["dm"]
+    assert cells["dsa"].startswith("85.00") and cells["dsa"].endswith("≈ †")
+    assert cells["dc"] == "70.00 ± 0.00"  # another clock's sweep is not this one
