@@ -59,7 +59,9 @@ def peak_rss_bytes() -> int:
 @dataclass
 class Measure:
     seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process's CPU time, all its threads: unmoved by other work
+    # this process's CPU time, all its threads but the memory sampler (whose share grows
+    # with wall time): what other work sharing the cores does not move
+    cpu_seconds: float = 0.0
     peak_mem_mb: float = 0.0
 
 
@@ -73,9 +75,13 @@ def measure(device: torch.device | str = "cpu", interval: float = 0.005):
     base = rss_bytes()
     peak = [base]
 
+    sampler_cpu = [0.0]
+
     def sample():
+        started = time.thread_time()
         while not stop.wait(interval):
             peak[0] = max(peak[0], rss_bytes(), peak_rss_bytes() if hwm else 0)
+        sampler_cpu[0] = time.thread_time() - started
 
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -90,9 +96,9 @@ def measure(device: torch.device | str = "cpu", interval: float = 0.005):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         m.seconds = time.perf_counter() - start
-        m.cpu_seconds = time.process_time() - cpu_start
         stop.set()
         thread.join()
+        m.cpu_seconds = time.process_time() - cpu_start - sampler_cpu[0]
         peak[0] = max(peak[0], rss_bytes(), peak_rss_bytes() if hwm else 0)
         if dev.type == "cuda":
             m.peak_mem_mb = (torch.cuda.max_memory_allocated(dev) - cuda_base) / 2**20

@@ -1,6 +1,7 @@
 """datadistill.profile: time and peak memory of a block, measured on the CPU."""
 
 import mmap
+import time
 
 from datadistill.profile import measure, peak_rss_bytes, reset_peak_rss, rss_bytes
 
@@ -20,6 +21,17 @@ def test_peak_memory_of_a_block_counts_what_it_touched_and_freed():
         _touch(200 * MB)
     assert 190 <= m.peak_mem_mb <= 260
     assert m.seconds > 0
+
+
+def test_cpu_seconds_count_the_blocks_work_not_its_waiting_nor_the_memory_sampler():
+    with measure("cpu") as waited:
+        time.sleep(1.0)
+    with measure("cpu") as worked:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.5:
+            pass
+    assert waited.seconds >= 1.0 and waited.cpu_seconds < 0.02  # 200 samples a second
+    assert 0.5 <= worked.cpu_seconds <= worked.seconds + 0.01
 
 
 def test_high_water_mark_resets():

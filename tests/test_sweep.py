@@ -182,6 +182,7 @@ class BusyCore:
         return self.now
 
     process_time = staticmethod(time.process_time)
+    thread_time = staticmethod(time.thread_time)
 
 
 @pytest.mark.parametrize("clock", ["wall", "cpu"])
