@@ -145,3 +145,29 @@ def test_best_rows_take_each_sides_best_under_one_protocol_and_name_its_variant(
     assert bench_tables.within_noise(best["dm", 10], best["dsa", 10]) is False
     wide = {**best["dsa", 10], "acc_std": 0.03}
     assert bench_tables.within_noise(best["dm", 10], wide) is True
+
+
+def test_accuracy_against_seconds_joins_each_methods_equal_compute_point_to_its_best(
+    tmp_path, monkeypatch
+):
+    equal = {
+        ("dm", 10): row("dm", 10, accs=(0.70,), distill_cpu_seconds=900.0, distill_seconds=2400.0),
+        ("random", 10): row("random", 10, accs=(0.60,)),
+    }
+    longer = {("dm", 10): row("dm", 10, accs=(0.83,), distill_seconds=7200.0, device="cuda:0")}
+    drawn, save = {}, bench_plots.save
+
+    def spy(fig, path):
+        ax = fig.axes[0]
+        drawn["lines"] = {line.get_label(): line for line in ax.get_lines()}
+        return save(fig, path)
+
+    monkeypatch.setattr(bench_plots, "save", spy)
+    out = bench_plots.accuracy_against_seconds(
+        equal, longer, tmp_path / "s.png", dataset="digits", ipc=10, clock="cpu"
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dm = drawn["lines"]["dm"]
+    assert list(dm.get_xdata()) == [900.0, 7200.0]  # the CPU seconds, not the 2,400 wall ones
+    assert list(dm.get_ydata()) == pytest.approx([70.0, 83.0])
+    assert list(drawn["lines"]["random"].get_ydata()) == [60.0, 60.0]  # no steps: a line across

@@ -89,3 +89,47 @@ def transfer_heatmap(rows: list[dict], path: str | Path, *, dataset: str, ipc: i
     )
     fig.colorbar(image, ax=ax, label="test accuracy (%)")
     return save(fig, path)
+
+
+def accuracy_against_seconds(
+    equal: dict[tuple[str, int], dict],
+    longer: dict[tuple[str, int], dict],
+    path: str | Path,
+    *,
+    dataset: str,
+    ipc: int,
+    clock: str,
+) -> Path:
+    """Accuracy at `ipc` against seconds of distillation (log), one line per method joining
+    its equal-compute point (`equal`, seconds on `clock`) to its best at any budget
+    (`longer`, wall seconds; hollow where a GPU ran it, so the seconds are a GPU's). Methods
+    without distillation steps (random, coresets) are dashed lines across.
+
+    Which methods gain from more compute is the slope of their line."""
+    spent = "distill_cpu_seconds" if clock == "cpu" else "distill_seconds"
+    fig, ax = plt.subplots(figsize=(8, 5))
+    names = method_order(m for m, i in [*equal, *longer] if i == ipc)
+    for n, method in enumerate(names):
+        colour = plt.cm.tab20(n % 20)
+        points = []
+        for rows, key in ((equal, spent), (longer, "distill_seconds")):
+            r = rows.get((method, ipc))
+            if r is not None and r.get(key):
+                points.append((r[key], 100 * r["acc_mean"], "cuda" in str(r.get("device", ""))))
+        r = equal.get((method, ipc)) or longer.get((method, ipc))
+        if not points and r is not None and not r.get("iterations"):
+            ax.axhline(100 * r["acc_mean"], color=colour, ls="--", lw=1, label=method)
+            continue
+        if not points:
+            continue
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "-", color=colour, label=method)
+        for x, y, gpu in points:
+            ax.plot(x, y, "o", color=colour, mfc="white" if gpu else colour, ms=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"seconds of distillation (log; equal compute: {clock} seconds on one thread)")
+    ax.set_ylabel(f"test accuracy at IPC {ipc} (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_title(f"{dataset}: equal compute and each method's best (hollow: on a GPU)")
+    return save(fig, path)
