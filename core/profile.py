@@ -60,7 +60,8 @@ def peak_rss_bytes() -> int:
 class Measure:
     seconds: float = 0.0
     # this process's CPU time, all its threads but the memory sampler (whose share grows
-    # with wall time): what other work sharing the cores does not move
+    # with wall time): what other work sharing the cores does not move. Helper processes
+    # (torch.compile's C++ compiler pool) are not counted
     cpu_seconds: float = 0.0
     peak_mem_mb: float = 0.0
 
