@@ -184,7 +184,8 @@ def _label(r: dict) -> str:
         return f"statistics, IPC {r['ipc']}, pool {r['pool']}, q {r['sample_rate']:.3g}{private}"
     if r["method"] == "fedavg-warm":
         return f"warm FedAvg from IPC {r['ipc']}"
-    return f"union of {r['method']} IPC {r['ipc']} summaries"
+    steps = f", {r['iterations']:,} it" if r.get("iterations") else ""
+    return f"union of {r['method']} IPC {r['ipc']} summaries{steps}"
 
 
 def plot(rows: list[dict], path: Path, *, title: str) -> Path:
