@@ -5,6 +5,9 @@ union of the partitions), what an upload holds, the server's distillation, and t
 end to end on Flower's simulation engine and on a loopback deployment with a failing client.
 """
 
+import functools
+from dataclasses import replace
+
 import pytest
 import torch
 from federated_checks import image_shaped
@@ -12,7 +15,7 @@ from federated_checks import image_shaped
 from datadistill.errors import DistillError
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.images import FreeImages
-from datadistill_apps.federated import records, statistics, stats_flower, stats_server
+from datadistill_apps.federated import cache, records, statistics, stats_flower, stats_server
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.federated.partition import partition
 from datadistill_apps.federated.statistics import ClassStatistics, PoolDescription
@@ -122,6 +125,32 @@ def test_the_server_distils_against_the_aggregated_statistics(digits):
         with torch.no_grad():
             losses.append(sum(float(objective.loss(param, data, None, s)) for s in range(2)))
     assert losses[1] < losses[0]
+
+
+def test_the_servers_distillation_stopped_mid_way_resumes_to_the_same_summary(
+    digits, tmp_path, monkeypatch
+):
+    pool = statistics.describe_pool(
+        members=2, seed=0, num_classes=10, dsa_strategy=digits.spec.dsa_strategy
+    )
+    total = statistics.aggregate([statistics.client_statistics(digits, torch.arange(600), pool)])
+    cfg = FedConfig(dataset="digits", mode="statistics", pool=2, cache=str(tmp_path))
+    folder = cache.server_run_folder(cfg, total)
+    run = functools.partial(stats_server.distil_from_statistics, digits.spec, pool, total, ipc=2)
+    whole = run(iterations=8)
+    run(iterations=3, out_dir=folder)  # stopped after 3 steps, its checkpoint kept
+    steps, loss = [], MeanEmbedding.loss
+    monkeypatch.setattr(MeanEmbedding, "loss", lambda *a: steps.append(1) or loss(*a))
+    resumed = run(iterations=8, out_dir=folder)
+    assert len(steps) == 5  # the 5 steps left, not 8 from the start
+    assert resumed.extra["run"]["iterations"] == 8
+    assert torch.equal(resumed.images, whole.images)
+    # other statistics (one client more) never resume this run
+    more = statistics.aggregate(
+        [total, statistics.client_statistics(digits, torch.arange(600, 700), pool)]
+    )
+    assert cache.server_run_folder(cfg, more) != folder
+    assert cache.server_run_folder(replace(cfg, cache=""), total) is None
 
 
 @pytest.mark.xdist_group("ray")  # they count Ray processes machine-wide: one worker runs them

@@ -9,12 +9,14 @@ folder's checkpoint. FedAvg's server writes the global model and the curve so fa
 after every round that had every client's update (`fedavg_key()`); a rerun starts from
 the last such round. In statistics mode each client keeps its upload (`statistics_key()`),
 so cells that differ only in the server's IPC or iterations compute it once; a private
-upload kept is the one release, reused at no further privacy cost. A corrupt or unreadable
-file is recomputed, never trusted.
+upload kept is the one release, reused at no further privacy cost, and the server's
+distillation against the aggregated uploads checkpoints in a run folder of its own. A
+corrupt or unreadable file is recomputed, never trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -57,6 +59,20 @@ def cached(cfg: FedConfig, pid: int, distil: Callable[[], Summary]) -> tuple[Sum
     path.parent.mkdir(parents=True, exist_ok=True)
     summary.save(path)
     return summary, False
+
+
+def server_run_folder(cfg: FedConfig, stats: ClassStatistics) -> Path | None:
+    """Where the server's distillation checkpoints (None without a cache), named by what
+    decides it: the server's settings and the aggregated statistics themselves, so a rerun
+    whose replies differ (a client lost, another noise draw) never resumes another's run."""
+    if not cfg.cache:
+        return None
+    digest = hashlib.sha256()
+    settings = (cfg.statistics_key(), cfg.ipc, cfg.iterations, cfg.server_lr, cfg.seed)
+    digest.update(repr(settings).encode())
+    for t in (stats.counts, stats.member_counts, stats.means):
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return Path(cfg.cache) / f"server-{digest.hexdigest()[:12]}-run"
 
 
 def statistics_path(cfg: FedConfig, pid: int) -> Path:

@@ -20,7 +20,7 @@ from flwr.common.logger import log as flwr_log
 from datadistill.data import Dataset
 from datadistill.errors import DistillError
 from datadistill.train import TrainConfig
-from datadistill_apps.federated import private, server, statistics, stats_server
+from datadistill_apps.federated import cache, private, server, statistics, stats_server
 from datadistill_apps.federated.config import FedConfig
 from datadistill_apps.privacy import noise
 
@@ -134,6 +134,7 @@ def one_round(grid, nodes, cfg: FedConfig, data: Dataset, device) -> tuple[dict,
         seed=cfg.seed,
         device=device,
         overrides={"lr_img": cfg.server_lr},
+        out_dir=cache.server_run_folder(cfg, total),
     )
     flwr_log(
         logging.INFO,
