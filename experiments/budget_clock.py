@@ -28,22 +28,27 @@ from datadistill import atomic
 from datadistill import data as datasets
 from datadistill.distill import run
 from datadistill.loop import RunOptions
-from datadistill.results import command_line
+from datadistill.results import check_row, command_line
 
 RESULTS = Path("experiments/results/budget_clock.json")
 BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(512, 512)\nwhile True: a @ a\n"
 
 
-def distil(method: str, data, ipc: int, budget: float) -> dict:
+def distil(method: str, data, ipc: int, budget: float, variant: str, **extra) -> dict:
+    """One run of `budget` CPU seconds as a result row (sec_per_iter: CPU seconds)."""
     options = RunOptions(iterations=10**6, budget=budget, budget_clock="cpu", progress=False)
     summary = run(method, data, ipc, options=options)
     info = summary.extra["run"]
     return {
-        "iterations": info["iterations"],
-        "cpu_seconds": info["cpu_seconds"],
-        "wall_seconds": info["seconds"],
-        "cpu_sec_per_iter": info["cpu_seconds"] / info["iterations"],
-    }
+        "method": method, "dataset": data.spec.name, "ipc": ipc,
+        "iterations": info["iterations"], "arch": "convnet", "runs": 0, "acc_mean": None,
+        "acc_std": None, "images": summary.n, "stored_bytes": summary.stored_bytes,
+        "sec_per_iter": info["cpu_seconds"] / info["iterations"],
+        "peak_mem_mb": info["peak_mem_mb"], "command": command_line(), "variant": variant,
+        "budget_seconds": budget, "budget_clock": "cpu", "distill_cpu_seconds": info["cpu_seconds"],
+        "distill_seconds": info["seconds"], "threads": torch.get_num_threads(),
+        "machine_cpus": len(os.sched_getaffinity(0)), **extra,
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -60,35 +65,22 @@ def main() -> None:
     rows = []
     for method in args.methods:
         run(method, data, args.ipc, options=RunOptions(iterations=2, progress=False))  # compile
-        alone = distil(method, data, args.ipc, args.budget)
+        alone = distil(method, data, args.ipc, args.budget, "alone")
         busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.neighbours)]
         try:
-            shared = distil(method, data, args.ipc, args.budget)
+            shared = distil(method, data, args.ipc, args.budget, f"beside{args.neighbours}busy")
         finally:
             for proc in busy:
                 proc.kill()
                 proc.wait()
-        row = {
-            "method": method,
-            "dataset": args.dataset,
-            "ipc": args.ipc,
-            "budget_cpu_seconds": args.budget,
-            "neighbours": args.neighbours,
-            "threads": torch.get_num_threads(),
-            "machine_cpus": len(os.sched_getaffinity(0)),
-            "alone": alone,
-            "shared": shared,
-            "iterations_ratio": shared["iterations"] / alone["iterations"],
-            "cpu_per_iter_ratio": shared["cpu_sec_per_iter"] / alone["cpu_sec_per_iter"],
-            "wall_per_cpu_shared": shared["wall_seconds"] / shared["cpu_seconds"],
-            "command": command_line(),
-        }
-        rows.append(row)
+        shared["neighbours"] = args.neighbours
+        shared["cpu_per_iter_ratio"] = shared["sec_per_iter"] / alone["sec_per_iter"]
+        shared["wall_per_cpu"] = shared["distill_seconds"] / shared["distill_cpu_seconds"]
+        rows += [check_row(alone), check_row(shared)]
         print(
             f"{method}: {alone['iterations']} iterations alone, {shared['iterations']} beside "
-            f"{args.neighbours} busy processes (x{row['iterations_ratio']:.2f}); CPU s/iter "
-            f"x{row['cpu_per_iter_ratio']:.2f}; a wall-clock budget would have run "
-            f"{1 / row['wall_per_cpu_shared']:.2f} of it",
+            f"{args.neighbours} busy processes; CPU s/iter x{shared['cpu_per_iter_ratio']:.2f}; "
+            f"a wall-clock budget would have run {1 / shared['wall_per_cpu']:.2f} of it",
             flush=True,
         )
     atomic.write_bytes(args.results, (json.dumps(rows, indent=1) + "\n").encode())
