@@ -25,6 +25,18 @@ from datadistill.train import TrainConfig, train
 CHECKPOINT_EVERY = 50  # steps; a pooled DM checkpoint holds the pool's means (MBs)
 
 
+def resumable(*, seed: int, iterations: int | None, out_dir: Path | None, progress: bool):
+    """Run options that checkpoint in `out_dir` every `CHECKPOINT_EVERY` steps and resume
+    from it (a client's or the server's distillation: hours on a CPU); None: neither."""
+    return RunOptions(
+        seed=seed,
+        iterations=iterations,
+        progress=progress,
+        resume=out_dir is not None,
+        checkpoint_every=CHECKPOINT_EVERY,
+    )
+
+
 def client_data(data: Dataset, rows: torch.Tensor) -> Dataset:
     """The partition `rows` of the training set as a Dataset with the global spec.
 
@@ -68,13 +80,7 @@ def distil_partition(
         spec = dataclasses.replace(data.spec, num_classes=len(rich))
         x_k = data.x_train[keep]
         local = Dataset(spec, x_k, remap[data.y_train[keep]], x_k[:0], y[:0])
-        options = RunOptions(
-            seed=seed,
-            iterations=iterations,
-            progress=progress,
-            resume=out_dir is not None,
-            checkpoint_every=CHECKPOINT_EVERY,
-        )
+        options = resumable(seed=seed, iterations=iterations, out_dir=out_dir, progress=progress)
         s = distill.run(
             method, local, ipc, options=options, overrides=overrides, device=device, out_dir=out_dir
         )

@@ -16,16 +16,14 @@ from pathlib import Path
 import torch
 
 from datadistill import distill, methods
-from datadistill.loop import RunOptions
 from datadistill.methods.distribution import DMConfig
 from datadistill.methods.registry import Method
 from datadistill.objectives.distribution import MeanEmbedding
 from datadistill.params.images import FreeImages
 from datadistill.spec import DataSpec
 from datadistill.summary import Summary
+from datadistill_apps.federated import local
 from datadistill_apps.federated.statistics import ClassStatistics, PoolDescription
-
-CHECKPOINT_EVERY = 50  # steps: at IPC 50 about two minutes of this 2-core CPU
 
 
 @dataclass(frozen=True)
@@ -93,16 +91,9 @@ def distil_from_statistics(
     out_dir: Path | None = None,
 ) -> Summary:
     """The global summary, `ipc` images a class, distilled against aggregated `stats`;
-    with `out_dir` it checkpoints there every `CHECKPOINT_EVERY` steps and a rerun resumes
-    (the server's IPC-50 distillation is hours on a CPU)."""
+    with `out_dir` it checkpoints there and a rerun resumes (`local.resumable`)."""
     data = StatisticsData(spec, tuple(int(c) for c in stats.counts))
-    options = RunOptions(
-        seed=seed,
-        iterations=iterations,
-        progress=False,
-        resume=out_dir is not None,
-        checkpoint_every=CHECKPOINT_EVERY,
-    )
+    options = local.resumable(seed=seed, iterations=iterations, out_dir=out_dir, progress=False)
     return distill.run(
         statistics_method(pool, stats),
         data,
