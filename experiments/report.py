@@ -301,7 +301,8 @@ def equal_compute_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
 
 def budget_table(folder: Path = RESULTS) -> str:
     """The equal-compute sweep (`make bench-budget`): accuracy, iterations reached, seconds
-    an iteration on the budget's clock and the one-off costs per method and IPC."""
+    an iteration on the budget's clock and the one-off costs per method and IPC, then the
+    figure `main` draws from the same rows."""
     cells = equal_compute_rows(_bench_rows(folder))
     if not cells:
         return "_No results yet: `make bench-budget` writes them._"
@@ -315,6 +316,8 @@ def budget_table(folder: Path = RESULTS) -> str:
             f"| {'-' if per_iter is None else f'{per_iter:.3g}'} "
             f"| {_cell(r.get('one_off'))} | {_cell(r.get('one_off_seconds'))} |"
         )
+    figure = SECONDS_FIGURE.relative_to(ROOT)
+    lines += ["", f"![accuracy against distillation seconds](../{figure})"]
     return "\n".join(lines)
 
 
@@ -356,8 +359,6 @@ def benchmark_page(folder: Path = RESULTS) -> str:
         "of distillation steps on one thread of this 2-core CPU, then the quick protocol. "
         "One-off costs (experts, a generator) are in their own columns.", "",
         budget_table(folder), "",
-        *([f"![accuracy against distillation seconds](../{SECONDS_FIGURE.relative_to(ROOT)})",
-           ""] if equal_compute_rows(_bench_rows(folder)) else []),
     ])  # fmt: skip
 
 
