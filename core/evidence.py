@@ -44,6 +44,11 @@ def kept_name(iteration: int) -> str:
     return f"summary-it{iteration}.safetensors"
 
 
+def budget_name(seconds: float, clock: str) -> str:
+    """The summary a run kept when it had spent `seconds` on `clock` (a budget stop)."""
+    return f"summary-budget{seconds:g}{'cpu' if clock == 'cpu' else ''}s.safetensors"
+
+
 def keep(latest: Path, iteration: int) -> Path:
     """Keep an immutable copy of the summary at `latest` after `iteration` iterations:
     `summary-it{iteration}.safetensors` beside it (see `keep_as`). Returns the copy's path."""

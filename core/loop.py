@@ -47,6 +47,9 @@ class RunOptions:
     # what `budget` counts: "wall" seconds, or this process's "cpu" seconds, which other
     # work sharing the cores does not eat into (one thread's are an idle core's wall seconds)
     budget_clock: str = "wall"
+    # earlier budgets on the way to `budget`: the summary is kept when each is spent, so one
+    # run answers several budgets (a stop is what a run of that budget alone would have made)
+    budget_stops: tuple[float, ...] = ()
     eval_every: int = 0  # 0: never; needs `evaluator`
     resume: bool = False
     progress: bool = True
@@ -70,6 +73,13 @@ class RunOptions:
             raise DistillError(
                 f"budget_clock must be one of {', '.join(BUDGET_CLOCKS)}, got "
                 f"'{self.budget_clock}'; use cpu to count this process's CPU seconds"
+            )
+        if self.budget_stops and not (
+            self.budget is not None and all(0 < s < self.budget for s in self.budget_stops)
+        ):
+            raise DistillError(
+                f"budget stops {list(self.budget_stops)} need a budget above each of them, got "
+                f"{self.budget}; give budget the largest number of seconds"
             )
 
 
@@ -160,11 +170,13 @@ def optimise(
                 stepper.zero_grad()
                 loss.backward()
                 extra = stepper.step(it)
+            before = spent(state, options.budget_clock)
             state["iteration"] = it + 1
             state["step_seconds"] += m.seconds
             state["step_cpu_seconds"] += m.cpu_seconds
             estimate.step(it, m.seconds, one_off)
             state["peak_mem_mb"] = max(state["peak_mem_mb"], m.peak_mem_mb)
+            now = spent(state, options.budget_clock)
             record = {"iteration": it + 1, "loss": float(loss.detach()), "sec": m.seconds, **extra}
             if evaluator is not None and options.eval_every and (it + 1) % options.eval_every == 0:
                 record["acc"] = evaluator(summarise(state))
@@ -176,13 +188,18 @@ def optimise(
             bar.set_postfix(loss=f"{record['loss']:.4g}", **shown)
             out_of_time = (
                 options.time_limit is not None and time.monotonic() - started > options.time_limit
-            ) or (
-                options.budget is not None and spent(state, options.budget_clock) >= options.budget
-            )
+            ) or (options.budget is not None and now >= options.budget)
+            for stop in (s for s in options.budget_stops if before < s <= now and out):
+                summarise(state).save(out / SUMMARY_FILE)  # before the checkpoint that passes it
+                name = evidence.budget_name(stop, options.budget_clock)
+                evidence.keep_as(out / name, (out / SUMMARY_FILE).read_bytes())
             if out is not None and (
                 it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
             ):
                 checkpoint.save(out / CHECKPOINT_FILE, **pieces, state=state)
+            if out is not None and any(before < s <= now for s in options.budget_stops):
+                summarise(state).save(out / SUMMARY_FILE)
+                evidence.keep(out / SUMMARY_FILE, state["iteration"])
             for cb in callbacks:
                 cb(it + 1, record)
             if out_of_time:

@@ -147,9 +147,10 @@ def test_best_rows_take_each_sides_best_under_one_protocol_and_name_its_variant(
     assert bench_tables.within_noise(best["dm", 10], wide) is True
 
 
-def test_accuracy_against_seconds_joins_each_methods_equal_compute_point_to_its_best(
+def test_accuracy_against_seconds_joins_each_methods_equal_compute_points_to_its_best(
     tmp_path, monkeypatch
 ):
+    stop = {("dm", 10): row("dm", 10, accs=(0.65,), distill_cpu_seconds=300.0)}
     equal = {
         ("dm", 10): row("dm", 10, accs=(0.70,), distill_cpu_seconds=900.0, distill_seconds=2400.0),
         ("random", 10): row("random", 10, accs=(0.60,)),
@@ -164,10 +165,10 @@ def test_accuracy_against_seconds_joins_each_methods_equal_compute_point_to_its_
 
     monkeypatch.setattr(bench_plots, "save", spy)
     out = bench_plots.accuracy_against_seconds(
-        equal, longer, tmp_path / "s.png", dataset="digits", ipc=10, clock="cpu"
+        [stop, equal], longer, tmp_path / "s.png", dataset="digits", ipc=10, clock="cpu"
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     dm = drawn["lines"]["dm"]
-    assert list(dm.get_xdata()) == [900.0, 7200.0]  # the CPU seconds, not the 2,400 wall ones
-    assert list(dm.get_ydata()) == pytest.approx([70.0, 83.0])
+    assert list(dm.get_xdata()) == [300.0, 900.0, 7200.0]  # CPU seconds, not 2,400 wall ones
+    assert list(dm.get_ydata()) == pytest.approx([65.0, 70.0, 83.0])
     assert list(drawn["lines"]["random"].get_ydata()) == [60.0, 60.0]  # no steps: a line across

@@ -58,6 +58,8 @@ def quiet(_line: str) -> None:
         ({"iterations": {"dc": 5}}, ["iterations", "'dc'", "default"]),
         ({"iterations": -3}, ["iterations", "positive"]),
         ({"budget": 0}, ["budget", "positive number of seconds"]),
+        ({"budget": 10, "budget_stops": [20]}, ["budget_stops", "between 0 and budget", "[300]"]),
+        ({"budget_stops": [5]}, ["budget_stops", "between 0 and budget (None)"]),
         ({"exclude": ["dmm"]}, ["exclude", "'dmm'"]),
         ({"results": "r_{seed}.json"}, ["results", "{name}"]),
     ],
@@ -202,12 +204,46 @@ def test_a_cpu_budget_is_not_spent_by_wall_time_that_other_work_takes(tmp_path, 
     assert folder.endswith("budget25s" if clock == "wall" else "budget25cpus")
 
 
+def test_a_budget_stop_answers_the_smaller_budget_from_the_same_run(tmp_path, monkeypatch):
+    """Stops at 25 s on the way to 45 s: the summary kept at 25 s is the one a run of 25 s
+    alone makes (same steps, same images), and each budget has its own rows and file."""
+    monkeypatch.setattr(profile, "time", BusyCore())  # 10 s of wall time a step
+    raw = tiny(tmp_path, methods=["dm"], iterations=100, budget=45, budget_stops=[25])
+    outcome = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    assert len(outcome.finished) == 1
+    stop, full = load_rows(tmp_path / "tiny_digits.json")
+    assert (stop["budget_seconds"], stop["iterations"]) == (25, 3)
+    assert (full["budget_seconds"], full["iterations"]) == (45, 5)
+    assert Path(stop["summary"]).name == "summary-budget25s.safetensors"
+    assert stop["summary_sha256"] != full["summary_sha256"]
+    alone = tiny(tmp_path / "alone", methods=["dm"], iterations=100, budget=25)
+    sweep.run_sweep(sweep_config.parse(alone), workers=0, log=quiet)
+    (row,) = load_rows(tmp_path / "alone" / "tiny_digits.json")
+    assert row["iterations"] == 3  # and the same images (the metadata's timings differ)
+    assert torch.equal(Summary.load(row["summary"]).images, Summary.load(stop["summary"]).images)
+    again = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    assert again.skipped == 1 and not again.finished
+
+
+def test_a_folder_run_past_a_stop_without_keeping_it_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(profile, "time", BusyCore())
+    raw = tiny(tmp_path, methods=["dm"], iterations=100, budget=45)
+    sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    (task,) = sweep_config.parse(raw | {"budget_stops": [25]}).cells()
+    with pytest.raises(DistillError, match="ran past 25 wall seconds.*delete the folder"):
+        bench.run_cell(task.cell, sweep._dataset("digits"), config=task.evals[0],
+                       results=task.results, runs_dir=task.runs_dir, device=torch.device("cpu"),
+                       progress=False)  # fmt: skip
+
+
 def test_an_unknown_budget_clock_and_a_cpu_budget_on_a_gpu_are_refused():
     with pytest.raises(DistillError, match="budget_clock must be one of wall, cpu"):
         sweep_config.parse({"datasets": ["digits"], "methods": ["dm"], "ipc": [1],
                             "budget_clock": "gpu"})  # fmt: skip
     with pytest.raises(DistillError, match="budget_clock must be one of wall, cpu.*use cpu"):
         RunOptions(budget=1, budget_clock="process")
+    with pytest.raises(DistillError, match=r"budget stops \[5\] need a budget above"):
+        RunOptions(budget=5, budget_stops=(5,))
     with pytest.raises(DistillError, match="miss the work of cuda; use budget_clock wall"):
         options = RunOptions(budget=1, budget_clock="cpu")
         optimise(param=None, objective=None, data=None, generator=None, stepper=None,

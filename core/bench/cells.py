@@ -7,7 +7,7 @@ checkpoint. So killing a benchmark and starting it again loses no finished work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ import torch
 from datadistill import evidence, methods
 from datadistill.data import Dataset
 from datadistill.distill import run
+from datadistill.errors import DistillError
 from datadistill.evaluate import EvalConfig, evaluate
 from datadistill.loop import SUMMARY_FILE, RunOptions
 from datadistill.plots import summary_grid
@@ -32,6 +33,7 @@ class Cell:
     variant: str | None = None  # tells apart cells of one method that differ in `overrides`
     budget: float | None = None  # seconds of distillation steps in all; see `run_cell`
     budget_clock: str = "wall"  # what the budget counts (`datadistill.loop.RunOptions`)
+    budget_stops: tuple[float, ...] = ()  # smaller budgets answered on the way (same run)
 
     def folder(self, data: Dataset) -> str:
         name = f"{self.method}-{data.spec.name}-ipc{self.ipc}-s{self.seed}"
@@ -45,6 +47,12 @@ class Cell:
         if self.budget is None:
             return {}
         return {"budget_seconds": self.budget, "budget_clock": self.budget_clock}
+
+
+def at_each_budget(cell: Cell) -> list[Cell]:
+    """The cell at each of its budget stops, smallest first, then the cell itself."""
+    stops = sorted(cell.budget_stops)
+    return [replace(cell, budget=b, budget_stops=()) for b in stops] + [cell]
 
 
 def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
@@ -108,13 +116,15 @@ def run_cell(
     that reaches `cell.iterations` adds a row instead of hiding this one). A cell with a
     `budget` (seconds of distillation steps in all, across resumes) stops there and is
     evaluated as it stands: an equal-compute comparison; its rows record `budget_seconds`
-    and `budget_clock`.
+    and `budget_clock`. Its `budget_stops` are smaller budgets answered by the same run:
+    the loop keeps the summary as each is spent, and each gets its own rows.
     """
     budget = cell.budget
-    evaluate_partial = evaluate_partial or budget is not None
+    *stops, _ = at_each_budget(cell)
+    answered = [done_rows(results, data, stop, config) for stop in stops]
     existing = done_rows(results, data, cell, config)
-    if existing:
-        return existing
+    if existing and all(answered):
+        return [r for rows in answered for r in rows] + existing
     out = runs_dir / cell.folder(data)
     path = out / SUMMARY_FILE
     summary = Summary.load(path) if path.exists() else None
@@ -132,6 +142,7 @@ def run_cell(
             time_limit=time_limit,
             budget=budget,
             budget_clock=cell.budget_clock,
+            budget_stops=cell.budget_stops,
             progress=progress,
         )
         summary = run(
@@ -144,11 +155,45 @@ def run_cell(
             out_dir=out,
         )
         summary_grid(summary, out / "grid.png")
-        reached = summary.extra["run"]["iterations"]
-        if cell.iterations is not None and reached < cell.iterations and not evaluate_partial:
+        short = summary.extra["run"]["iterations"] < (cell.iterations or 0) and (
+            budget is None or budget_spent(summary, cell.budget_clock) < budget
+        )
+        if short and not evaluate_partial:
             return []  # stopped by the time limit; the next call resumes it
+    rows = []
+    for stop, done in zip(stops, answered, strict=True):
+        if done:
+            rows += done
+            continue
+        kept = out / evidence.budget_name(stop.budget, cell.budget_clock)
+        if budget_spent(summary, cell.budget_clock) < stop.budget:
+            kept = evidence.keep(path, summary.extra["run"]["iterations"])  # ended before it
+        elif not kept.exists():
+            raise DistillError(
+                f"{out} ran past {stop.budget:g} {cell.budget_clock} seconds without keeping "
+                "its summary there; delete the folder to distil the cell again with its stops"
+            )
+        rows += evaluated(stop, Summary.load(kept), kept, data, config, results, device, progress)
+    kept = evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0))
+    return rows + (
+        existing or evaluated(cell, summary, kept, data, config, results, device, progress)
+    )
+
+
+def evaluated(
+    cell: Cell,
+    summary: Summary,
+    kept: Path,
+    data: Dataset,
+    config: EvalConfig,
+    results: Path,
+    device: torch.device,
+    progress: bool,
+) -> list[dict]:
+    """Evaluate `summary` (kept at `kept`) for `cell`; its rows, appended to `results`, cite
+    the kept file (`datadistill.evidence`) and record the cell's variant and budget."""
     rows = evaluate(summary, data, config=config, device=device, progress=progress)
-    cited = {"summary": str(evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0)))}
+    cited = {"summary": str(kept)}
     if cell.variant:
         cited["variant"] = cell.variant
     rows = [{**r, **cited, **cell.budget_fields()} for r in rows]

@@ -28,6 +28,8 @@ raised before any work starts. Keys:
                                       # resumes), then evaluated as it stands: equal compute
     budget_clock: wall                # or cpu: the worker's CPU seconds, which other work
                                       # sharing the cores does not eat into (CPU only)
+    budget_stops: []                  # smaller budgets answered by the same runs: the summary
+                                      # kept as each is spent gets its own rows
     env: {DATADISTILL_COMPILE: "0"}   # environment of every worker
 
 Paths are relative to the directory the sweep runs from (the repository root).
@@ -51,7 +53,8 @@ from datadistill.train import TrainConfig
 
 TOP_KEYS = (
     "name", "datasets", "methods", "exclude", "ipc", "seeds", "iterations", "overrides", "eval",
-    "experts", "results", "runs", "device", "time_limit", "budget", "budget_clock", "env",
+    "experts", "results", "runs", "device", "time_limit", "budget", "budget_clock",
+    "budget_stops", "env",
 )  # fmt: skip
 REQUIRED = ("datasets", "methods", "ipc")
 EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps")
@@ -144,6 +147,7 @@ class SweepConfig:
     time_limit: float | None = None
     budget: float | None = None
     budget_clock: str = "wall"
+    budget_stops: tuple[float, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
 
     def results_file(self, dataset: str) -> Path:
@@ -174,6 +178,7 @@ class SweepConfig:
                             overrides=overrides,
                             budget=self.budget,
                             budget_clock=self.budget_clock,
+                            budget_stops=self.budget_stops,
                         )
                         out.append(
                             SweepCell(
@@ -232,6 +237,14 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
             f"{where}: budget_clock must be one of {', '.join(BUDGET_CLOCKS)}, got "
             f"'{budget_clock}'; use cpu to count each worker's CPU seconds"
         )
+    stops = raw.get("budget_stops") or []
+    if not isinstance(stops, list) or not all(
+        isinstance(s, int | float) and 0 < s < (budget or 0) for s in stops
+    ):
+        raise DistillError(
+            f"{where}: budget_stops must be a list of seconds between 0 and budget "
+            f"({budget}), got {stops}; e.g. budget: 900 with budget_stops: [300]"
+        )
     env = raw.get("env") or {}
     _mapping(env, f"{where}: env")
     config = SweepConfig(
@@ -253,6 +266,7 @@ def parse(raw: object, *, name: str = "sweep", where: str = "sweep") -> SweepCon
         time_limit=time_limit,
         budget=budget,
         budget_clock=budget_clock,
+        budget_stops=tuple(sorted(stops)),
         env={str(k): str(v) for k, v in env.items()},
     )
     for key in ("results", "runs"):

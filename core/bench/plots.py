@@ -5,6 +5,7 @@ method x architecture heatmap). Rows are chosen as in `datadistill.bench_tables`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -92,7 +93,7 @@ def transfer_heatmap(rows: list[dict], path: str | Path, *, dataset: str, ipc: i
 
 
 def accuracy_against_seconds(
-    equal: dict[tuple[str, int], dict],
+    sweep: Sequence[dict[tuple[str, int], dict]],
     longer: dict[tuple[str, int], dict],
     path: str | Path,
     *,
@@ -101,28 +102,29 @@ def accuracy_against_seconds(
     clock: str,
 ) -> Path:
     """Accuracy at `ipc` against seconds of distillation (log), one line per method joining
-    its equal-compute point (`equal`, seconds on `clock`) to its best at any budget
-    (`longer`, wall seconds; hollow where a GPU ran it, so the seconds are a GPU's). Methods
-    without distillation steps (random, coresets) are dashed lines across.
+    its equal-compute points (`sweep`: the rows at each budget, seconds on `clock`) to its
+    best at any budget (`longer`, wall seconds; hollow where a GPU ran it, so the seconds are
+    a GPU's). Methods without distillation steps (random, coresets) are dashed lines across.
 
     Which methods gain from more compute is the slope of their line."""
     spent = "distill_cpu_seconds" if clock == "cpu" else "distill_seconds"
     fig, ax = plt.subplots(figsize=(8, 5))
-    names = method_order(m for m, i in [*equal, *longer] if i == ipc)
+    sources = [(rows, spent) for rows in sweep] + [(longer, "distill_seconds")]
+    names = method_order(m for rows, _ in sources for m, i in rows if i == ipc)
     for n, method in enumerate(names):
         colour = plt.cm.tab20(n % 20)
-        points = []
-        for rows, key in ((equal, spent), (longer, "distill_seconds")):
+        points = set()
+        for rows, key in sources:
             r = rows.get((method, ipc))
             if r is not None and r.get(key):
-                points.append((r[key], 100 * r["acc_mean"], "cuda" in str(r.get("device", ""))))
-        r = equal.get((method, ipc)) or longer.get((method, ipc))
+                points.add((r[key], 100 * r["acc_mean"], "cuda" in str(r.get("device", ""))))
+        r = next((rows[method, ipc] for rows, _ in sources if (method, ipc) in rows), None)
         if not points and r is not None and not r.get("iterations"):
             ax.axhline(100 * r["acc_mean"], color=colour, ls="--", lw=1, label=method)
             continue
         if not points:
             continue
-        points.sort()
+        points = sorted(points)
         ax.plot([p[0] for p in points], [p[1] for p in points], "-", color=colour, label=method)
         for x, y, gpu in points:
             ax.plot(x, y, "o", color=colour, mfc="white" if gpu else colour, ms=7)

@@ -25,7 +25,7 @@ import torch
 
 from datadistill import data as datasets
 from datadistill import methods
-from datadistill.bench.cells import done_rows, run_cell
+from datadistill.bench.cells import at_each_budget, done_rows, run_cell
 from datadistill.bench.config import SweepCell, SweepConfig
 from datadistill.distill import resolve_device
 from datadistill.errors import DistillError
@@ -72,7 +72,8 @@ def pending_cells(config: SweepConfig) -> tuple[list[SweepCell], int]:
 def is_done(task: SweepCell) -> bool:
     """Every evaluation of the cell has its rows in the results file."""
     data = _dataset(task.dataset)
-    return all(done_rows(task.results, data, task.cell, ev) for ev in task.evals)
+    cells = at_each_budget(task.cell)
+    return all(done_rows(task.results, data, cell, ev) for ev in task.evals for cell in cells)
 
 
 def expert_jobs(config: SweepConfig, cells: list[SweepCell]) -> list[ExpertJob]:
