@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from datadistill import data as datasets
 from datadistill import evidence, profile
 from datadistill.bench import cells as bench
 from datadistill.bench import config as sweep_config
@@ -231,7 +232,7 @@ def test_a_folder_run_past_a_stop_without_keeping_it_is_refused(tmp_path, monkey
     sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
     (task,) = sweep_config.parse(raw | {"budget_stops": [25]}).cells()
     with pytest.raises(DistillError, match="ran past 25 wall seconds.*delete the folder"):
-        bench.run_cell(task.cell, sweep._dataset("digits"), config=task.evals[0],
+        bench.run_cell(task.cell, datasets.load("digits"), config=task.evals[0],
                        results=task.results, runs_dir=task.runs_dir, device=torch.device("cpu"),
                        progress=False)  # fmt: skip
 
@@ -305,11 +306,12 @@ def test_dry_run_lists_cells_and_runs_none(tmp_path, monkeypatch, capsys):
     path = tmp_path / "s.yaml"
     import yaml
 
-    path.write_text(yaml.safe_dump(tiny(tmp_path)))
+    path.write_text(yaml.safe_dump(tiny(tmp_path, budget=900, budget_stops=[300])))
     monkeypatch.setattr(sweep, "run_cell", lambda *a, **k: pytest.fail("dry run ran a cell"))
     assert main(["sweep", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 cells, 0 already done, 2 to run" in out and "dm digits ipc1 s0" in out
+    assert "budget 300, 900 wall s" in out
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
 
 

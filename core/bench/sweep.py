@@ -194,7 +194,9 @@ def run_sweep(
         for c in todo:
             it = c.cell.iterations if c.cell.iterations is not None else "default"
             evals = "; ".join(f"{','.join(e.archs)} x{e.runs} {e.train.epochs} ep" for e in c.evals)
-            log(f"  {c.label()}: iterations {it}; eval {evals} -> {c.results}")
+            budgets = ", ".join(f"{b.budget:g}" for b in at_each_budget(c.cell))
+            clock = f"; budget {budgets} {c.cell.budget_clock} s" if c.cell.budget else ""
+            log(f"  {c.label()}: iterations {it}{clock}; eval {evals} -> {c.results}")
         return outcome
     if not todo:
         return outcome
