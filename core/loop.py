@@ -189,7 +189,7 @@ def optimise(
             out_of_time = (
                 options.time_limit is not None and time.monotonic() - started > options.time_limit
             ) or (options.budget is not None and now >= options.budget)
-            for stop in (s for s in options.budget_stops if before < s <= now and out):
+            for stop in [s for s in options.budget_stops if before < s <= now and out]:
                 summarise(state).save(out / SUMMARY_FILE)  # before the checkpoint that passes it
                 name = evidence.budget_name(stop, options.budget_clock)
                 evidence.keep_as(out / name, (out / SUMMARY_FILE).read_bytes())
@@ -197,9 +197,6 @@ def optimise(
                 it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
             ):
                 checkpoint.save(out / CHECKPOINT_FILE, **pieces, state=state)
-            if out is not None and any(before < s <= now for s in options.budget_stops):
-                summarise(state).save(out / SUMMARY_FILE)
-                evidence.keep(out / SUMMARY_FILE, state["iteration"])
             for cb in callbacks:
                 cb(it + 1, record)
             if out_of_time:

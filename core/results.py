@@ -24,10 +24,12 @@ ROW_KEYS = (
     "method", "dataset", "ipc", "iterations", "arch", "runs", "acc_mean", "acc_std",
     "images", "stored_bytes", "sec_per_iter", "peak_mem_mb", "command",
 )  # fmt: skip
-# `epochs` is a stream's training epochs per experience (continual): rows that differ in it
-# are different experiments, not a rerun of one
+# `epochs` is a stream's training epochs per experience (continual), `budget_seconds` an
+# equal-compute budget (a coreset answers two budgets with one selection): rows that differ
+# in them are different experiments, not a rerun of one
 IDENTITY = (
     "method", "dataset", "ipc", "iterations", "arch", "eval_epochs", "epochs", "seed", "variant",
+    "budget_seconds", "budget_clock",
 )  # fmt: skip
 
 

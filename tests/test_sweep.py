@@ -209,10 +209,14 @@ def test_a_budget_stop_answers_the_smaller_budget_from_the_same_run(tmp_path, mo
     """Stops at 25 s on the way to 45 s: the summary kept at 25 s is the one a run of 25 s
     alone makes (same steps, same images), and each budget has its own rows and file."""
     monkeypatch.setattr(profile, "time", BusyCore())  # 10 s of wall time a step
-    raw = tiny(tmp_path, methods=["dm"], iterations=100, budget=45, budget_stops=[25])
+    raw = tiny(tmp_path, methods=["random", "dm"], iterations=100, budget=45, budget_stops=[25])
     outcome = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
-    assert len(outcome.finished) == 1
-    stop, full = load_rows(tmp_path / "tiny_digits.json")
+    assert len(outcome.finished) == 2
+    rows = load_rows(tmp_path / "tiny_digits.json")
+    random = [r for r in rows if r["method"] == "random"]  # no steps: one selection, both budgets
+    assert [r["budget_seconds"] for r in random] == [25, 45]
+    assert random[0]["summary_sha256"] == random[1]["summary_sha256"]
+    stop, full = [r for r in rows if r["method"] == "dm"]
     assert (stop["budget_seconds"], stop["iterations"]) == (25, 3)
     assert (full["budget_seconds"], full["iterations"]) == (45, 5)
     assert Path(stop["summary"]).name == "summary-budget25s.safetensors"
@@ -223,7 +227,7 @@ def test_a_budget_stop_answers_the_smaller_budget_from_the_same_run(tmp_path, mo
     assert row["iterations"] == 3  # and the same images (the metadata's timings differ)
     assert torch.equal(Summary.load(row["summary"]).images, Summary.load(stop["summary"]).images)
     again = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
-    assert again.skipped == 1 and not again.finished
+    assert again.skipped == 2 and not again.finished
 
 
 def test_a_folder_run_past_a_stop_without_keeping_it_is_refused(tmp_path, monkeypatch):

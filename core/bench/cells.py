@@ -92,7 +92,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
 
 def budget_spent(summary: Summary, clock: str) -> float:
     """Seconds of distillation steps a saved summary spent on `clock` (wall or cpu)."""
-    run_info = summary.extra["run"]
+    run_info = summary.extra.get("run", {})  # a coreset's selection has no steps
     return run_info.get("cpu_seconds" if clock == "cpu" else "seconds", 0.0)
 
 
@@ -160,21 +160,22 @@ def run_cell(
         )
         if short and not evaluate_partial:
             return []  # stopped by the time limit; the next call resumes it
+    kept = evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0))
     rows = []
     for stop, done in zip(stops, answered, strict=True):
         if done:
             rows += done
             continue
-        kept = out / evidence.budget_name(stop.budget, cell.budget_clock)
+        at_stop = out / evidence.budget_name(stop.budget, cell.budget_clock)
         if budget_spent(summary, cell.budget_clock) < stop.budget:
-            kept = evidence.keep(path, summary.extra["run"]["iterations"])  # ended before it
-        elif not kept.exists():
+            at_stop = kept  # the run ended before it: what a run of that budget would make
+        elif not at_stop.exists():
             raise DistillError(
                 f"{out} ran past {stop.budget:g} {cell.budget_clock} seconds without keeping "
                 "its summary there; delete the folder to distil the cell again with its stops"
             )
-        rows += evaluated(stop, Summary.load(kept), kept, data, config, results, device, progress)
-    kept = evidence.keep(path, summary.extra.get("run", {}).get("iterations", 0))
+        stop_summary = Summary.load(at_stop)
+        rows += evaluated(stop, stop_summary, at_stop, data, config, results, device, progress)
     return rows + (
         existing or evaluated(cell, summary, kept, data, config, results, device, progress)
     )
