@@ -104,3 +104,29 @@ def test_the_headline_marks_the_best_at_any_budget_and_the_best_at_equal_compute
     assert cells["dm"].startswith("**85.50") and "†" not in cells["dm"]
     assert cells["dsa"].startswith("85.00") and cells["dsa"].endswith("≈ †")
     assert cells["dc"] == "70.00 ± 0.00"  # another clock's sweep is not this one
+
+
+def test_the_equal_compute_tables_show_each_budget_and_score_learnt_labels_hard(report, tmp_path):
+    def row(method, acc, seconds, **extra):
+        return {
+            "method": method, "dataset": report.BENCH_DATASET, "ipc": 10, "iterations": 10,
+            "arch": "convnet", "runs": 5, "acc_mean": acc, "acc_std": 0.0, "images": 100,
+            "stored_bytes": 313600, "sec_per_iter": 0.5, "peak_mem_mb": 1.0, "command": "test",
+            "eval_epochs": 300, "seed": 0, "budget_seconds": seconds,
+            "budget_clock": report.BUDGET.budget_clock, **extra,
+        }  # fmt: skip
+
+    stop, full = report.sweep_budgets()[0], report.BUDGET.budget
+    assert stop < full  # the sweep answers a smaller budget on the way
+    append_rows(tmp_path / "fake.json", [
+        row("random", 0.50, full), row("dm", 0.60, stop), row("dm", 0.70, full),
+        row("kip", 0.80, full, labels="soft"),
+        row("kip", 0.65, full, labels="hard, argmax of learnt", variant="hard-labels"),
+    ])  # fmt: skip
+    table = report.budget_table(tmp_path).splitlines()
+    assert f"accuracy % at {stop:g} s" in table[0] and f"accuracy % at {full:g} s" in table[0]
+    (dm,) = [line for line in table if line.startswith("| dm |")]
+    assert "60.00" in dm and "70.00" in dm
+    scores = report.fairness_table(tmp_path, full)
+    (kip,) = [line for line in scores.splitlines() if line.startswith("| kip")]
+    assert "learnt labels" not in kip and "+15.00" in kip  # 65% hard against random's 50%

@@ -137,6 +137,19 @@ def test_cheaper_transfer_protocol_is_a_second_evaluation(tmp_path):
         sweep_config.parse(tiny(tmp_path, eval={"max_steps": 0}))
 
 
+def test_methods_that_learn_labels_get_a_second_evaluation_on_hard_labels(tmp_path):
+    raw = tiny(tmp_path, methods=["dm", "kip"], overrides={"kip": {"learn_labels": "false"}},
+               eval={"epochs": 2, "runs": 2, "hard_labels": True})  # fmt: skip
+    assert [len(c.evals) for c in sweep_config.parse(raw).cells()] == [1, 1]  # no learnt ones
+    raw["overrides"] = {}
+    dm, kip = sweep_config.parse(raw).cells()
+    assert len(dm.evals) == 1 and [e.hard_labels for e in kip.evals] == [False, True]
+    raw["eval"]["hard_labels"] = False
+    assert len(sweep_config.parse(raw).cells()[1].evals) == 1
+    with pytest.raises(DistillError, match="hard_labels must be true or false"):
+        sweep_config.parse(tiny(tmp_path, eval={"hard_labels": "yes"}))
+
+
 # --- running ---------------------------------------------------------------------------------
 
 
@@ -228,6 +241,19 @@ def test_a_budget_stop_answers_the_smaller_budget_from_the_same_run(tmp_path, mo
     assert torch.equal(Summary.load(row["summary"]).images, Summary.load(stop["summary"]).images)
     again = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
     assert again.skipped == 2 and not again.finished
+
+
+def test_learnt_labels_are_also_evaluated_hard_as_their_own_rows(tmp_path):
+    raw = tiny(tmp_path, methods=["kip"], overrides={"kip": {"batch_real": 32}},
+               eval={"epochs": 1, "runs": 1, "hard_labels": True})  # fmt: skip
+    outcome = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    assert len(outcome.finished) == 1
+    soft, hard = load_rows(tmp_path / "tiny_digits.json")
+    assert (soft.get("variant"), soft["labels"]) == (None, "soft")
+    assert (hard["variant"], hard["labels"]) == ("hard-labels", "hard, argmax of learnt")
+    assert hard["summary_sha256"] == soft["summary_sha256"]  # one summary, two evaluations
+    again = sweep.run_sweep(sweep_config.parse(raw), workers=0, log=quiet)
+    assert again.skipped == 1 and not again.finished
 
 
 def test_a_folder_run_past_a_stop_without_keeping_it_is_refused(tmp_path, monkeypatch):

@@ -55,6 +55,16 @@ def at_each_budget(cell: Cell) -> list[Cell]:
     return [replace(cell, budget=b, budget_stops=()) for b in stops] + [cell]
 
 
+HARD_LABELS = "hard-labels"  # the variant of rows trained on the argmax of learnt labels
+
+
+def row_variant(cell: Cell, config: EvalConfig) -> str | None:
+    """What tells a row of `cell` under `config` apart: the cell's variant, and whether its
+    learnt labels were replaced by hard ones."""
+    parts = [p for p in (cell.variant, HARD_LABELS if config.hard_labels else None) if p]
+    return ",".join(parts) or None
+
+
 def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> list[dict]:
     """Rows of `results` that already answer this cell (same method, IPC, seed, eval setup)."""
     rows = []
@@ -76,7 +86,7 @@ def done_rows(results: Path, data: Dataset, cell: Cell, config: EvalConfig) -> l
             config.train.epochs,
             config.train.max_steps,
             config.runs,
-            cell.variant,
+            row_variant(cell, config),
         ) or r["arch"] not in config.archs:
             continue
         if r.get("budget_seconds") != cell.budget:
@@ -195,8 +205,8 @@ def evaluated(
     the kept file (`datadistill.evidence`) and record the cell's variant and budget."""
     rows = evaluate(summary, data, config=config, device=device, progress=progress)
     cited = {"summary": str(kept)}
-    if cell.variant:
-        cited["variant"] = cell.variant
+    if row_variant(cell, config):
+        cited["variant"] = row_variant(cell, config)
     rows = [{**r, **cited, **cell.budget_fields()} for r in rows]
     append_rows(results, rows)  # with the cited file's sha256 (datadistill.evidence.with_hash)
     return rows

@@ -17,7 +17,8 @@ raised before any work starts. Keys:
     eval: {epochs: 300, runs: 5, dsa: true, archs: [convnet],
            transfer: {ipc: [10], archs: [convnet, mlp, lenet, alexnet, vgg11, resnet18],
                       epochs: 300, runs: 5},   # transfer epochs/runs default to the main ones
-           max_steps: null}           # cap SGD steps (TrainConfig.max_steps), also in transfer
+           max_steps: null,           # cap SGD steps (TrainConfig.max_steps), also in transfer
+           hard_labels: false}        # also train on the argmax of learnt labels (DD-Ranking)
     experts: {num: 20, epochs: 50}    # trajectory matching's experts, trained when missing
     results: results/{name}_{dataset}.json   # rows, one file per dataset (the repository's
                                              # sweeps write experiments/results/...)
@@ -38,7 +39,7 @@ Paths are relative to the directory the sweep runs from (the repository root).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -57,7 +58,7 @@ TOP_KEYS = (
     "budget_stops", "env",
 )  # fmt: skip
 REQUIRED = ("datasets", "methods", "ipc")
-EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps")
+EVAL_KEYS = ("epochs", "runs", "dsa", "archs", "transfer", "max_steps", "hard_labels")
 TRANSFER_KEYS = ("ipc", "archs", "epochs", "runs", "max_steps")
 EXPERT_KEYS = ("num", "epochs")
 
@@ -82,24 +83,28 @@ class SweepEval:
     transfer_runs: int | None = None
     max_steps: int | None = None  # TrainConfig.max_steps of the main protocol
     transfer_max_steps: int | None = None  # ... of the transfer one (default: the main one's)
+    hard_labels: bool = False  # summaries with learnt labels also on their argmax (main only)
 
-    def configs(self, ipc: int) -> tuple[EvalConfig, ...]:
-        """The evaluations a cell at `ipc` runs: the main one, then the transfer one."""
+    def configs(self, ipc: int, learns_labels: bool = False) -> tuple[EvalConfig, ...]:
+        """The evaluations a cell at `ipc` runs: the main one, then (for a method that learns
+        labels, when `hard_labels`) the main one on hard labels, then the transfer one."""
         main = EvalConfig(
             archs=self.archs, runs=self.runs, train=self._train(self.epochs, self.max_steps)
         )
+        hard = (replace(main, hard_labels=True),) if self.hard_labels and learns_labels else ()
         if ipc not in self.transfer_ipc:
-            return (main,)
+            return (main, *hard)
         epochs = self.transfer_epochs or self.epochs
         runs = self.transfer_runs or self.runs
         steps = self.transfer_max_steps or self.max_steps
         if (epochs, runs, steps) == (self.epochs, self.runs, self.max_steps):  # one protocol
             archs = self.archs + tuple(a for a in self.transfer_archs if a not in self.archs)
-            return (EvalConfig(archs=archs, runs=runs, train=main.train),)
+            return (EvalConfig(archs=archs, runs=runs, train=main.train), *hard)
         archs = self.transfer_archs
         if (epochs, steps) == (self.epochs, self.max_steps):  # rows of one arch and protocol
             archs = tuple(a for a in archs if a not in self.archs)  # share an identity
-        return (main, EvalConfig(archs=archs, runs=runs, train=self._train(epochs, steps)))
+        transfer = EvalConfig(archs=archs, runs=runs, train=self._train(epochs, steps))
+        return (main, *hard, transfer)
 
     def _train(self, epochs: int, max_steps: int | None) -> TrainConfig:
         return TrainConfig(epochs=epochs, dsa=self.dsa, max_steps=max_steps)
@@ -169,6 +174,7 @@ class SweepConfig:
             for ipc in self.ipc:
                 for method in self.methods:
                     overrides = tuple(sorted(self.overrides.get(method, {}).items()))
+                    learns = learns_labels(method, dataset, dict(overrides))
                     for seed in self.seeds:
                         cell = Cell(
                             method,
@@ -184,12 +190,18 @@ class SweepConfig:
                             SweepCell(
                                 dataset,
                                 cell,
-                                self.eval.configs(ipc),
+                                self.eval.configs(ipc, learns),
                                 self.results_file(dataset),
                                 self.runs_dir(dataset),
                             )
                         )
         return out
+
+
+def learns_labels(method: str, dataset: str, overrides: dict) -> bool:
+    """Whether `method`'s summaries carry learnt (soft) labels under these settings."""
+    entry = methods.get(method)
+    return entry.learnt and getattr(entry.config(dataset, overrides), "learn_labels", False)
 
 
 def load(path: str | Path) -> SweepConfig:
@@ -374,7 +386,11 @@ def _eval(raw, ipc: list[int], where: str) -> SweepEval:
         raise DistillError(f"{where}: eval: dsa must be true or false")
     t_epochs, t_runs = transfer.get("epochs"), transfer.get("runs")
     steps, t_steps = raw.get("max_steps"), transfer.get("max_steps")
+    hard = raw.get("hard_labels", False)
+    if not isinstance(hard, bool):
+        raise DistillError(f"{where}: eval: hard_labels must be true or false")
     return SweepEval(
+        hard_labels=hard,
         max_steps=_optional(steps, f"{where}: eval: max_steps"),
         transfer_max_steps=_optional(t_steps, f"{where}: eval: transfer: max_steps"),
         transfer_epochs=_optional(t_epochs, f"{where}: eval: transfer: epochs"),

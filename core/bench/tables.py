@@ -49,17 +49,18 @@ def main_rows(
     arch: str = "convnet",
     budget: float | None = None,
     budget_clock: str = "wall",
+    variant: str | None = None,
 ) -> dict[tuple[str, int], dict]:
     """(method, ipc) -> the pooled row of the main protocol on `arch` (see module doc), among
     the rows of an equal-compute sweep of `budget` seconds on `budget_clock`, or (None)
-    outside any."""
+    outside any; rows of `variant` only (None: the method as it is)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         if r.get("budget_seconds") != budget:
             continue
         if budget is not None and r.get("budget_clock") != budget_clock:
             continue
-        if r.get("variant") is None and r["arch"] == arch and r.get("acc_mean") is not None:
+        if r.get("variant") == variant and r["arch"] == arch and r.get("acc_mean") is not None:
             protocol = (r["runs"], r.get("eval_epochs") or 0, r["iterations"])
             groups[r["method"], r["ipc"], protocol].append(r)
     best: dict[tuple[str, int], tuple] = {}
