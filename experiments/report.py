@@ -312,6 +312,33 @@ def sweep_budgets() -> tuple[float, ...]:
     return (*BUDGET.budget_stops, BUDGET.budget)
 
 
+def sweep_time(folder: Path = RESULTS) -> str:
+    """How long `make bench-budget` took, from its rows: each run's distillation once (its
+    stops are on the way), each row's evaluation, each method's one-off costs once."""
+    budgets = sweep_budgets()
+    rows = [
+        r for r in _bench_rows(folder)
+        if r.get("budget_seconds") in budgets and r.get("budget_clock") == BUDGET.budget_clock
+    ]  # fmt: skip
+    if not rows:
+        clock = "CPU seconds" if BUDGET.budget_clock == "cpu" else "seconds"
+        return (
+            f"`make bench-budget` has not run yet: {len(BUDGET.cells())} cells of "
+            f"{BUDGET.budget:g} {clock} of distillation each, then their evaluations."
+        )
+    full = [r for r in rows if r["budget_seconds"] == BUDGET.budget]
+    runs = {(r["method"], r["ipc"], r.get("summary")): r.get("distill_seconds") or 0 for r in full}
+    one_off = {r["method"]: r.get("one_off_seconds") or 0 for r in rows}
+    hours = (
+        sum(runs.values()) + sum(one_off.values()) + sum(r.get("eval_seconds") or 0 for r in rows)
+    ) / 3600
+    cells = len({(r["method"], r["ipc"]) for r in rows})
+    return (
+        f"`make bench-budget` so far: {cells} cells, {hours:.1f} hours of one core in all "
+        f"(distillation, one-off costs, evaluations), {hours / 2:.1f} hours on its two workers."
+    )
+
+
 def budget_table(folder: Path = RESULTS) -> str:
     """The equal-compute sweep (`make bench-budget`): per method and IPC, accuracy and
     iterations reached at each of its budgets, seconds an iteration on the budget's clock and
@@ -416,7 +443,7 @@ def render(readme: str, table: str, start: str = HEADLINE_START, end: str = HEAD
 
 def generated(readme: str) -> dict[str, str]:
     """Relative path -> what the generator writes there, given README.md's current text."""
-    out = {"README.md": render(readme, headline_table())}
+    out = {"README.md": render(readme, headline_table() + "\n\n" + sweep_time())}
     out.update({f"docs/{name}": page() for name, page in PAGES.items()})
     return out
 

@@ -118,11 +118,17 @@ def test_the_equal_compute_tables_show_each_budget_and_score_learnt_labels_hard(
 
     stop, full = report.sweep_budgets()[0], report.BUDGET.budget
     assert stop < full  # the sweep answers a smaller budget on the way
+    assert "has not run yet" in report.sweep_time(tmp_path)
+    hour = {"eval_seconds": 1800, "distill_seconds": 1800}  # half an hour each
     append_rows(tmp_path / "fake.json", [
-        row("random", 0.50, full), row("dm", 0.60, stop), row("dm", 0.70, full),
-        row("kip", 0.80, full, labels="soft"),
-        row("kip", 0.65, full, labels="hard, argmax of learnt", variant="hard-labels"),
+        row("random", 0.50, full, eval_seconds=1800), row("dm", 0.60, stop, summary="a", **hour),
+        row("dm", 0.70, full, summary="b", **hour),
+        row("kip", 0.80, full, labels="soft", summary="c", **hour),
+        row("kip", 0.65, full, labels="hard, argmax of learnt", variant="hard-labels",
+            summary="c", **hour),
     ])  # fmt: skip
+    # 5 evaluations, and one distillation per run at the full budget (dm's stop is on the way)
+    assert "3 cells, 3.5 hours of one core" in report.sweep_time(tmp_path)
     table = report.budget_table(tmp_path).splitlines()
     assert f"accuracy % at {stop:g} s" in table[0] and f"accuracy % at {full:g} s" in table[0]
     (dm,) = [line for line in table if line.startswith("| dm |")]
