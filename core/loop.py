@@ -189,10 +189,12 @@ def optimise(
             out_of_time = (
                 options.time_limit is not None and time.monotonic() - started > options.time_limit
             ) or (options.budget is not None and now >= options.budget)
-            for stop in [s for s in options.budget_stops if before < s <= now and out]:
-                summarise(state).save(out / SUMMARY_FILE)  # before the checkpoint that passes it
-                name = evidence.budget_name(stop, options.budget_clock)
-                evidence.keep_as(out / name, (out / SUMMARY_FILE).read_bytes())
+            crossed = [s for s in options.budget_stops if before < s <= now]
+            if out is not None and crossed:  # kept before the checkpoint that passes them
+                summarise(state).save(out / SUMMARY_FILE)
+                latest = (out / SUMMARY_FILE).read_bytes()
+                for stop in crossed:
+                    evidence.keep_as(out / evidence.budget_name(stop, options.budget_clock), latest)
             if out is not None and (
                 it + 1 == iterations or out_of_time or (it + 1) % options.checkpoint_every == 0
             ):
