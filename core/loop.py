@@ -250,6 +250,8 @@ class Estimate:
 
     def report(self, per_step: float, left: int) -> None:
         seconds = per_step * left
+        if self.options.budget is not None:  # an equal-compute run stops there, not at `left`
+            seconds = min(seconds, self.options.budget)
         if self.options.time_limit is not None:
             spent = time.monotonic() - self.started
             seconds = min(seconds, max(self.options.time_limit - spent, 0.0))

@@ -215,6 +215,10 @@ def test_estimate_leaves_out_the_warm_up_and_respects_the_time_limit(capsys):
     for it in range(5):
         bounded.step(it, 1.0)
     assert capsys.readouterr().err == ""
+    budgeted = loop.Estimate(0, 10**6, loop.RunOptions(budget=900))  # equal compute: 15 min
+    for it in range(5):
+        budgeted.step(it, 1.0)
+    assert capsys.readouterr().err.startswith("about 15 min on this machine")
     assert loop.duration(10200) == "2 h 50 min"
 
 
