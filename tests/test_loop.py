@@ -2,12 +2,13 @@
 resume exactly, with their alternating and decaying optimisers, like image runs do."""
 
 import json
+import math
 
 import pytest
 import torch
 from resume import full_and_resumed
 
-from datadistill import checkpoint, loop
+from datadistill import checkpoint, loop, methods
 from datadistill.distill import ImageStepper, run
 from datadistill.errors import DistillError
 from datadistill.graph import data as gd
@@ -63,6 +64,21 @@ def test_adam_steps_the_summary_and_resumes_exactly(digits, tmp_path):
 def test_unknown_optimizer_names_the_choices(digits):
     with pytest.raises(DistillError, match="unknown optimizer 'lamb'.*sgd, adam"):
         run("dm", digits, 1, options=QUIET, overrides={"optimizer": "lamb"})
+    with pytest.raises(DistillError, match="unknown lr_schedule 'step'.*constant, cosine"):
+        run("dm", digits, 1, options=QUIET, overrides={"lr_schedule": "step"})
+
+
+def test_a_cosine_schedule_anneals_the_image_rate_to_zero_and_resumes_exactly(digits, tmp_path):
+    cosine = {"batch_real": "8", "lr_schedule": "cosine"}
+    full, resumed = full_and_resumed("dm", digits, tmp_path, cosine)
+    assert torch.equal(full.images, resumed.images)  # the schedule's position is checkpointed
+    rates = [r["lr_img"] for r in loop.run_metrics(tmp_path)]
+    base = methods.get("dm").config("digits").lr_img
+    expected = [base * (1 + math.cos(math.pi * t / 6)) / 2 for t in range(1, 7)]
+    assert rates == pytest.approx(expected) and rates[-1] == pytest.approx(0.0, abs=1e-9)
+    constant = run("dm", digits, 1, options=RunOptions(iterations=6, progress=False),
+                   overrides={"batch_real": "8"})  # fmt: skip
+    assert not torch.equal(full.images, constant.images)
 
 
 def _crashed_then_resumed(name, data, overrides, out, *, iterations=6, every=2, crash_at=5):

@@ -26,6 +26,7 @@ class MethodConfig:
     momentum: float = 0.5  # SGD's; Adam ignores it
     init: str = "real"
     optimizer: str = "sgd"  # "sgd" or "adam": what steps the summary (lr_img is its rate)
+    lr_schedule: str = "constant"  # or "cosine": lr_img annealed to 0 over the iterations
 
 
 @dataclass(frozen=True)
