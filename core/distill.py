@@ -280,6 +280,12 @@ class ImageStepper(Stepper):
     def load_state_dict(self, blob: dict) -> None:
         self.opt.load_state_dict(blob["opt"])
         if self.sched is not None:
+            saved, now = blob["sched"]["T_max"], self.sched.T_max
+            if saved != now:  # the annealing would restart its curve part-way
+                raise DistillError(
+                    f"this run's cosine schedule spans {saved} iterations, not {now}; resume it "
+                    f"with --iterations {saved}, or start a new run folder for {now}"
+                )
             self.sched.load_state_dict(blob["sched"])
 
 

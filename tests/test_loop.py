@@ -79,6 +79,9 @@ def test_a_cosine_schedule_anneals_the_image_rate_to_zero_and_resumes_exactly(di
     constant = run("dm", digits, 1, options=RunOptions(iterations=6, progress=False),
                    overrides={"batch_real": "8"})  # fmt: skip
     assert not torch.equal(full.images, constant.images)
+    longer = RunOptions(iterations=9, progress=False, resume=True)  # the curve spans 6
+    with pytest.raises(DistillError, match="spans 6 iterations, not 9; resume it with"):
+        run("dm", digits, 1, options=longer, overrides=cosine, out_dir=tmp_path)
 
 
 def _crashed_then_resumed(name, data, overrides, out, *, iterations=6, every=2, crash_at=5):
