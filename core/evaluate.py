@@ -21,7 +21,7 @@ from datadistill import nets
 from datadistill.data import Dataset
 from datadistill.errors import DistillError, DivergenceWarning
 from datadistill.loop import runaway_peak
-from datadistill.profile import measure
+from datadistill.profile import cpu_name, measure
 from datadistill.results import command_line
 from datadistill.summary import Summary
 from datadistill.train import QUICK, TrainConfig, test, train
@@ -218,4 +218,13 @@ def summary_row(summary, dataset: str, arch: str, accs: list[float], tcfg, secon
         "objective": summary.objective,
         "parameterisation": summary.parameterisation,
         "device": device_name(device),
+        **host_fields(device),
     }
+
+
+def host_fields(device) -> dict:
+    """On a CPU, which one and how many threads trained the models: its seconds mean little
+    without them."""
+    if torch.device(device).type != "cpu":
+        return {}
+    return {"cpu": cpu_name(), "threads": torch.get_num_threads()}

@@ -10,15 +10,29 @@ is then only what they needed beyond that.
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 _PAGE = 4096
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else the platform's word for it: CPU timings are only
+    comparable on the same model."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def rss_bytes() -> int:

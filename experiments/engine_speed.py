@@ -25,7 +25,6 @@ import argparse
 import copy
 import gc
 import os
-import platform
 import statistics
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from datadistill import accel, nets
 from datadistill import data as datasets
 from datadistill.objectives import distribution
 from datadistill.params.images import FreeImages
-from datadistill.profile import measure
+from datadistill.profile import cpu_name, measure
 from datadistill.results import append_rows, command_line, table
 from datadistill.train import TrainConfig, train
 
@@ -85,17 +84,6 @@ def target_error(data) -> dict:
         "target_rel_err_bf16": statistics.mean(errs),
         "target_rel_sampling_noise": statistics.mean(noise),
     }
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else the platform's word for it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def row(variant: str, seconds: float, peak: float, base: float, data) -> dict:

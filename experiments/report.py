@@ -361,8 +361,12 @@ def budget_table(folder: Path = RESULTS) -> str:
         out += ["-" if per_iter is None else f"{per_iter:.3g}", _cell(r.get("one_off")),
                 _cell(r.get("one_off_seconds"))]  # fmt: skip
         lines.append("| " + " | ".join(out) + " |")
+    hosts = sorted(
+        {f"{r['cpu']}, {r['threads']} thread(s)" for r in cells.values() if r.get("cpu")}
+    )
     figure = SECONDS_FIGURE.relative_to(ROOT)
-    lines += ["", f"![accuracy against distillation seconds](../{figure})"]
+    lines += ["", f"Ran on: {'; '.join(hosts) or 'not recorded'} (a cell, as its rows say).", ""]
+    lines += [f"![accuracy against distillation seconds](../{figure})"]
     return "\n".join(lines)
 
 

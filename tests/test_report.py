@@ -113,7 +113,7 @@ def test_the_equal_compute_tables_show_each_budget_and_score_learnt_labels_hard(
             "arch": "convnet", "runs": 5, "acc_mean": acc, "acc_std": 0.0, "images": 100,
             "stored_bytes": 313600, "sec_per_iter": 0.5, "peak_mem_mb": 1.0, "command": "test",
             "eval_epochs": 300, "seed": 0, "budget_seconds": seconds,
-            "budget_clock": report.BUDGET.budget_clock, **extra,
+            "budget_clock": report.BUDGET.budget_clock, "cpu": "AMD EPYC", "threads": 1, **extra,
         }  # fmt: skip
 
     stop, full = report.sweep_budgets()[0], report.BUDGET.budget
@@ -133,6 +133,7 @@ def test_the_equal_compute_tables_show_each_budget_and_score_learnt_labels_hard(
     assert f"accuracy % at {stop:g} s" in table[0] and f"accuracy % at {full:g} s" in table[0]
     (dm,) = [line for line in table if line.startswith("| dm |")]
     assert "60.00" in dm and "70.00" in dm
+    assert "Ran on: AMD EPYC, 1 thread(s) (a cell, as its rows say)." in table
     scores = report.fairness_table(tmp_path, full)
     (kip,) = [line for line in scores.splitlines() if line.startswith("| kip")]
     assert "learnt labels" not in kip and "+15.00" in kip  # 65% hard against random's 50%

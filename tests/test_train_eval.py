@@ -5,9 +5,9 @@ import warnings
 import pytest
 import torch
 
-from datadistill import coreset, nets
+from datadistill import coreset, nets, profile
 from datadistill.errors import DistillError
-from datadistill.evaluate import EvalConfig, evaluate
+from datadistill.evaluate import EvalConfig, evaluate, host_fields
 from datadistill.results import ROW_KEYS
 from datadistill.summary import Summary
 from datadistill.train import TrainConfig, loss_fn, train
@@ -103,6 +103,9 @@ def test_protocol_rows_per_architecture(digits, gen):
         assert r["runs"] == 2 and len(r["accs"]) == 2
         assert r["images"] == 20 and r["stored_bytes"] == 20 * 64 * 4 + 20 * 8
         assert 0 <= r["acc_mean"] <= 1
+        # a CPU row says which CPU and how many threads: its seconds mean little without them
+        assert r["cpu"] == profile.cpu_name() and r["threads"] == torch.get_num_threads()
+    assert host_fields("cuda") == {}
 
 
 def test_protocol_is_deterministic(digits, gen):
