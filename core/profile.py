@@ -10,6 +10,7 @@ is then only what they needed beyond that.
 
 from __future__ import annotations
 
+import functools
 import platform
 import threading
 import time
@@ -23,6 +24,7 @@ import torch
 _PAGE = 4096
 
 
+@functools.cache  # every evaluated row asks; the answer does not change within a process
 def cpu_name() -> str:
     """The CPU's model name (Linux), else the platform's word for it: CPU timings are only
     comparable on the same model."""
