@@ -20,6 +20,13 @@ def _cache(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _own_folder(tmp_path, monkeypatch):
+    """Each test runs in its own empty folder: a command's default outputs (runs/...) land
+    there, never in the checkout, and a test that leaves something behind is caught."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def digits():
     from datadistill import data

@@ -1,6 +1,7 @@
 """The command line, end to end on digits, and its one-line errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +87,7 @@ def test_run_eval_show_export(summary_file, tmp_path, capsys):
 def test_bad_input_gives_one_line(argv, phrase, capsys):
     assert main(argv + ["--quiet"]) == 2
     assert phrase in _err(capsys)
+    assert not Path("runs").exists()  # a refused run leaves no folder behind
 
 
 def test_missing_dataset(tmp_path, capsys):

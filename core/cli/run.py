@@ -14,7 +14,7 @@ from pathlib import Path
 from datadistill import methods
 from datadistill.cli import run_folder
 from datadistill.cli.options import parse_settings
-from datadistill.distill import resolve_device
+from datadistill.distill import check_inputs, resolve_device
 from datadistill.distill import run as distill_run
 from datadistill.loop import SUMMARY_FILE, RunOptions
 
@@ -59,7 +59,9 @@ def run_method(args):
 
 
 def recorded_run(method, data, ipc, config, options, *, out_dir, args, **kw):
-    """The front door, once the folder holds this run's `run_config.yaml`."""
+    """The front door, once the folder holds this run's `run_config.yaml` (inputs the run
+    would refuse are refused first, so a refused run leaves no folder)."""
+    check_inputs(method, data, ipc)
     run_folder.record(out_dir, args, method.name)
     return distill_run(method, data, ipc, config, options, out_dir=out_dir, **kw)
 
