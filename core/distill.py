@@ -44,21 +44,6 @@ def check_ipc(data: Dataset, ipc: int) -> None:
         )
 
 
-def check_inputs(method: Method, data, ipc: int) -> None:
-    """Refuse a method of another modality, or an IPC the data cannot fill, before anything
-    is written (the command line calls it before it records the run's folder)."""
-    kind = getattr(data, "modality", "image")  # images are `datadistill.data.Dataset`s
-    if method.modality != kind:
-        same = [n for n in methods.available() if methods.get(n).modality == kind]
-        raise DistillError(
-            f"'{method.name}' is a {method.modality} method, not {_a(kind)} one; {kind} methods: "
-            f"{', '.join(same)}"
-        )
-    examples = method.examples(data) if method.examples else data
-    if hasattr(examples, "class_counts"):  # graph presets check their own sizes
-        check_ipc(examples, ipc)
-
-
 @dataclass(frozen=True)
 class RunState:
     """What a modality's `summarise` hook sees, as one typed object: the run's method, typed
@@ -144,8 +129,16 @@ def run(
     accel.tune_allocator()
     method = methods.get(method) if isinstance(method, str) else method
     options = options or RunOptions()
-    check_inputs(method, data, ipc)
+    kind = getattr(data, "modality", "image")  # images are `datadistill.data.Dataset`s
+    if method.modality != kind:
+        same = [n for n in methods.available() if methods.get(n).modality == kind]
+        raise DistillError(
+            f"'{method.name}' is a {method.modality} method, not {_a(kind)} one; {kind} methods: "
+            f"{', '.join(same)}"
+        )
     examples = method.examples(data) if method.examples else data
+    if hasattr(examples, "class_counts"):  # graph presets check their own sizes
+        check_ipc(examples, ipc)
     if config is None:
         config = method.config(dataset_name(data), overrides)
     elif overrides:

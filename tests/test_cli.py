@@ -82,6 +82,8 @@ def test_run_eval_show_export(summary_file, tmp_path, capsys):
         (["run", "--method", "random", "--ipc", "0"], "--ipc 0 is out of range"),
         (["run", "--method", "random", "--ipc", "500"], "--ipc 500 is out of range"),
         (["run", "--method", "dm", "--set", "lr_img"], "--set expects KEY=VALUE"),
+        (["run", "--method", "dm", "--set", "iterations=-3"], "--set iterations must be >= 0"),
+        (["privacy", "run", "--epsilon", "0"], "epsilon must be positive"),
     ],
 )
 def test_bad_input_gives_one_line(argv, phrase, capsys):

@@ -9,13 +9,15 @@ an evaluation next to random sentences).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from datadistill import methods
 from datadistill.cli import run_folder
 from datadistill.cli.options import parse_settings
-from datadistill.distill import check_inputs, resolve_device
+from datadistill.distill import resolve_device
 from datadistill.distill import run as distill_run
+from datadistill.errors import DistillError
 from datadistill.loop import SUMMARY_FILE, RunOptions
 
 
@@ -59,11 +61,20 @@ def run_method(args):
 
 
 def recorded_run(method, data, ipc, config, options, *, out_dir, args, **kw):
-    """The front door, once the folder holds this run's `run_config.yaml` (inputs the run
-    would refuse are refused first, so a refused run leaves no folder)."""
-    check_inputs(method, data, ipc)
+    """The front door, once the folder holds this run's `run_config.yaml`; a run refused
+    before it wrote anything else takes the folder it created with it."""
+    new = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # innermost first
     run_folder.record(out_dir, args, method.name)
-    return distill_run(method, data, ipc, config, options, out_dir=out_dir, **kw)
+    try:
+        return distill_run(method, data, ipc, config, options, out_dir=out_dir, **kw)
+    except DistillError:
+        if new and os.listdir(out_dir) == [run_folder.RUN_CONFIG]:
+            (out_dir / run_folder.RUN_CONFIG).unlink()
+            for folder in new:  # those left empty; another run's folder stays
+                if any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        raise
 
 
 def _image(method, args, settings: dict):

@@ -69,6 +69,11 @@ class Method:
             )
         hints = typing.get_type_hints(self.config_cls)
         typed = {k: coerce(k, v, hints[k]) for k, v in values.items()}
+        if typed.get("iterations", 0) < 0:  # what --iterations refuses, refused here too
+            raise DistillError(
+                f"--set iterations must be >= 0 (0 saves the initial summary), got "
+                f"{typed['iterations']}; pass e.g. --set iterations=100"
+            )
         return dataclasses.replace(self.config_cls(), **typed)
 
 
