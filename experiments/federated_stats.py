@@ -29,7 +29,9 @@ embeds in 1,152 floats: 46 KB a member), so pool 50 is 2.3 MB a client; one FedA
 moves 2.5 MB a client. FedAvg's 20 rounds total 495 MB, so 10x fewer is under 49 MB.
 
 Rows go to experiments/results/federated_stats.json, the plot of accuracy against total
-bytes to federated_stats.png, a note to federated_stats.md. Resumable per (alpha, epsilon,
+bytes to federated_stats.png, a note to federated_stats.md; central DM on all the data at the
+same pool and iterations (`CENTRAL`: from real images, and from noise as the server starts)
+is drawn beside them, the bound of the exact upload. Resumable per (alpha, epsilon,
 IPC): a rerun skips what already has complete rows, and the clients' uploads are kept in
 `--cache`, so the second IPC of an (alpha, epsilon) and a rerun skip the client work (a
 private upload is released once and reused, at no further privacy cost).
@@ -61,6 +63,9 @@ from datadistill_apps.federated.simulate import simulate
 HERE = Path(__file__).parent / "results"
 RESULTS = HERE / "federated_stats.json"
 BASELINE = HERE / "federated_fmnist.json"
+# central DM on all the training data at the server's pool and iterations: from real images
+# (issue 37's pool sizes) and from noise at the server's rate, the server's own start
+CENTRAL = (HERE / "pool_fmnist.json", HERE / "dm_init.json")
 NEW = ("dm-statistics", "fedavg-warm")
 
 
@@ -125,9 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         for r in results.load_rows(args.baseline)
         if r["dataset"] == args.dataset and r["clients"] == args.clients
     ]
+    central = central_rows(args.dataset, args.pool, args.iterations)
     title = f"{args.dataset}, {args.clients} clients, pool {args.pool}"
-    plot(rows, args.results.with_suffix(".png"), title=title)
-    note = verdict(rows)
+    plot(rows, args.results.with_suffix(".png"), title=title, central=central)
+    note = verdict(rows, central)
     atomic.write_bytes(args.results.with_suffix(".md"), note.encode())
     print(note)
 
@@ -178,6 +184,24 @@ def _close(a: tuple, b: tuple) -> bool:
     )
 
 
+def central_rows(dataset: str, pool: int, iterations: int) -> list[dict]:
+    """Central DM's rows (`CENTRAL`) at this pool and iterations: the exact upload hands the
+    server the statistics central DM computes on the union, so these bound what it can do."""
+    return [
+        r
+        for path in CENTRAL
+        if path.exists()
+        for r in results.load_rows(path)
+        if (r["dataset"], r["method"], r["iterations"]) == (dataset, "dm", iterations)
+        and (r.get("variant") or "").split("-")[0] == f"pool{pool}"
+    ]
+
+
+def _central_label(r: dict) -> str:
+    start = "from noise (the server's start)" if "noise" in r["variant"] else "from real images"
+    return f"central DM, IPC {r['ipc']}, all data, {start}"
+
+
 def _label(r: dict) -> str:
     if r["method"] == "dm-statistics":
         private = f", eps {r['client_epsilon']:.3g}" if r.get("client_epsilon") else ""
@@ -188,8 +212,9 @@ def _label(r: dict) -> str:
     return f"union of {r['method']} IPC {r['ipc']} summaries{steps}"
 
 
-def plot(rows: list[dict], path: Path, *, title: str) -> Path:
-    """Accuracy against total bytes (log scale), one panel per alpha."""
+def plot(rows: list[dict], path: Path, *, title: str, central: list[dict] = ()) -> Path:
+    """Accuracy against total bytes (log scale), one panel per alpha; central DM's rows as
+    dotted lines (no bytes: nothing is communicated)."""
     alphas = sorted({r["alpha"] for r in rows if r["method"] in NEW})
     fig, axes = plt.subplots(1, len(alphas), figsize=(6 * len(alphas), 4.5), squeeze=False)
     for ax, alpha in zip(axes[0], alphas, strict=True):
@@ -205,6 +230,8 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
             lost = f", lost {r['missing_clients']}" if r["missing_clients"] else ""
             ax.plot(r["bytes_total"], 100 * r["acc_mean"], marker, markersize=12,
                     color=f"C{i + 2}", label=_label(r) + lost)  # fmt: skip
+        for i, r in enumerate(central):
+            ax.axhline(100 * r["acc_mean"], ls=":", color=f"C{7 + i}", label=_central_label(r))
         ax.set_xscale("log")
         ax.set(xlabel="total bytes communicated", ylabel="test accuracy (%)",
                title=f"alpha={alpha:g}")  # fmt: skip
@@ -213,8 +240,16 @@ def plot(rows: list[dict], path: Path, *, title: str) -> Path:
     return plots.save(fig, path)
 
 
-def verdict(rows: list[dict]) -> str:
-    """Does a new run reach FedAvg's last-round accuracy with >= 10x fewer total bytes?"""
+BOUND = (
+    "What bounds the statistics upload: the exact upload gives the server the statistics "
+    "central DM computes on the union of the partitions (the app's test), so at the same IPC "
+    "its summary is at best central DM's with the same pool and iterations on all the data:"
+)
+
+
+def verdict(rows: list[dict], central: list[dict] = ()) -> str:
+    """Does a new run reach FedAvg's last-round accuracy with >= 10x fewer total bytes? And
+    what bounds the statistics upload (`central_rows`)?"""
     lines = ["# One round of class statistics vs FedAvg and the union of summaries", ""]
     lines += [
         "| alpha | run | rounds | accuracy | total bytes | missing |",
@@ -256,6 +291,19 @@ def verdict(rows: list[dict]) -> str:
                 f"({last['bytes_total'] / best['bytes_total']:.1f}x fewer bytes)."
             )
         )
+    if central:
+        lines += ["", BOUND, ""]
+        for r in sorted(central, key=lambda r: -r["acc_mean"]):
+            lines.append(
+                f"- {_central_label(r)}: {100 * r['acc_mean']:.2f} +- {100 * r['acc_std']:.2f}% "
+                f"({r['runs']} models, {r['iterations']:,} iterations)"
+            )
+        uploads = sorted(
+            (r for r in rows if r["method"] == "dm-statistics"),
+            key=lambda r: (r["alpha"], r["ipc"], r.get("client_epsilon") or 0),
+        )
+        for r in uploads:
+            lines.append(f"- alpha={r['alpha']:g}, {_label(r)}: {100 * r['acc_mean']:.2f}%")
     return "\n".join(lines) + "\n"
 
 
